@@ -89,6 +89,10 @@ type ListResult struct {
 // are expressed in it. Implementations are safe for concurrent use. A write
 // that returns without error is durable.
 //
+// Values are shared, not copied: a caller must not modify a value slice it
+// passed to Create or Update, nor one it received, because watchers may be
+// reading the same bytes.
+//
 // Errors are the sentinels of this package, to be tested with errors.Is:
 // ErrNotFound, ErrAlreadyExists, ErrConflict, ErrCompacted,
 // ErrFutureRevision, ErrValueTooLarge, ErrInvalidContinue, ErrClosed.
