@@ -1,0 +1,24 @@
+// Package apiserver is tinykube's Kubernetes API server core: everything
+// between an authenticated HTTP request and storage.Interface.
+//
+// It owns the resource table (one entry per served resource: kind, scope,
+// short names, subresources, strategy and table columns), the generic REST
+// verbs (get, list, watch, create, update, patch, delete, deletecollection),
+// content negotiation (JSON, YAML and protobuf bodies; JSON, YAML, protobuf,
+// Table and PartialObjectMetadata answers), discovery, /version, health and
+// OpenAPI endpoints, and admission steps that need state (Service ClusterIP
+// and NodePort allocation). Authentication, TLS and flags live elsewhere.
+//
+// Storage layout: every object is stored as the JSON of its versioned type
+// under
+//
+//	/registry/<group>/<resource>/<namespace>/<name>   namespaced
+//	/registry/<group>/<resource>/<name>               cluster-scoped
+//
+// where <group> is "core" for the legacy group. The stored resourceVersion is
+// always empty: on every read metadata.resourceVersion is set from the key's
+// ModRevision, so it can never disagree with the store.
+//
+// Errors travel as Go errors (apierrors.StatusError or storage sentinels) and
+// become a metav1.Status once, in writeError, at the HTTP edge.
+package apiserver

@@ -1,0 +1,160 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/tinykube/tinykube/storage"
+)
+
+// serveCreate answers POST on a collection.
+func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request, t requestTarget) error {
+	if t.res.gvr.Resource == "bindings" {
+		return s.serveLegacyBinding(w, r, t)
+	}
+	var opts metav1.CreateOptions
+	q := r.URL.Query()
+	if err := metav1.Convert_url_Values_To_v1_CreateOptions(&q, &opts, nil); err != nil {
+		return apierrors.NewBadRequest(err.Error())
+	}
+	dryRun, err := parseDryRun(opts.DryRun)
+	if err != nil {
+		return err
+	}
+	obj, err := s.readObject(w, r, t.res.gvk())
+	if err != nil {
+		return err
+	}
+	created, err := s.createObject(r.Context(), t.res, t.namespace, obj, dryRun)
+	if err != nil {
+		return err
+	}
+	return s.respond(w, r, t.res, http.StatusCreated, created)
+}
+
+// parseDryRun accepts the only value upstream knows, "All".
+func parseDryRun(values []string) (bool, error) {
+	for _, v := range values {
+		if v != metav1.DryRunAll {
+			return false, apierrors.NewBadRequest(fmt.Sprintf("unsupported dryRun value %q: supported values are %q", v, metav1.DryRunAll))
+		}
+	}
+	return len(values) > 0, nil
+}
+
+// createObject runs the create pipeline: namespace check, server-set
+// metadata, defaulting, validation, admission, then storage. With dryRun it
+// stops before anything is persisted.
+func (s *Server) createObject(ctx context.Context, res *resource, namespace string, obj runtime.Object, dryRun bool) (runtime.Object, error) {
+	m := accessor(obj)
+	if res.namespaced {
+		if m.GetNamespace() == "" {
+			m.SetNamespace(namespace)
+		}
+		if m.GetNamespace() != namespace {
+			return nil, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+		}
+		if err := s.checkNamespaceAcceptsCreate(ctx, res, namespace, m.GetName()); err != nil {
+			return nil, err
+		}
+	} else {
+		m.SetNamespace("")
+	}
+	generated := m.GetName() == "" && m.GetGenerateName() != ""
+	if generated {
+		m.SetName(m.GetGenerateName() + rand.String(5))
+	}
+	s.prepareForCreate(res, obj)
+	if errs := s.validateCreate(res, obj); len(errs) > 0 {
+		return nil, apierrors.NewInvalid(res.gvk().GroupKind(), m.GetName(), errs)
+	}
+	if res.admit != nil {
+		if err := res.admit(ctx, obj, nil, dryRun); err != nil {
+			return nil, err
+		}
+	}
+	if dryRun {
+		return obj, nil
+	}
+	value, err := toStored(obj)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	for attempt := 0; ; attempt++ {
+		kv, err := s.store.Create(ctx, res.key(m.GetNamespace(), m.GetName()), value)
+		if errors.Is(err, storage.ErrAlreadyExists) && generated && attempt < 5 {
+			m.SetName(m.GetGenerateName() + rand.String(5))
+			if value, err = toStored(obj); err != nil {
+				return nil, apierrors.NewInternalError(err)
+			}
+			continue
+		}
+		if err != nil {
+			if res.released != nil {
+				res.released(ctx, obj)
+			}
+			return nil, fromStorage(err, res, m.GetName())
+		}
+		setResourceVersion(obj, kv.ModRevision)
+		return obj, nil
+	}
+}
+
+// prepareForCreate sets the fields the server owns on a new object.
+func (s *Server) prepareForCreate(res *resource, obj runtime.Object) {
+	m := accessor(obj)
+	m.SetUID(uuid.NewUUID())
+	m.SetCreationTimestamp(metav1.NewTime(s.now()))
+	m.SetResourceVersion("")
+	m.SetSelfLink("")
+	m.SetDeletionTimestamp(nil)
+	m.SetDeletionGracePeriodSeconds(nil)
+	if res.generation {
+		m.SetGeneration(1)
+	} else {
+		m.SetGeneration(0)
+	}
+	if res.hasSubresource("status") && !res.keepStatusOnCreate {
+		resetField(obj, "Status")
+	}
+	if res.prepareForCreate != nil {
+		res.prepareForCreate(obj)
+	}
+}
+
+func (s *Server) validateCreate(res *resource, obj runtime.Object) field.ErrorList {
+	errs := apimachineryvalidation.ValidateObjectMetaAccessor(accessor(obj), res.namespaced, res.nameValidation, field.NewPath("metadata"))
+	if res.validate != nil {
+		errs = append(errs, res.validate(obj, nil)...)
+	}
+	return errs
+}
+
+// checkNamespaceAcceptsCreate refuses creates in a namespace that does not
+// exist or is being deleted, with upstream's messages.
+func (s *Server) checkNamespaceAcceptsCreate(ctx context.Context, res *resource, namespace, name string) error {
+	nsRes, _ := s.resources.lookup(coreV1.WithResource("namespaces"))
+	kv, err := s.store.Get(ctx, nsRes.key("", namespace), 0)
+	if err != nil {
+		return fromStorage(err, nsRes, namespace)
+	}
+	ns, err := s.fromKV(nsRes, kv)
+	if err != nil {
+		return apierrors.NewInternalError(err)
+	}
+	if accessor(ns).GetDeletionTimestamp() != nil {
+		return apierrors.NewForbidden(res.groupResource(), name,
+			fmt.Errorf("unable to create new content in namespace %s because it is being terminated", namespace))
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package apiserver
+
+import (
+	"encoding/json"
+		"net/http"
+
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"sigs.k8s.io/yaml"
+)
+
+// patchMediaTypes are the patch formats served, in upstream's order.
+var patchMediaTypes = []string{
+	string(types.JSONPatchType),
+	string(types.MergePatchType),
+	string(types.StrategicMergePatchType),
+	string(types.ApplyYAMLPatchType),
+}
+
+// servePatch answers PATCH on one object.
+func (s *Server) servePatch(w http.ResponseWriter, r *http.Request, t requestTarget) error {
+	return s.servePatchOn(w, r, t, "")
+}
+
+// servePatchOn is PATCH on the object or its status.
+func (s *Server) servePatchOn(w http.ResponseWriter, r *http.Request, t requestTarget, subresource string) error {
+	patchType := types.PatchType(requestMediaType(r))
+	switch patchType {
+	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType, types.ApplyYAMLPatchType:
+	default:
+		return errUnsupportedMediaType(string(patchType), patchMediaTypes)
+	}
+	var opts metav1.PatchOptions
+	q := r.URL.Query()
+	if err := metav1.Convert_url_Values_To_v1_PatchOptions(&q, &opts, nil); err != nil {
+		return apierrors.NewBadRequest(err.Error())
+	}
+	dryRun, err := parseDryRun(opts.DryRun)
+	if err != nil {
+		return err
+	}
+	if patchType == types.ApplyYAMLPatchType && opts.FieldManager == "" {
+		return apierrors.NewBadRequest("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch")
+	}
+	patch, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	out, created, err := s.updateObject(r.Context(), updateRequest{
+		res: t.res, namespace: t.namespace, name: t.name, subresource: subresource, dryRun: dryRun,
+		allowCreate: patchType == types.ApplyYAMLPatchType && subresource == "",
+		mutate: func(current runtime.Object) (runtime.Object, error) {
+			return s.applyPatch(w, r, t, patchType, patch, current)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	code := http.StatusOK
+	if created {
+		code = http.StatusCreated
+	}
+	return s.respond(w, r, t.res, code, out)
+}
+
+// applyPatch computes the patched object from current (nil when an apply
+// creates the object).
+func (s *Server) applyPatch(w http.ResponseWriter, r *http.Request, t requestTarget, patchType types.PatchType, patch []byte, current runtime.Object) (runtime.Object, error) {
+	gvk := t.res.gvk()
+	if current == nil {
+		obj, err := s.decodeObject(w, r, patch, mediaYAML, gvk)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkBodyIdentity(t, obj); err != nil {
+			return nil, err
+		}
+		return obj, nil
+	}
+	currentRV := accessor(current).GetResourceVersion()
+	original, err := json.Marshal(current)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	var patched []byte
+	switch patchType {
+	case types.JSONPatchType:
+		p, err := jsonpatch.DecodePatch(patch)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+		if patched, err = p.Apply(original); err != nil {
+			// Upstream answers 422 with the json-patch error as message.
+			return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", err.Error(), 0, false)
+		}
+	case types.MergePatchType:
+		if patched, err = jsonpatch.MergePatch(original, patch); err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+	case types.StrategicMergePatchType, types.ApplyYAMLPatchType:
+		if patchType == types.ApplyYAMLPatchType {
+			if patch, err = yaml.YAMLToJSON(patch); err != nil {
+				return nil, apierrors.NewBadRequest(err.Error())
+			}
+		}
+		dataStruct, err := s.scheme.New(gvk)
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		if patched, err = strategicpatch.StrategicMergePatch(original, patch, dataStruct); err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+	}
+	obj, err := s.decodeObject(w, r, patched, mediaJSON, gvk)
+	if err != nil {
+		return nil, err
+	}
+	if accessor(obj).GetResourceVersion() == currentRV {
+		// The patch did not ask for a resourceVersion: no precondition, so
+		// a conflicting write is retried instead of refused.
+		accessor(obj).SetResourceVersion("")
+	}
+	return obj, nil
+}
+

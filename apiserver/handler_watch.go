@@ -1,0 +1,281 @@
+package apiserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/tinykube/tinykube/storage"
+)
+
+// minWatchTimeout is upstream's --min-request-timeout: a watch without
+// timeoutSeconds lasts between one and two of these.
+const minWatchTimeout = 30 * time.Minute
+
+// initialEventsEndAnnotation marks the bookmark that ends a watch-list's
+// initial events.
+const initialEventsEndAnnotation = "k8s.io/initial-events-end"
+
+// serveWatch streams changes to a collection as newline-delimited JSON
+// WatchEvents, flushed one by one.
+//
+// Where it starts: with resourceVersion unset or "0" it first sends an
+// ADDED event for every current object; with sendInitialEvents=true
+// (watch-list) it does the same and then a BOOKMARK annotated
+// k8s.io/initial-events-end; with resourceVersion N it sends what happened
+// after N, or a 410 ERROR event if N has been compacted away.
+func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, t requestTarget) error {
+	q, err := s.parseListQuery(r, t.res, true)
+	if err != nil {
+		return err
+	}
+	format, err := negotiate(r)
+	if err != nil {
+		return err
+	}
+	timeout := time.Duration(float64(minWatchTimeout) * (1 + rand.Float64()))
+	if q.opts.TimeoutSeconds != nil {
+		timeout = time.Duration(*q.opts.TimeoutSeconds) * time.Second
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+
+	rv, _ := parseResourceVersion(q.opts.ResourceVersion)
+	watchList := q.opts.SendInitialEvents != nil && *q.opts.SendInitialEvents
+	sendInitial := watchList || (q.opts.SendInitialEvents == nil && rv == 0)
+	prefix := t.res.prefix(t.namespace)
+
+	var initial []storage.KeyValue
+	startRev := rv
+	switch {
+	case sendInitial:
+		initial, startRev, err = s.listAll(ctx, prefix)
+		if err != nil {
+			return fromStorage(err, t.res, "")
+		}
+		if rv > startRev {
+			return errTooLargeResourceVersion(rv, startRev)
+		}
+	case rv == 0:
+		if startRev, err = s.store.Revision(ctx); err != nil {
+			return apierrors.NewInternalError(err)
+		}
+	}
+
+	watcher, err := s.store.Watch(ctx, prefix, startRev)
+	if errors.Is(err, storage.ErrFutureRevision) {
+		current, _ := s.store.Revision(ctx)
+		return errTooLargeResourceVersion(startRev, current)
+	}
+	stream := &watchStream{s: s, w: w, res: t.res, q: q, format: format}
+	stream.start()
+	if errors.Is(err, storage.ErrCompacted) {
+		stream.writeError(apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", startRev, s.store.CompactedRevision())))
+		return nil
+	}
+	if err != nil {
+		stream.writeError(apierrors.NewInternalError(err))
+		return nil
+	}
+	defer watcher.Stop()
+
+	for _, kv := range initial {
+		obj, err := s.fromKV(t.res, kv)
+		if err != nil {
+			continue
+		}
+		if s.matches(q, t.res, obj) {
+			stream.write(watch.Added, obj)
+		}
+	}
+	lastRev := startRev
+	if watchList {
+		stream.writeBookmark(lastRev, true)
+	}
+	stream.flush()
+
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	var bookmarks <-chan time.Time
+	if q.opts.AllowWatchBookmarks {
+		ticker := time.NewTicker(s.watchBookmarkInterval)
+		defer ticker.Stop()
+		bookmarks = ticker.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-deadline.C:
+			if q.opts.AllowWatchBookmarks {
+				stream.writeBookmark(lastRev, false)
+				stream.flush()
+			}
+			return nil
+		case <-bookmarks:
+			stream.writeBookmark(lastRev, false)
+			stream.flush()
+		case ev, ok := <-watcher.Events():
+			if !ok {
+				if errors.Is(watcher.Err(), storage.ErrCompacted) {
+					stream.writeError(apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", lastRev, s.store.CompactedRevision())))
+				}
+				return nil
+			}
+			lastRev = ev.Revision()
+			if typ, obj := s.translateEvent(t.res, q, ev); obj != nil {
+				stream.write(typ, obj)
+				stream.flush()
+			}
+		}
+	}
+}
+
+// listAll reads every key under prefix at one revision.
+func (s *Server) listAll(ctx context.Context, prefix string) ([]storage.KeyValue, int64, error) {
+	var kvs []storage.KeyValue
+	opts := storage.ListOptions{}
+	for {
+		page, err := s.store.List(ctx, prefix, opts)
+		if err != nil {
+			return nil, 0, err
+		}
+		kvs = append(kvs, page.KVs...)
+		if page.Continue == "" {
+			return kvs, page.Revision, nil
+		}
+		opts = storage.ListOptions{Continue: page.Continue}
+	}
+}
+
+// translateEvent turns a storage event into the watch event a client with
+// this query sees: objects moving into the selection are ADDED, out of it
+// DELETED, as upstream's cacher does. A nil object means no event.
+func (s *Server) translateEvent(res *resource, q listQuery, ev storage.Event) (watch.EventType, runtime.Object) {
+	var cur, prev runtime.Object
+	if ev.Type != storage.Deleted {
+		obj, err := s.fromKV(res, ev.KV)
+		if err != nil {
+			return "", nil
+		}
+		cur = obj
+	}
+	if ev.PrevKV != nil {
+		obj, err := s.fromKV(res, *ev.PrevKV)
+		if err == nil {
+			prev = obj
+		}
+	}
+	switch ev.Type {
+	case storage.Deleted:
+		if prev == nil || !s.matches(q, res, prev) {
+			return "", nil
+		}
+		setResourceVersion(prev, ev.Revision())
+		return watch.Deleted, prev
+	case storage.Added:
+		if !s.matches(q, res, cur) {
+			return "", nil
+		}
+		return watch.Added, cur
+	default:
+		curOK := s.matches(q, res, cur)
+		prevOK := prev != nil && s.matches(q, res, prev)
+		switch {
+		case curOK && prevOK:
+			return watch.Modified, cur
+		case curOK:
+			return watch.Added, cur
+		case prevOK:
+			return watch.Deleted, cur
+		}
+		return "", nil
+	}
+}
+
+// watchStream writes WatchEvents in the negotiated form.
+type watchStream struct {
+	s      *Server
+	w      http.ResponseWriter
+	res    *resource
+	q      listQuery
+	format responseFormat
+	// sentColumns: a Table watch sends column definitions only once.
+	sentColumns bool
+}
+
+func (ws *watchStream) start() {
+	ws.w.Header().Set("Content-Type", mediaJSON)
+	ws.w.Header().Set("Cache-Control", "no-cache, private")
+	ws.w.WriteHeader(http.StatusOK)
+	ws.flush()
+}
+
+func (ws *watchStream) flush() {
+	_ = http.NewResponseController(ws.w).Flush()
+}
+
+func (ws *watchStream) write(typ watch.EventType, obj runtime.Object) {
+	switch ws.format.as {
+	case "Table":
+		table, err := ws.s.tableFor(ws.res, obj, !ws.sentColumns, ws.q.opts, nil)
+		if err != nil {
+			return
+		}
+		ws.sentColumns = true
+		obj = table
+	case "PartialObjectMetadata", "PartialObjectMetadataList":
+		obj = partialObject(obj)
+	}
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		return
+	}
+	line, _ := json.Marshal(metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: raw}})
+	_, _ = ws.w.Write(append(line, '\n'))
+}
+
+// writeBookmark sends a BOOKMARK: an object of the watched kind carrying
+// only the resourceVersion up to which everything has been sent.
+func (ws *watchStream) writeBookmark(rev int64, initialEventsEnd bool) {
+	obj, err := ws.s.newObject(ws.res)
+	if err != nil {
+		return
+	}
+	m := accessor(obj)
+	m.SetResourceVersion(formatRevision(rev))
+	if initialEventsEnd {
+		m.SetAnnotations(map[string]string{initialEventsEndAnnotation: "true"})
+	}
+	if ws.format.as == "PartialObjectMetadata" || ws.format.as == "PartialObjectMetadataList" {
+		ws.writeRaw(watch.Bookmark, partialObject(obj))
+		return
+	}
+	ws.writeRaw(watch.Bookmark, obj)
+}
+
+func (ws *watchStream) writeRaw(typ watch.EventType, obj runtime.Object) {
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		return
+	}
+	line, _ := json.Marshal(metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: raw}})
+	_, _ = ws.w.Write(append(line, '\n'))
+}
+
+// writeError sends an ERROR event carrying a Status and ends the stream.
+func (ws *watchStream) writeError(err error) {
+	status := statusFor(err)
+	status.TypeMeta = metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}
+	ws.writeRaw(watch.Error, &status)
+	ws.flush()
+}

@@ -1,0 +1,155 @@
+package apiserver
+
+import (
+	"crypto/sha512"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	openapi_v2 "github.com/google/gnostic-models/openapiv2"
+	"google.golang.org/protobuf/proto"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// The OpenAPI documents are minimal: paths and operations, without
+// component schemas. That is what kubectl needs to trust the server with
+// fieldValidation (apply, create, edit, replace, Helm); `kubectl explain`
+// needs the schemas and does not work yet.
+
+// openAPIV3Path is the index key of a group version ("api/v1",
+// "apis/apps/v1").
+func openAPIV3Path(gv schema.GroupVersion) string {
+	if gv.Group == "" {
+		return "api/" + gv.Version
+	}
+	return "apis/" + gv.Group + "/" + gv.Version
+}
+
+// resourcePaths returns the collection and item URL templates of res.
+func resourcePaths(res *resource) (collection, item string) {
+	base := "/" + openAPIV3Path(res.gvr.GroupVersion())
+	if res.namespaced {
+		base += "/namespaces/{namespace}"
+	}
+	collection = base + "/" + res.gvr.Resource
+	return collection, collection + "/{name}"
+}
+
+func gvkExtension(res *resource) map[string]string {
+	k := res.gvk()
+	return map[string]string{"group": k.Group, "version": k.Version, "kind": k.Kind}
+}
+
+// operation is one OpenAPI operation with the query parameters kubectl
+// probes for.
+func operation(id string, res *resource, params ...string) map[string]any {
+	var ps []map[string]any
+	for _, p := range params {
+		ps = append(ps, map[string]any{"name": p, "in": "query", "schema": map[string]string{"type": "string"}, "type": "string"})
+	}
+	return map[string]any{
+		"operationId":                    id,
+		"x-kubernetes-group-version-kind": gvkExtension(res),
+		"parameters":                     ps,
+		"responses":                      map[string]any{"200": map[string]string{"description": "OK"}},
+	}
+}
+
+// openAPIPaths builds the path items of one group version.
+func (s *Server) openAPIPaths(gv schema.GroupVersion) map[string]any {
+	paths := map[string]any{}
+	for _, res := range s.sortedResources(gv) {
+		if res.gvr.Resource == "bindings" {
+			continue
+		}
+		collection, item := resourcePaths(res)
+		writeParams := []string{"dryRun", "fieldManager", "fieldValidation"}
+		paths[collection] = map[string]any{
+			"get":    operation("list"+res.kind, res, "labelSelector", "fieldSelector", "limit", "continue", "resourceVersion", "watch"),
+			"post":   operation("create"+res.kind, res, writeParams...),
+			"delete": operation("deletecollection"+res.kind, res, "labelSelector", "fieldSelector"),
+		}
+		paths[item] = map[string]any{
+			"get":    operation("read"+res.kind, res),
+			"put":    operation("replace"+res.kind, res, writeParams...),
+			"patch":  operation("patch"+res.kind, res, append(writeParams, "force")...),
+			"delete": operation("delete"+res.kind, res, "dryRun", "gracePeriodSeconds", "propagationPolicy"),
+		}
+	}
+	return paths
+}
+
+func (s *Server) openAPIV3Document(gv schema.GroupVersion) []byte {
+	doc := map[string]any{
+		"openapi": "3.0.0",
+		"info":    map[string]string{"title": "Kubernetes", "version": KubernetesVersion},
+		"paths":   s.openAPIPaths(gv),
+	}
+	body, _ := json.Marshal(doc)
+	return body
+}
+
+func contentHash(b []byte) string {
+	sum := sha512.Sum512(b)
+	return strings.ToUpper(hex.EncodeToString(sum[:]))
+}
+
+// serveOpenAPIV3Index answers /openapi/v3 with one entry per group
+// version; the hash in each URL lets clients cache documents forever.
+func (s *Server) serveOpenAPIV3Index(w http.ResponseWriter, r *http.Request) {
+	paths := map[string]any{}
+	for _, gv := range s.resources.groups {
+		doc := s.openAPIV3Document(gv)
+		p := openAPIV3Path(gv)
+		paths[p] = map[string]string{"serverRelativeURL": "/openapi/v3/" + p + "?hash=" + contentHash(doc)}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"paths": paths})
+}
+
+// serveOpenAPIV3GroupVersion answers /openapi/v3/api/v1 and
+// /openapi/v3/apis/<group>/<version>.
+func (s *Server) serveOpenAPIV3GroupVersion(w http.ResponseWriter, r *http.Request) {
+	rest := strings.Trim(strings.TrimPrefix(r.URL.Path, "/openapi/v3/"), "/")
+	for _, gv := range s.resources.groups {
+		if openAPIV3Path(gv) == rest {
+			doc := s.openAPIV3Document(gv)
+			w.Header().Set("Content-Type", mediaJSON)
+			w.Header().Set("Etag", `"`+contentHash(doc)+`"`)
+			if r.URL.Query().Get("hash") != "" {
+				w.Header().Set("Cache-Control", "public, immutable")
+			}
+			_, _ = w.Write(doc)
+			return
+		}
+	}
+	s.writeError(w, r, errNotFoundPath(r))
+}
+
+// serveOpenAPIV2 answers /openapi/v2 as JSON, or as gnostic protobuf when
+// asked (kubectl's fallback when v3 fails).
+func (s *Server) serveOpenAPIV2(w http.ResponseWriter, r *http.Request) {
+	paths := map[string]any{}
+	for _, gv := range s.resources.groups {
+		for p, item := range s.openAPIPaths(gv) {
+			paths[p] = item
+		}
+	}
+	doc, _ := json.Marshal(map[string]any{
+		"swagger": "2.0",
+		"info":    map[string]string{"title": "Kubernetes", "version": KubernetesVersion},
+		"paths":   paths,
+	})
+	if strings.Contains(r.Header.Get("Accept"), "application/com.github.proto-openapi.spec.v2") {
+		parsed, err := openapi_v2.ParseDocument(doc)
+		if err == nil {
+			if body, err := proto.Marshal(parsed); err == nil {
+				w.Header().Set("Content-Type", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
+				_, _ = w.Write(body)
+				return
+			}
+		}
+	}
+	w.Header().Set("Content-Type", mediaJSON)
+	_, _ = w.Write(doc)
+}

@@ -1,0 +1,186 @@
+package apiserver
+
+import (
+	"context"
+	"slices"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// resource is one entry of the resource table: everything the generic REST
+// code needs to know about one served resource.
+type resource struct {
+	gvr        schema.GroupVersionResource
+	kind       string
+	singular   string
+	namespaced bool
+	shortNames []string
+	categories []string
+	// subresources served beside the main resource, e.g. "status", "scale".
+	subresources []string
+
+	// generation: metadata.generation starts at 1 and is bumped whenever
+	// spec changes, as upstream does for workloads and pods.
+	generation bool
+	// keepStatusOnCreate: status given on create is stored (nodes, events);
+	// otherwise it is reset like upstream's PrepareForCreate.
+	keepStatusOnCreate bool
+	// allowCreateOnUpdate: PUT of a missing object creates it.
+	allowCreateOnUpdate bool
+	// returnDeletedObject: an immediate DELETE answers with the object
+	// instead of a Status.
+	returnDeletedObject bool
+
+	nameValidation apimachineryvalidation.ValidateNameFunc
+	// selectableFields adds resource specific field selector fields to
+	// metadata.name and metadata.namespace.
+	selectableFields func(obj runtime.Object) fields.Set
+	// prepareForCreate fills defaults and server-set fields before
+	// validation (may be nil).
+	prepareForCreate func(obj runtime.Object)
+	// prepareForUpdate fills defaults on an update before validation; old is
+	// the stored object (may be nil).
+	prepareForUpdate func(obj, old runtime.Object)
+	// validate returns field errors; old is nil on create.
+	validate func(obj, old runtime.Object) field.ErrorList
+	// admit performs stateful admission (allocations) after validation; old
+	// is nil on create. It must not persist anything when dryRun is set.
+	admit func(ctx context.Context, obj, old runtime.Object, dryRun bool) error
+	// released is told that obj has been deleted from storage.
+	released func(ctx context.Context, obj runtime.Object)
+	// table prints rows for as=Table; nil prints NAME and AGE.
+	table *tableConvertor
+}
+
+func (r *resource) gvk() schema.GroupVersionKind {
+	return r.gvr.GroupVersion().WithKind(r.kind)
+}
+
+func (r *resource) groupResource() schema.GroupResource { return r.gvr.GroupResource() }
+
+func (r *resource) hasSubresource(name string) bool { return slices.Contains(r.subresources, name) }
+
+// storageGroup is the group segment of storage keys.
+func (r *resource) storageGroup() string {
+	if r.gvr.Group == "" {
+		return "core"
+	}
+	return r.gvr.Group
+}
+
+// resourceTable holds every served resource, in discovery order.
+type resourceTable struct {
+	// groups in the order /apis lists them; "" first.
+	groups []schema.GroupVersion
+	byGV   map[schema.GroupVersion][]*resource
+	byGVR  map[schema.GroupVersionResource]*resource
+}
+
+func (t *resourceTable) add(r *resource) {
+	gv := r.gvr.GroupVersion()
+	if _, ok := t.byGV[gv]; !ok {
+		t.groups = append(t.groups, gv)
+	}
+	t.byGV[gv] = append(t.byGV[gv], r)
+	t.byGVR[r.gvr] = r
+}
+
+func (t *resourceTable) lookup(gvr schema.GroupVersionResource) (*resource, bool) {
+	r, ok := t.byGVR[gvr]
+	return r, ok
+}
+
+func (t *resourceTable) servesGroupVersion(gv schema.GroupVersion) bool {
+	_, ok := t.byGV[gv]
+	return ok
+}
+
+var (
+	coreV1        = schema.GroupVersion{Version: "v1"}
+	appsV1        = schema.GroupVersion{Group: "apps", Version: "v1"}
+	discoveryV1   = schema.GroupVersion{Group: "discovery.k8s.io", Version: "v1"}
+	coordinationV1 = schema.GroupVersion{Group: "coordination.k8s.io", Version: "v1"}
+	eventsV1      = schema.GroupVersion{Group: "events.k8s.io", Version: "v1"}
+)
+
+// newResourceTable builds the table of every resource s serves.
+func newResourceTable(s *Server) *resourceTable {
+	t := &resourceTable{byGV: map[schema.GroupVersion][]*resource{}, byGVR: map[schema.GroupVersionResource]*resource{}}
+	subdomain := apimachineryvalidation.NameIsDNSSubdomain
+	all := []string{"all"}
+
+	t.add(&resource{gvr: coreV1.WithResource("bindings"), kind: "Binding", singular: "binding", namespaced: true,
+		nameValidation: subdomain})
+	t.add(&resource{gvr: coreV1.WithResource("configmaps"), kind: "ConfigMap", singular: "configmap", namespaced: true,
+		shortNames: []string{"cm"}, nameValidation: subdomain, table: configMapTable()})
+	t.add(&resource{gvr: coreV1.WithResource("endpoints"), kind: "Endpoints", singular: "endpoints", namespaced: true,
+		shortNames: []string{"ep"}, nameValidation: subdomain, allowCreateOnUpdate: true, table: endpointsTable()})
+	t.add(&resource{gvr: coreV1.WithResource("events"), kind: "Event", singular: "event", namespaced: true,
+		shortNames: []string{"ev"}, nameValidation: subdomain, keepStatusOnCreate: true, allowCreateOnUpdate: true,
+		selectableFields: coreEventFields, table: coreEventTable()})
+	t.add(&resource{gvr: coreV1.WithResource("namespaces"), kind: "Namespace", singular: "namespace",
+		shortNames: []string{"ns"}, subresources: []string{"status", "finalize"},
+		nameValidation: apimachineryvalidation.ValidateNamespaceName, returnDeletedObject: true,
+		selectableFields: namespaceFields, prepareForCreate: prepareNamespace, prepareForUpdate: prepareNamespaceUpdate,
+		table: namespaceTable()})
+	t.add(&resource{gvr: coreV1.WithResource("nodes"), kind: "Node", singular: "node",
+		shortNames: []string{"no"}, subresources: []string{"status"}, nameValidation: subdomain,
+		keepStatusOnCreate: true, selectableFields: nodeFields, table: nodeTable()})
+	t.add(&resource{gvr: coreV1.WithResource("pods"), kind: "Pod", singular: "pod", namespaced: true,
+		shortNames: []string{"po"}, categories: all,
+		subresources: []string{"status", "binding", "eviction", "log", "exec", "attach", "portforward"},
+		nameValidation: subdomain, generation: true, returnDeletedObject: true,
+		selectableFields: podFields, prepareForCreate: preparePod, prepareForUpdate: preparePodUpdate,
+		validate: validatePod, table: podTable()})
+	t.add(&resource{gvr: coreV1.WithResource("secrets"), kind: "Secret", singular: "secret", namespaced: true,
+		nameValidation: subdomain, selectableFields: secretFields, prepareForCreate: prepareSecret, table: secretTable()})
+	t.add(&resource{gvr: coreV1.WithResource("serviceaccounts"), kind: "ServiceAccount", singular: "serviceaccount", namespaced: true,
+		shortNames: []string{"sa"}, nameValidation: subdomain, table: serviceAccountTable()})
+	t.add(&resource{gvr: coreV1.WithResource("services"), kind: "Service", singular: "service", namespaced: true,
+		shortNames: []string{"svc"}, categories: all, subresources: []string{"status"},
+		nameValidation: apimachineryvalidation.NameIsDNS1035Label, returnDeletedObject: true,
+		prepareForCreate: prepareService, prepareForUpdate: prepareServiceUpdate, validate: validateService,
+		admit: s.admitService, released: s.releaseService, table: serviceTable()})
+
+	workload := func(resourceName, kind, singular string, short string, subresources ...string) *resource {
+		return &resource{gvr: appsV1.WithResource(resourceName), kind: kind, singular: singular, namespaced: true,
+			shortNames: []string{short}, categories: all, subresources: subresources,
+			nameValidation: subdomain, generation: true,
+			prepareForCreate: prepareWorkload, prepareForUpdate: func(obj, _ runtime.Object) { prepareWorkload(obj) },
+			validate: validateWorkload}
+	}
+	ds := workload("daemonsets", "DaemonSet", "daemonset", "ds", "status")
+	ds.table = daemonSetTable()
+	t.add(ds)
+	deploy := workload("deployments", "Deployment", "deployment", "deploy", "status", "scale")
+	deploy.table = deploymentTable()
+	t.add(deploy)
+	rs := workload("replicasets", "ReplicaSet", "replicaset", "rs", "status", "scale")
+	rs.table = replicaSetTable()
+	t.add(rs)
+	sts := workload("statefulsets", "StatefulSet", "statefulset", "sts", "status", "scale")
+	sts.table = statefulSetTable()
+	t.add(sts)
+
+	t.add(&resource{gvr: coordinationV1.WithResource("leases"), kind: "Lease", singular: "lease", namespaced: true,
+		nameValidation: subdomain, allowCreateOnUpdate: true, table: leaseTable()})
+	t.add(&resource{gvr: discoveryV1.WithResource("endpointslices"), kind: "EndpointSlice", singular: "endpointslice", namespaced: true,
+		nameValidation: subdomain, table: endpointSliceTable()})
+	t.add(&resource{gvr: eventsV1.WithResource("events"), kind: "Event", singular: "event", namespaced: true,
+		shortNames: []string{"ev"}, nameValidation: subdomain, keepStatusOnCreate: true, allowCreateOnUpdate: true,
+		table: eventsV1Table()})
+	return t
+}
+
+// verbs lists the verbs served on the main resource.
+func (r *resource) verbs() metav1.Verbs {
+	if r.gvr.Resource == "bindings" {
+		return metav1.Verbs{"create"}
+	}
+	return metav1.Verbs{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
+}

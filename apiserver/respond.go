@@ -1,0 +1,64 @@
+package apiserver
+
+import (
+	"net/http"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// respond writes obj (an object or a list of res) in the format the client
+// negotiated: the object itself, a Table, or PartialObjectMetadata.
+func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *resource, code int, obj runtime.Object) error {
+	format, err := negotiate(r)
+	if err != nil {
+		return err
+	}
+	switch format.as {
+	case "Table":
+		if res != nil {
+			table, err := s.toTable(r, res, obj)
+			if err != nil {
+				return err
+			}
+			s.encode(w, code, mediaJSON, table)
+			return nil
+		}
+	case "PartialObjectMetadata", "PartialObjectMetadataList":
+		if res != nil {
+			s.encode(w, code, mediaJSON, toPartialMetadata(obj))
+			return nil
+		}
+	}
+	s.encode(w, code, format.mediaType, obj)
+	return nil
+}
+
+// toPartialMetadata turns an object into PartialObjectMetadata and a list
+// into PartialObjectMetadataList.
+func toPartialMetadata(obj runtime.Object) runtime.Object {
+	if meta.IsListType(obj) {
+		out := &metav1.PartialObjectMetadataList{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "PartialObjectMetadataList"}}
+		if lm, err := meta.ListAccessor(obj); err == nil {
+			out.ResourceVersion = lm.GetResourceVersion()
+			out.Continue = lm.GetContinue()
+			out.RemainingItemCount = lm.GetRemainingItemCount()
+		}
+		_ = meta.EachListItem(obj, func(item runtime.Object) error {
+			out.Items = append(out.Items, *partialObject(item))
+			return nil
+		})
+		return out
+	}
+	return partialObject(obj)
+}
+
+func partialObject(obj runtime.Object) *metav1.PartialObjectMetadata {
+	m := accessor(obj)
+	p := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "PartialObjectMetadata"}}
+	if om, ok := m.(*metav1.ObjectMeta); ok {
+		p.ObjectMeta = *om.DeepCopy()
+	}
+	return p
+}

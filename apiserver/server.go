@@ -1,0 +1,126 @@
+package apiserver
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/tinykube/tinykube/storage"
+)
+
+// PortRange is a contiguous range of ports: Base, Base+1, ..., Base+Size-1.
+type PortRange struct {
+	Base int
+	Size int
+}
+
+// Contains reports whether port lies in the range.
+func (p PortRange) Contains(port int) bool { return port >= p.Base && port < p.Base+p.Size }
+
+// String prints the range as the --service-node-port-range flag spells it.
+func (p PortRange) String() string { return fmt.Sprintf("%d-%d", p.Base, p.Base+p.Size-1) }
+
+// Config is what the API server needs from its caller.
+type Config struct {
+	Storage          storage.Interface
+	ServiceCIDR      netip.Prefix // default 10.43.0.0/16
+	NodePortRange    PortRange    // default {Base: 30000, Size: 2768}
+	AdvertiseAddress netip.Addr   // address of the `kubernetes` Service's endpoints
+	SecurePort       int          // default 6443
+
+	// Now is the clock for timestamps; time.Now when nil.
+	Now func() time.Time
+}
+
+// Server serves the Kubernetes API over one storage.Interface.
+type Server struct {
+	cfg       Config
+	store     storage.Interface
+	scheme    *runtime.Scheme
+	codecs    serializer.CodecFactory
+	resources *resourceTable
+	now       func() time.Time
+	// watchBookmarkInterval is how often a watch that asked for bookmarks
+	// gets one while nothing else happens.
+	watchBookmarkInterval time.Duration
+	serviceIPs            *ipAllocator
+	nodePorts             *portAllocator
+}
+
+// New validates cfg, fills in defaults and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Storage == nil {
+		return nil, errors.New("apiserver: Config.Storage is required")
+	}
+	if !cfg.ServiceCIDR.IsValid() {
+		cfg.ServiceCIDR = netip.MustParsePrefix("10.43.0.0/16")
+	}
+	cfg.ServiceCIDR = cfg.ServiceCIDR.Masked()
+	if cfg.NodePortRange == (PortRange{}) {
+		cfg.NodePortRange = PortRange{Base: 30000, Size: 2768}
+	}
+	if cfg.NodePortRange.Base <= 0 || cfg.NodePortRange.Size <= 0 || cfg.NodePortRange.Base+cfg.NodePortRange.Size > 65536 {
+		return nil, fmt.Errorf("apiserver: invalid node port range %s", cfg.NodePortRange)
+	}
+	if cfg.SecurePort == 0 {
+		cfg.SecurePort = 6443
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("apiserver: building scheme: %w", err)
+	}
+	s := &Server{
+		cfg:                   cfg,
+		store:                 cfg.Storage,
+		scheme:                scheme,
+		codecs:                serializer.NewCodecFactory(scheme, serializer.EnableStrict),
+		now:                   cfg.Now,
+		watchBookmarkInterval: time.Minute,
+	}
+	ips, err := newIPAllocator(cfg.ServiceCIDR)
+	if err != nil {
+		return nil, err
+	}
+	s.serviceIPs = ips
+	s.nodePorts = newPortAllocator(cfg.NodePortRange)
+	s.resources = newResourceTable(s)
+	return s, nil
+}
+
+// Handler returns every route of the API. It does no authentication; the
+// caller puts that in front.
+func (s *Server) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Get("/version", s.serveVersion)
+	for _, p := range []string{"/healthz", "/livez", "/readyz"} {
+		r.Get(p, s.serveHealth)
+		r.Get(p+"/*", s.serveHealth)
+	}
+	r.Get("/api", s.serveLegacyVersions)
+	r.Get("/apis", s.serveGroups)
+	r.Get("/apis/{group}", s.serveGroup)
+	r.Get("/openapi/v3", s.serveOpenAPIV3Index)
+	r.Get("/openapi/v3/*", s.serveOpenAPIV3GroupVersion)
+	r.Get("/openapi/v2", s.serveOpenAPIV2)
+	r.HandleFunc("/api/{version}", s.serveResourceRequest(""))
+	r.HandleFunc("/api/{version}/*", s.serveResourceRequest(""))
+	r.HandleFunc("/apis/{group}/{version}", s.serveResourceRequest("{group}"))
+	r.HandleFunc("/apis/{group}/{version}/*", s.serveResourceRequest("{group}"))
+	r.NotFound(func(w http.ResponseWriter, req *http.Request) {
+		s.writeError(w, req, errNotFoundPath(req))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		s.writeError(w, req, errMethodNotSupported(req))
+	})
+	return r
+}

@@ -1,0 +1,115 @@
+package apiserver
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// namespaceNameLabel is set by upstream on every namespace so that
+// namespace selectors can match by name.
+const namespaceNameLabel = "kubernetes.io/metadata.name"
+
+// prepareNamespace: a new namespace is Active and carries the "kubernetes"
+// finalizer the namespace controller removes once it is empty.
+func prepareNamespace(obj runtime.Object) {
+	ns := obj.(*corev1.Namespace)
+	ns.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
+	hasKubernetes := false
+	for _, f := range ns.Spec.Finalizers {
+		if f == corev1.FinalizerKubernetes {
+			hasKubernetes = true
+		}
+	}
+	if !hasKubernetes {
+		ns.Spec.Finalizers = append(ns.Spec.Finalizers, corev1.FinalizerKubernetes)
+	}
+	if ns.Labels == nil {
+		ns.Labels = map[string]string{}
+	}
+	ns.Labels[namespaceNameLabel] = ns.Name
+}
+
+// prepareNamespaceUpdate keeps spec.finalizers, which only /finalize
+// changes, and the name label.
+func prepareNamespaceUpdate(obj, old runtime.Object) {
+	ns, oldNS := obj.(*corev1.Namespace), old.(*corev1.Namespace)
+	ns.Spec.Finalizers = oldNS.Spec.Finalizers
+	if ns.Labels == nil {
+		ns.Labels = map[string]string{}
+	}
+	ns.Labels[namespaceNameLabel] = ns.Name
+}
+
+func namespaceFields(obj runtime.Object) fields.Set {
+	ns := obj.(*corev1.Namespace)
+	return fields.Set{"status.phase": string(ns.Status.Phase)}
+}
+
+func nodeFields(obj runtime.Object) fields.Set {
+	node := obj.(*corev1.Node)
+	return fields.Set{"spec.unschedulable": fmt.Sprint(node.Spec.Unschedulable)}
+}
+
+func prepareSecret(obj runtime.Object) {
+	secret := obj.(*corev1.Secret)
+	if secret.Type == "" {
+		secret.Type = corev1.SecretTypeOpaque
+	}
+}
+
+func secretFields(obj runtime.Object) fields.Set {
+	return fields.Set{"type": string(obj.(*corev1.Secret).Type)}
+}
+
+// coreEventFields are the fields kubectl describe and kubectl events select
+// events by.
+func coreEventFields(obj runtime.Object) fields.Set {
+	ev := obj.(*corev1.Event)
+	source := ev.Source.Component
+	if source == "" {
+		source = ev.ReportingController
+	}
+	return fields.Set{
+		"involvedObject.kind":            ev.InvolvedObject.Kind,
+		"involvedObject.namespace":       ev.InvolvedObject.Namespace,
+		"involvedObject.name":            ev.InvolvedObject.Name,
+		"involvedObject.uid":             string(ev.InvolvedObject.UID),
+		"involvedObject.apiVersion":      ev.InvolvedObject.APIVersion,
+		"involvedObject.resourceVersion": ev.InvolvedObject.ResourceVersion,
+		"involvedObject.fieldPath":       ev.InvolvedObject.FieldPath,
+		"reason":                         ev.Reason,
+		"reportingComponent":             ev.ReportingController,
+		"source":                         source,
+		"type":                           ev.Type,
+	}
+}
+
+// fieldErrors is a one-error list for an invalid value at a dotted path.
+func fieldErrors(path string, value any, detail string) field.ErrorList {
+	return field.ErrorList{field.Invalid(pathOf(path), value, detail)}
+}
+
+func requiredError(path string) field.ErrorList {
+	return field.ErrorList{field.Required(pathOf(path), "")}
+}
+
+// pathOf turns "spec.ports" into a field.Path.
+func pathOf(dotted string) *field.Path {
+	var p *field.Path
+	start := 0
+	for i := 0; i <= len(dotted); i++ {
+		if i == len(dotted) || dotted[i] == '.' {
+			if p == nil {
+				p = field.NewPath(dotted[start:i])
+			} else {
+				p = p.Child(dotted[start:i])
+			}
+			start = i + 1
+		}
+	}
+	return p
+}

@@ -1,0 +1,268 @@
+package apiserver
+
+import (
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	quantity "k8s.io/apimachinery/pkg/api/resource"
+	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// preparePod: a new pod is Pending with its QoS class, and gets upstream's
+// defaults and the default service account.
+func preparePod(obj runtime.Object) {
+	pod := obj.(*corev1.Pod)
+	defaultPodSpec(&pod.Spec)
+	if pod.Spec.ServiceAccountName == "" {
+		pod.Spec.ServiceAccountName = "default"
+	}
+	//nolint:staticcheck // DeprecatedServiceAccount is still filled by upstream.
+	pod.Spec.DeprecatedServiceAccount = pod.Spec.ServiceAccountName
+	if pod.Spec.Priority == nil {
+		zero := int32(0)
+		pod.Spec.Priority = &zero
+	}
+	if pod.Spec.PreemptionPolicy == nil {
+		p := corev1.PreemptLowerPriority
+		pod.Spec.PreemptionPolicy = &p
+	}
+	if pod.Spec.EnableServiceLinks == nil {
+		t := true
+		pod.Spec.EnableServiceLinks = &t
+	}
+	addDefaultTolerations(&pod.Spec)
+	pod.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(&pod.Spec)}
+}
+
+func preparePodUpdate(obj, _ runtime.Object) {
+	defaultPodSpec(&obj.(*corev1.Pod).Spec)
+}
+
+// addDefaultTolerations adds what upstream's DefaultTolerationSeconds
+// admission adds: tolerate not-ready and unreachable nodes for 300s.
+func addDefaultTolerations(spec *corev1.PodSpec) {
+	seconds := int64(300)
+	for _, key := range []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable} {
+		found := false
+		for _, t := range spec.Tolerations {
+			if (t.Key == key || t.Key == "") && (t.Effect == corev1.TaintEffectNoExecute || t.Effect == "") {
+				found = true
+			}
+		}
+		if !found {
+			s := seconds
+			spec.Tolerations = append(spec.Tolerations, corev1.Toleration{
+				Key: key, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &s,
+			})
+		}
+	}
+}
+
+// defaultPodSpec applies upstream's field defaults to a pod spec (also the
+// templates of workloads).
+func defaultPodSpec(spec *corev1.PodSpec) {
+	if spec.RestartPolicy == "" {
+		spec.RestartPolicy = corev1.RestartPolicyAlways
+	}
+	if spec.DNSPolicy == "" {
+		spec.DNSPolicy = corev1.DNSClusterFirst
+	}
+	if spec.SchedulerName == "" {
+		spec.SchedulerName = corev1.DefaultSchedulerName
+	}
+	if spec.SecurityContext == nil {
+		spec.SecurityContext = &corev1.PodSecurityContext{}
+	}
+	if spec.TerminationGracePeriodSeconds == nil {
+		g := int64(corev1.DefaultTerminationGracePeriodSeconds)
+		spec.TerminationGracePeriodSeconds = &g
+	}
+	for i := range spec.InitContainers {
+		defaultContainer(&spec.InitContainers[i])
+	}
+	for i := range spec.Containers {
+		defaultContainer(&spec.Containers[i])
+	}
+}
+
+func defaultContainer(c *corev1.Container) {
+	if c.ImagePullPolicy == "" {
+		c.ImagePullPolicy = defaultPullPolicy(c.Image)
+	}
+	if c.TerminationMessagePath == "" {
+		c.TerminationMessagePath = corev1.TerminationMessagePathDefault
+	}
+	if c.TerminationMessagePolicy == "" {
+		c.TerminationMessagePolicy = corev1.TerminationMessageReadFile
+	}
+	for i := range c.Ports {
+		if c.Ports[i].Protocol == "" {
+			c.Ports[i].Protocol = corev1.ProtocolTCP
+		}
+	}
+	for _, probe := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
+		defaultProbe(probe)
+	}
+}
+
+func defaultProbe(p *corev1.Probe) {
+	if p == nil {
+		return
+	}
+	if p.TimeoutSeconds == 0 {
+		p.TimeoutSeconds = 1
+	}
+	if p.PeriodSeconds == 0 {
+		p.PeriodSeconds = 10
+	}
+	if p.SuccessThreshold == 0 {
+		p.SuccessThreshold = 1
+	}
+	if p.FailureThreshold == 0 {
+		p.FailureThreshold = 3
+	}
+	if p.HTTPGet != nil && p.HTTPGet.Scheme == "" {
+		p.HTTPGet.Scheme = corev1.URISchemeHTTP
+	}
+	if p.HTTPGet != nil && p.HTTPGet.Path == "" {
+		p.HTTPGet.Path = "/"
+	}
+}
+
+// defaultPullPolicy is Always for :latest or untagged images, else
+// IfNotPresent.
+func defaultPullPolicy(image string) corev1.PullPolicy {
+	if strings.Contains(image, "@") {
+		return corev1.PullIfNotPresent
+	}
+	name := image[strings.LastIndex(image, "/")+1:]
+	if i := strings.LastIndex(name, ":"); i < 0 || name[i+1:] == "latest" {
+		return corev1.PullAlways
+	}
+	return corev1.PullIfNotPresent
+}
+
+// qosClass computes the pod's QoS class from its containers' resources.
+func qosClass(spec *corev1.PodSpec) corev1.PodQOSClass {
+	requests, limits := corev1.ResourceList{}, corev1.ResourceList{}
+	guaranteed := true
+	any := false
+	for _, c := range append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...) {
+		for name, q := range c.Resources.Requests {
+			if name == corev1.ResourceCPU || name == corev1.ResourceMemory {
+				if !q.IsZero() {
+					any = true
+				}
+				add(requests, name, q)
+			}
+		}
+		got := 0
+		for name, q := range c.Resources.Limits {
+			if name == corev1.ResourceCPU || name == corev1.ResourceMemory {
+				if !q.IsZero() {
+					any = true
+					got++
+				}
+				add(limits, name, q)
+			}
+		}
+		if got < 2 {
+			guaranteed = false
+		}
+	}
+	if !any {
+		return corev1.PodQOSBestEffort
+	}
+	if guaranteed {
+		for name, req := range requests {
+			if lim, ok := limits[name]; !ok || lim.Cmp(req) != 0 {
+				guaranteed = false
+			}
+		}
+	}
+	if guaranteed {
+		return corev1.PodQOSGuaranteed
+	}
+	return corev1.PodQOSBurstable
+}
+
+func add(list corev1.ResourceList, name corev1.ResourceName, q quantity.Quantity) {
+	cur := list[name]
+	cur.Add(q)
+	list[name] = cur
+}
+
+// podFields are the fields kubelet, scheduler and kubectl select pods by.
+func podFields(obj runtime.Object) fields.Set {
+	pod := obj.(*corev1.Pod)
+	return fields.Set{
+		"spec.nodeName":            pod.Spec.NodeName,
+		"spec.restartPolicy":       string(pod.Spec.RestartPolicy),
+		"spec.schedulerName":       pod.Spec.SchedulerName,
+		"spec.serviceAccountName":  pod.Spec.ServiceAccountName,
+		"spec.hostNetwork":         boolString(pod.Spec.HostNetwork),
+		"status.phase":             string(pod.Status.Phase),
+		"status.podIP":             pod.Status.PodIP,
+		"status.nominatedNodeName": pod.Status.NominatedNodeName,
+	}
+}
+
+func boolString(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+// validatePod checks what every pod needs, with upstream's messages.
+func validatePod(obj, old runtime.Object) field.ErrorList {
+	pod := obj.(*corev1.Pod)
+	errs := validatePodSpec(&pod.Spec, field.NewPath("spec"))
+	if old != nil {
+		oldPod := old.(*corev1.Pod)
+		if oldPod.Spec.NodeName != "" && pod.Spec.NodeName != oldPod.Spec.NodeName {
+			errs = append(errs, field.Invalid(field.NewPath("spec", "nodeName"), pod.Spec.NodeName, "field is immutable"))
+		}
+	}
+	return errs
+}
+
+func validatePodSpec(spec *corev1.PodSpec, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if len(spec.Containers) == 0 {
+		errs = append(errs, field.Required(path.Child("containers"), ""))
+	}
+	names := map[string]bool{}
+	for i, c := range spec.Containers {
+		p := path.Child("containers").Index(i)
+		if c.Name == "" {
+			errs = append(errs, field.Required(p.Child("name"), ""))
+		} else {
+			for _, msg := range apimachineryvalidation.NameIsDNSLabel(c.Name, false) {
+				errs = append(errs, field.Invalid(p.Child("name"), c.Name, msg))
+			}
+			if names[c.Name] {
+				errs = append(errs, field.Duplicate(p.Child("name"), c.Name))
+			}
+			names[c.Name] = true
+		}
+		if strings.TrimSpace(c.Image) == "" {
+			errs = append(errs, field.Required(p.Child("image"), ""))
+		}
+		for j, port := range c.Ports {
+			if port.ContainerPort < 1 || port.ContainerPort > 65535 {
+				errs = append(errs, field.Invalid(p.Child("ports").Index(j).Child("containerPort"), port.ContainerPort, "must be between 1 and 65535, inclusive"))
+			}
+		}
+	}
+	switch spec.RestartPolicy {
+	case corev1.RestartPolicyAlways, corev1.RestartPolicyOnFailure, corev1.RestartPolicyNever:
+	default:
+		errs = append(errs, field.NotSupported(path.Child("restartPolicy"), spec.RestartPolicy,
+			[]string{string(corev1.RestartPolicyAlways), string(corev1.RestartPolicyOnFailure), string(corev1.RestartPolicyNever)}))
+	}
+	return errs
+}

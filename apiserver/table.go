@@ -1,0 +1,117 @@
+package apiserver
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/duration"
+)
+
+// tableConvertor prints a resource as upstream's server-side printer does.
+type tableConvertor struct {
+	columns []metav1.TableColumnDefinition
+	// cells returns one row's cells, in column order, the first being the
+	// name. now is for ages.
+	cells func(obj runtime.Object, now time.Time) []any
+}
+
+// column is a shorthand for a column definition; priority 1 columns show
+// only with -o wide.
+func column(name, typ string, priority int32, description string) metav1.TableColumnDefinition {
+	format := ""
+	if name == "Name" {
+		format = "name"
+	}
+	return metav1.TableColumnDefinition{Name: name, Type: typ, Format: format, Priority: priority, Description: description}
+}
+
+var nameColumn = column("Name", "string", 0, "Name must be unique within a namespace.")
+var ageColumn = column("Age", "string", 0, "CreationTimestamp is a timestamp representing the server time when this object was created.")
+
+// defaultTable is upstream's fallback for resources without a printer.
+var defaultTable = &tableConvertor{
+	columns: []metav1.TableColumnDefinition{nameColumn, column("Created At", "date", 0, "CreationTimestamp is a timestamp representing the server time when this object was created.")},
+	cells: func(obj runtime.Object, _ time.Time) []any {
+		m := accessor(obj)
+		return []any{m.GetName(), m.GetCreationTimestamp().UTC().Format(time.RFC3339)}
+	},
+}
+
+// age prints how long ago t was, as kubectl does.
+func age(t metav1.Time, now time.Time) string {
+	if t.IsZero() {
+		return "<unknown>"
+	}
+	return duration.HumanDuration(now.Sub(t.Time))
+}
+
+// toTable answers as=Table for an object or a list.
+func (s *Server) toTable(r *http.Request, res *resource, obj runtime.Object) (*metav1.Table, error) {
+	var opts metav1.TableOptions
+	q := r.URL.Query()
+	if err := metav1.Convert_url_Values_To_v1_TableOptions(&q, &opts, nil); err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	var lopts metav1.ListOptions
+	return s.tableFor(res, obj, !opts.NoHeaders, lopts, &opts)
+}
+
+// tableFor builds the Table of obj (an object or a list of res).
+func (s *Server) tableFor(res *resource, obj runtime.Object, headers bool, _ metav1.ListOptions, opts *metav1.TableOptions) (*metav1.Table, error) {
+	tc := res.table
+	if tc == nil {
+		tc = defaultTable
+	}
+	include := metav1.IncludeMetadata
+	if opts != nil && opts.IncludeObject != "" {
+		include = opts.IncludeObject
+	}
+	table := &metav1.Table{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "Table"}}
+	if headers {
+		table.ColumnDefinitions = tc.columns
+	}
+	now := s.now()
+	addRow := func(item runtime.Object) error {
+		row := metav1.TableRow{Cells: tc.cells(item, now)}
+		var embedded runtime.Object
+		switch include {
+		case metav1.IncludeObject:
+			embedded = item
+		case metav1.IncludeMetadata:
+			embedded = partialObject(item)
+		}
+		if embedded != nil {
+			raw, err := json.Marshal(embedded)
+			if err != nil {
+				return err
+			}
+			row.Object = runtime.RawExtension{Raw: raw}
+		}
+		table.Rows = append(table.Rows, row)
+		return nil
+	}
+	if meta.IsListType(obj) {
+		if lm, err := meta.ListAccessor(obj); err == nil {
+			table.ResourceVersion = lm.GetResourceVersion()
+			table.Continue = lm.GetContinue()
+			table.RemainingItemCount = lm.GetRemainingItemCount()
+		}
+		if err := meta.EachListItem(obj, addRow); err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		if table.Rows == nil {
+			table.Rows = []metav1.TableRow{}
+		}
+		return table, nil
+	}
+	table.ResourceVersion = accessor(obj).GetResourceVersion()
+	if err := addRow(obj); err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	return table, nil
+}

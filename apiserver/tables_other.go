@@ -1,0 +1,181 @@
+package apiserver
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+var (
+	containersColumn = column("Containers", "string", 1, "Names of each container in the template.")
+	imagesColumn     = column("Images", "string", 1, "Images referenced by each container in the template.")
+	selectorColumn   = column("Selector", "string", 1, "Label selector for pods.")
+)
+
+// templateCells are the Containers, Images and Selector cells of a
+// workload.
+func templateCells(template *corev1.PodTemplateSpec, selector *metav1.LabelSelector) (string, string, string) {
+	var names, images []string
+	for _, c := range template.Spec.Containers {
+		names = append(names, c.Name)
+		images = append(images, c.Image)
+	}
+	sel := none
+	if s, err := metav1.LabelSelectorAsSelector(selector); err == nil && !s.Empty() {
+		sel = s.String()
+	}
+	return strings.Join(names, ","), strings.Join(images, ","), sel
+}
+
+func deploymentTable() *tableConvertor {
+	return &tableConvertor{
+		columns: []metav1.TableColumnDefinition{nameColumn,
+			column("Ready", "string", 0, "Number of the pod with ready state"),
+			column("Up-to-date", "string", 0, "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
+			column("Available", "string", 0, "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
+			ageColumn, containersColumn, imagesColumn, selectorColumn},
+		cells: func(obj runtime.Object, now time.Time) []any {
+			d := obj.(*appsv1.Deployment)
+			c, i, s := templateCells(&d.Spec.Template, d.Spec.Selector)
+			return []any{d.Name, fmt.Sprintf("%d/%d", d.Status.ReadyReplicas, ptrValue(d.Spec.Replicas)),
+				int64(d.Status.UpdatedReplicas), int64(d.Status.AvailableReplicas), age(d.CreationTimestamp, now), c, i, s}
+		},
+	}
+}
+
+func replicaSetTable() *tableConvertor {
+	return &tableConvertor{
+		columns: []metav1.TableColumnDefinition{nameColumn,
+			column("Desired", "integer", 0, "Replicas is the number of desired replicas."),
+			column("Current", "integer", 0, "Replicas is the most recently observed number of replicas."),
+			column("Ready", "integer", 0, "The number of ready replicas for this replica set."),
+			ageColumn, containersColumn, imagesColumn, selectorColumn},
+		cells: func(obj runtime.Object, now time.Time) []any {
+			rs := obj.(*appsv1.ReplicaSet)
+			c, i, s := templateCells(&rs.Spec.Template, rs.Spec.Selector)
+			return []any{rs.Name, int64(ptrValue(rs.Spec.Replicas)), int64(rs.Status.Replicas), int64(rs.Status.ReadyReplicas),
+				age(rs.CreationTimestamp, now), c, i, s}
+		},
+	}
+}
+
+func daemonSetTable() *tableConvertor {
+	return &tableConvertor{
+		columns: []metav1.TableColumnDefinition{nameColumn,
+			column("Desired", "integer", 0, "The total number of nodes that should be running the daemon pod."),
+			column("Current", "integer", 0, "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod."),
+			column("Ready", "integer", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready."),
+			column("Up-to-date", "integer", 0, "The total number of nodes that are running updated daemon pod"),
+			column("Available", "integer", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)"),
+			column("Node Selector", "string", 0, "NodeSelector is a selector which must be true for the pod to fit on a node."),
+			ageColumn, containersColumn, imagesColumn, selectorColumn},
+		cells: func(obj runtime.Object, now time.Time) []any {
+			ds := obj.(*appsv1.DaemonSet)
+			c, i, s := templateCells(&ds.Spec.Template, ds.Spec.Selector)
+			return []any{ds.Name, int64(ds.Status.DesiredNumberScheduled), int64(ds.Status.CurrentNumberScheduled),
+				int64(ds.Status.NumberReady), int64(ds.Status.UpdatedNumberScheduled), int64(ds.Status.NumberAvailable),
+				orNone(labels.FormatLabels(ds.Spec.Template.Spec.NodeSelector)), age(ds.CreationTimestamp, now), c, i, s}
+		},
+	}
+}
+
+func statefulSetTable() *tableConvertor {
+	return &tableConvertor{
+		columns: []metav1.TableColumnDefinition{nameColumn,
+			column("Ready", "string", 0, "Number of the pod with ready state"),
+			ageColumn, containersColumn, imagesColumn},
+		cells: func(obj runtime.Object, now time.Time) []any {
+			ss := obj.(*appsv1.StatefulSet)
+			c, i, _ := templateCells(&ss.Spec.Template, ss.Spec.Selector)
+			return []any{ss.Name, fmt.Sprintf("%d/%d", ss.Status.ReadyReplicas, ptrValue(ss.Spec.Replicas)), age(ss.CreationTimestamp, now), c, i}
+		},
+	}
+}
+
+func leaseTable() *tableConvertor {
+	return &tableConvertor{
+		columns: []metav1.TableColumnDefinition{nameColumn,
+			column("Holder", "string", 0, "The holder of the lease."), ageColumn},
+		cells: func(obj runtime.Object, now time.Time) []any {
+			l := obj.(*coordinationv1.Lease)
+			holder := ""
+			if l.Spec.HolderIdentity != nil {
+				holder = *l.Spec.HolderIdentity
+			}
+			return []any{l.Name, holder, age(l.CreationTimestamp, now)}
+		},
+	}
+}
+
+func endpointSliceTable() *tableConvertor {
+	return &tableConvertor{
+		columns: []metav1.TableColumnDefinition{nameColumn,
+			column("AddressType", "string", 0, "The IP protocol for this slice"),
+			column("Ports", "string", 0, "The ports of the slice"),
+			column("Endpoints", "string", 0, "Endpoints in the slice"), ageColumn},
+		cells: func(obj runtime.Object, now time.Time) []any {
+			es := obj.(*discoveryv1.EndpointSlice)
+			var ports []string
+			for _, p := range es.Ports {
+				if p.Port != nil {
+					ports = append(ports, fmt.Sprint(*p.Port))
+				}
+			}
+			portText := "<unset>"
+			if len(ports) > 0 {
+				portText = strings.Join(ports, ",")
+			}
+			var addrs []string
+			total := 0
+			for _, e := range es.Endpoints {
+				for _, a := range e.Addresses {
+					total++
+					if len(addrs) < 3 {
+						addrs = append(addrs, a)
+					}
+				}
+			}
+			text := "<unset>"
+			if len(addrs) > 0 {
+				text = strings.Join(addrs, ",")
+				if total > len(addrs) {
+					text += fmt.Sprintf(" + %d more...", total-len(addrs))
+				}
+			}
+			return []any{es.Name, string(es.AddressType), portText, text, age(es.CreationTimestamp, now)}
+		},
+	}
+}
+
+func eventsV1Table() *tableConvertor {
+	return &tableConvertor{
+		columns: eventColumns,
+		cells: func(obj runtime.Object, now time.Time) []any {
+			ev := obj.(*eventsv1.Event)
+			last := metav1.NewTime(ev.EventTime.Time)
+			if ev.Series != nil {
+				last = metav1.NewTime(ev.Series.LastObservedTime.Time)
+			} else if !ev.DeprecatedLastTimestamp.IsZero() {
+				last = ev.DeprecatedLastTimestamp
+			}
+			first := ev.DeprecatedFirstTimestamp
+			if first.IsZero() {
+				first = metav1.NewTime(ev.EventTime.Time)
+			}
+			count := int32(1)
+			if ev.Series != nil {
+				count = ev.Series.Count
+			}
+			return eventRow(ev.Name, last, first, ev.Type, ev.Reason, ev.Regarding, ev.ReportingController, ev.Note, count, now)
+		},
+	}
+}

@@ -1,0 +1,189 @@
+package apiserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/tinykube/tinykube/storage"
+)
+
+// updateRequest is one read-modify-write of an object, shared by PUT,
+// PATCH and the status, scale and binding subresources.
+type updateRequest struct {
+	res       *resource
+	namespace string
+	name      string
+	// subresource is "" for the main resource, "status", or "binding" /
+	// "finalize" for writes the server computes from the current object; it
+	// decides which half of the object the write may change.
+	subresource string
+	dryRun      bool
+	// allowCreate lets a missing object be created (PUT and apply), when
+	// the resource allows it.
+	allowCreate bool
+	// mutate returns the desired object from a copy of the current one; it
+	// gets nil when the object does not exist and allowCreate holds. It may
+	// be called again after a conflict.
+	mutate func(current runtime.Object) (runtime.Object, error)
+}
+
+// updateObject runs the update pipeline with optimistic concurrency: a
+// resourceVersion in the desired object is a precondition (409 when stale);
+// without one the write is retried on conflict against the fresh state.
+// It returns the stored object and whether it was created.
+func (s *Server) updateObject(ctx context.Context, u updateRequest) (runtime.Object, bool, error) {
+	key := u.res.key(u.namespace, u.name)
+	for {
+		kv, err := s.store.Get(ctx, key, 0)
+		if errors.Is(err, storage.ErrNotFound) && u.allowCreate && u.subresource == "" {
+			desired, err := u.mutate(nil)
+			if err != nil {
+				return nil, false, err
+			}
+			if !u.res.allowCreateOnUpdate {
+				return nil, false, apierrors.NewNotFound(u.res.groupResource(), u.name)
+			}
+			accessor(desired).SetResourceVersion("")
+			created, err := s.createObject(ctx, u.res, u.namespace, desired, u.dryRun)
+			return created, err == nil, err
+		}
+		if err != nil {
+			return nil, false, fromStorage(err, u.res, u.name)
+		}
+		current, err := s.fromKV(u.res, kv)
+		if err != nil {
+			return nil, false, apierrors.NewInternalError(err)
+		}
+		desired, err := u.mutate(current.DeepCopyObject())
+		if err != nil {
+			return nil, false, err
+		}
+		dm := accessor(desired)
+		precondition := dm.GetResourceVersion()
+		if precondition != "" && precondition != accessor(current).GetResourceVersion() {
+			return nil, false, fromStorage(storage.ErrConflict, u.res, u.name)
+		}
+		dm.SetResourceVersion(accessor(current).GetResourceVersion())
+		if err := s.prepareForUpdate(u.res, u.subresource, desired, current); err != nil {
+			return nil, false, err
+		}
+		if errs := s.validateUpdate(u.res, desired, current); len(errs) > 0 {
+			return nil, false, apierrors.NewInvalid(u.res.gvk().GroupKind(), u.name, errs)
+		}
+		if u.res.admit != nil {
+			if err := u.res.admit(ctx, desired, current, u.dryRun); err != nil {
+				return nil, false, err
+			}
+		}
+		if u.dryRun {
+			return desired, false, nil
+		}
+		value, err := toStored(desired)
+		if err != nil {
+			return nil, false, apierrors.NewInternalError(err)
+		}
+		if bytes.Equal(value, kv.Value) {
+			// Nothing changed: upstream does not write, and the
+			// resourceVersion stays, so watchers see no event.
+			return current, false, nil
+		}
+		if shouldDeleteDuringUpdate(u.res, desired) {
+			deleted, err := s.store.Delete(ctx, key, kv.ModRevision)
+			if errors.Is(err, storage.ErrConflict) && precondition == "" {
+				continue
+			}
+			if err != nil {
+				return nil, false, fromStorage(err, u.res, u.name)
+			}
+			setResourceVersion(desired, deleted.ModRevision)
+			if u.res.released != nil {
+				u.res.released(ctx, desired)
+			}
+			return desired, false, nil
+		}
+		stored, err := s.store.Update(ctx, key, value, kv.ModRevision)
+		if errors.Is(err, storage.ErrConflict) && precondition == "" {
+			continue
+		}
+		if err != nil {
+			return nil, false, fromStorage(err, u.res, u.name)
+		}
+		setResourceVersion(desired, stored.ModRevision)
+		return desired, false, nil
+	}
+}
+
+// prepareForUpdate carries over what a client may not change through this
+// endpoint: server-owned metadata always, status through the main resource
+// and spec (and most metadata) through /status.
+func (s *Server) prepareForUpdate(res *resource, subresource string, obj, old runtime.Object) error {
+	m, om := accessor(obj), accessor(old)
+	if m.GetName() != om.GetName() {
+		return apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), om.GetName()))
+	}
+	if uid := m.GetUID(); uid != "" && uid != om.GetUID() {
+		return apierrors.NewConflict(res.groupResource(), om.GetName(),
+			fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", uid, om.GetUID()))
+	}
+	m.SetNamespace(om.GetNamespace())
+	m.SetUID(om.GetUID())
+	m.SetCreationTimestamp(om.GetCreationTimestamp())
+	m.SetSelfLink("")
+	m.SetDeletionTimestamp(om.GetDeletionTimestamp())
+	m.SetDeletionGracePeriodSeconds(om.GetDeletionGracePeriodSeconds())
+	m.SetGenerateName(om.GetGenerateName())
+	switch subresource {
+	case "binding", "finalize":
+		// Built by the server from the current object: nothing to carry.
+		m.SetGeneration(om.GetGeneration())
+	case "status":
+		copyField(obj, old, "Spec")
+		m.SetGeneration(om.GetGeneration())
+		m.SetLabels(om.GetLabels())
+		m.SetAnnotations(om.GetAnnotations())
+		m.SetFinalizers(om.GetFinalizers())
+		m.SetOwnerReferences(om.GetOwnerReferences())
+	default:
+		if res.hasSubresource("status") {
+			copyField(obj, old, "Status")
+		}
+		m.SetGeneration(om.GetGeneration())
+		if res.generation && fieldChanged(obj, old, "Spec") {
+			m.SetGeneration(om.GetGeneration() + 1)
+		}
+	}
+	if res.prepareForUpdate != nil && subresource != "finalize" {
+		res.prepareForUpdate(obj, old)
+	}
+	return nil
+}
+
+func (s *Server) validateUpdate(res *resource, obj, old runtime.Object) field.ErrorList {
+	path := field.NewPath("metadata")
+	errs := apimachineryvalidation.ValidateObjectMetaAccessor(accessor(obj), res.namespaced, res.nameValidation, path)
+	errs = append(errs, apimachineryvalidation.ValidateObjectMetaAccessorUpdate(accessor(obj), accessor(old), path)...)
+	if res.validate != nil {
+		errs = append(errs, res.validate(obj, old)...)
+	}
+	return errs
+}
+
+// shouldDeleteDuringUpdate: an object being deleted goes away once its last
+// finalizer is removed (for namespaces also spec.finalizers).
+func shouldDeleteDuringUpdate(res *resource, obj runtime.Object) bool {
+	m := accessor(obj)
+	if m.GetDeletionTimestamp() == nil || len(m.GetFinalizers()) > 0 {
+		return false
+	}
+	if g := m.GetDeletionGracePeriodSeconds(); g != nil && *g > 0 {
+		return false
+	}
+	return !hasNamespaceFinalizers(obj)
+}
