@@ -2,7 +2,7 @@ package apiserver
 
 import (
 	"encoding/json"
-		"net/http"
+	"net/http"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -127,4 +127,3 @@ func (s *Server) applyPatch(w http.ResponseWriter, r *http.Request, t requestTar
 	}
 	return obj, nil
 }
-

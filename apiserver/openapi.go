@@ -49,10 +49,10 @@ func operation(id string, res *resource, params ...string) map[string]any {
 		ps = append(ps, map[string]any{"name": p, "in": "query", "schema": map[string]string{"type": "string"}, "type": "string"})
 	}
 	return map[string]any{
-		"operationId":                    id,
+		"operationId":                     id,
 		"x-kubernetes-group-version-kind": gvkExtension(res),
-		"parameters":                     ps,
-		"responses":                      map[string]any{"200": map[string]string{"description": "OK"}},
+		"parameters":                      ps,
+		"responses":                       map[string]any{"200": map[string]string{"description": "OK"}},
 	}
 }
 

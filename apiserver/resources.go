@@ -4,8 +4,8 @@ import (
 	"context"
 	"slices"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -101,11 +101,11 @@ func (t *resourceTable) servesGroupVersion(gv schema.GroupVersion) bool {
 }
 
 var (
-	coreV1        = schema.GroupVersion{Version: "v1"}
-	appsV1        = schema.GroupVersion{Group: "apps", Version: "v1"}
-	discoveryV1   = schema.GroupVersion{Group: "discovery.k8s.io", Version: "v1"}
+	coreV1         = schema.GroupVersion{Version: "v1"}
+	appsV1         = schema.GroupVersion{Group: "apps", Version: "v1"}
+	discoveryV1    = schema.GroupVersion{Group: "discovery.k8s.io", Version: "v1"}
 	coordinationV1 = schema.GroupVersion{Group: "coordination.k8s.io", Version: "v1"}
-	eventsV1      = schema.GroupVersion{Group: "events.k8s.io", Version: "v1"}
+	eventsV1       = schema.GroupVersion{Group: "events.k8s.io", Version: "v1"}
 )
 
 // newResourceTable builds the table of every resource s serves.
@@ -133,7 +133,7 @@ func newResourceTable(s *Server) *resourceTable {
 		keepStatusOnCreate: true, selectableFields: nodeFields, table: nodeTable()})
 	t.add(&resource{gvr: coreV1.WithResource("pods"), kind: "Pod", singular: "pod", namespaced: true,
 		shortNames: []string{"po"}, categories: all,
-		subresources: []string{"status", "binding", "eviction", "log", "exec", "attach", "portforward"},
+		subresources:   []string{"status", "binding", "eviction", "log", "exec", "attach", "portforward"},
 		nameValidation: subdomain, generation: true, returnDeletedObject: true,
 		selectableFields: podFields, prepareForCreate: preparePod, prepareForUpdate: preparePodUpdate,
 		validate: validatePod, table: podTable()})
