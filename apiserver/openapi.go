@@ -43,10 +43,16 @@ func gvkExtension(res *resource) map[string]string {
 
 // operation is one OpenAPI operation with the query parameters kubectl
 // probes for.
-func operation(id string, res *resource, params ...string) map[string]any {
+func operation(swagger2 bool, id string, res *resource, params ...string) map[string]any {
 	var ps []map[string]any
 	for _, p := range params {
-		ps = append(ps, map[string]any{"name": p, "in": "query", "schema": map[string]string{"type": "string"}, "type": "string"})
+		param := map[string]any{"name": p, "in": "query"}
+		if swagger2 {
+			param["type"] = "string"
+		} else {
+			param["schema"] = map[string]string{"type": "string"}
+		}
+		ps = append(ps, param)
 	}
 	return map[string]any{
 		"operationId":                     id,
@@ -56,8 +62,9 @@ func operation(id string, res *resource, params ...string) map[string]any {
 	}
 }
 
-// openAPIPaths builds the path items of one group version.
-func (s *Server) openAPIPaths(gv schema.GroupVersion) map[string]any {
+// openAPIPaths builds the path items of one group version, in OpenAPI v3
+// form or, with swagger2, in v2 form.
+func (s *Server) openAPIPaths(gv schema.GroupVersion, swagger2 bool) map[string]any {
 	paths := map[string]any{}
 	for _, res := range s.sortedResources(gv) {
 		if res.gvr.Resource == "bindings" {
@@ -66,15 +73,15 @@ func (s *Server) openAPIPaths(gv schema.GroupVersion) map[string]any {
 		collection, item := resourcePaths(res)
 		writeParams := []string{"dryRun", "fieldManager", "fieldValidation"}
 		paths[collection] = map[string]any{
-			"get":    operation("list"+res.kind, res, "labelSelector", "fieldSelector", "limit", "continue", "resourceVersion", "watch"),
-			"post":   operation("create"+res.kind, res, writeParams...),
-			"delete": operation("deletecollection"+res.kind, res, "labelSelector", "fieldSelector"),
+			"get":    operation(swagger2, "list"+res.kind, res, "labelSelector", "fieldSelector", "limit", "continue", "resourceVersion", "watch"),
+			"post":   operation(swagger2, "create"+res.kind, res, writeParams...),
+			"delete": operation(swagger2, "deletecollection"+res.kind, res, "labelSelector", "fieldSelector"),
 		}
 		paths[item] = map[string]any{
-			"get":    operation("read"+res.kind, res),
-			"put":    operation("replace"+res.kind, res, writeParams...),
-			"patch":  operation("patch"+res.kind, res, append(writeParams, "force")...),
-			"delete": operation("delete"+res.kind, res, "dryRun", "gracePeriodSeconds", "propagationPolicy"),
+			"get":    operation(swagger2, "read"+res.kind, res),
+			"put":    operation(swagger2, "replace"+res.kind, res, writeParams...),
+			"patch":  operation(swagger2, "patch"+res.kind, res, append(writeParams, "force")...),
+			"delete": operation(swagger2, "delete"+res.kind, res, "dryRun", "gracePeriodSeconds", "propagationPolicy"),
 		}
 	}
 	return paths
@@ -84,7 +91,7 @@ func (s *Server) openAPIV3Document(gv schema.GroupVersion) []byte {
 	doc := map[string]any{
 		"openapi": "3.0.0",
 		"info":    map[string]string{"title": "Kubernetes", "version": KubernetesVersion},
-		"paths":   s.openAPIPaths(gv),
+		"paths":   s.openAPIPaths(gv, false),
 	}
 	body, _ := json.Marshal(doc)
 	return body
@@ -131,7 +138,7 @@ func (s *Server) serveOpenAPIV3GroupVersion(w http.ResponseWriter, r *http.Reque
 func (s *Server) serveOpenAPIV2(w http.ResponseWriter, r *http.Request) {
 	paths := map[string]any{}
 	for _, gv := range s.resources.groups {
-		for p, item := range s.openAPIPaths(gv) {
+		for p, item := range s.openAPIPaths(gv, true) {
 			paths[p] = item
 		}
 	}
