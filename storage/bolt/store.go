@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -65,8 +66,9 @@ type Store struct {
 	path string
 	opts Options
 
-	writes chan *writeOp
-	hub    *hub
+	writes        chan *writeOp
+	committerDone chan struct{} // closed when commitLoop returns
+	hub           *hub
 
 	stop      chan struct{} // closed by Close
 	closeOnce sync.Once
@@ -83,10 +85,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("storage: creating data directory: %w", err)
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
-		Timeout:      opts.OpenTimeout,
-		FreelistType: bbolt.FreelistMapType,
-	})
+	db, err := openFile(path, opts)
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("storage: %s is locked by another process (is another tinykube server running on this data dir?)", path)
@@ -101,17 +100,34 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		db:     db,
-		path:   path,
-		opts:   opts,
-		writes: make(chan *writeOp, opts.MaxBatch),
-		hub:    newHub(rev, opts.WatchBuffer),
-		stop:   make(chan struct{}),
+		db:            db,
+		path:          path,
+		opts:          opts,
+		writes:        make(chan *writeOp, opts.MaxBatch),
+		committerDone: make(chan struct{}),
+		hub:           newHub(rev, opts.WatchBuffer),
+		stop:          make(chan struct{}),
 	}
 	s.wg.Add(2)
 	go s.commitLoop()
 	go s.compactLoop()
 	return s, nil
+}
+
+// openFile opens the bbolt file. bbolt reads the freelist at open and
+// panics, or faults on memory past the end of a truncated file, when pages
+// are damaged; both become an error here.
+func openFile(path string, opts Options) (db *bbolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			db, err = nil, corruptError(path, fmt.Errorf("%v", p))
+		}
+	}()
+	return bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout:      opts.OpenTimeout,
+		FreelistType: bbolt.FreelistMapType,
+	})
 }
 
 func corruptError(path string, err error) error {
@@ -122,6 +138,7 @@ func corruptError(path string, err error) error {
 // existing one is a complete tinykube store, and returns its revision.
 // bbolt panics on some corrupt pages; that is reported as corruption too.
 func checkAndInit(db *bbolt.DB, path string) (rev int64, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
 			err = corruptError(path, fmt.Errorf("%v", p))

@@ -69,7 +69,17 @@ func (s *Store) write(ctx context.Context, op *writeOp) (storage.KeyValue, error
 	case <-ctx.Done():
 		return storage.KeyValue{}, ctx.Err()
 	}
-	<-op.done
+	select {
+	case <-op.done:
+	case <-s.committerDone:
+		// The committer has exited: it finished or failed every op it
+		// took, so op is either done already or was never taken.
+		select {
+		case <-op.done:
+		default:
+			return storage.KeyValue{}, storage.ErrClosed
+		}
+	}
 	return op.result, op.err
 }
 
@@ -80,6 +90,7 @@ func (s *Store) write(ctx context.Context, op *writeOp) (storage.KeyValue, error
 // same.
 func (s *Store) commitLoop() {
 	defer s.wg.Done()
+	defer close(s.committerDone)
 	batch := make([]*writeOp, 0, s.opts.MaxBatch)
 	for {
 		batch = batch[:0]
