@@ -33,7 +33,7 @@ func (s *Server) serveReplace(w http.ResponseWriter, r *http.Request, t requestT
 	}
 	out, created, err := s.updateObject(r.Context(), updateRequest{
 		res: t.res, namespace: t.namespace, name: t.name, subresource: subresource, dryRun: dryRun,
-		allowCreate: subresource == "",
+		allowCreate: subresource == "" && t.res.allowCreateOnUpdate,
 		mutate: func(runtime.Object) (runtime.Object, error) {
 			return obj.DeepCopyObject(), nil
 		},

@@ -25,8 +25,8 @@ type updateRequest struct {
 	// decides which half of the object the write may change.
 	subresource string
 	dryRun      bool
-	// allowCreate lets a missing object be created (PUT and apply), when
-	// the resource allows it.
+	// allowCreate lets a missing object be created (apply always, PUT when
+	// the resource allows it).
 	allowCreate bool
 	// mutate returns the desired object from a copy of the current one; it
 	// gets nil when the object does not exist and allowCreate holds. It may
@@ -46,9 +46,6 @@ func (s *Server) updateObject(ctx context.Context, u updateRequest) (runtime.Obj
 			desired, err := u.mutate(nil)
 			if err != nil {
 				return nil, false, err
-			}
-			if !u.res.allowCreateOnUpdate {
-				return nil, false, apierrors.NewNotFound(u.res.groupResource(), u.name)
 			}
 			accessor(desired).SetResourceVersion("")
 			created, err := s.createObject(ctx, u.res, u.namespace, desired, u.dryRun)

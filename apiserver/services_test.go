@@ -1,0 +1,146 @@
+package apiserver
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestNodePortServiceGetsClusterIPAndNodePortInRange(t *testing.T) {
+	ts := newTestServer(t)
+	svc, err := ts.client.CoreV1().Services("default").Create(ctx(t), makeService("web", corev1.ServiceTypeNodePort), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip, err := netip.ParseAddr(svc.Spec.ClusterIP)
+	if err != nil || !netip.MustParsePrefix("10.43.0.0/16").Contains(ip) || svc.Spec.ClusterIPs[0] != svc.Spec.ClusterIP {
+		t.Fatalf("clusterIP %q", svc.Spec.ClusterIP)
+	}
+	if np := svc.Spec.Ports[0].NodePort; np < 30000 || np > 32767 {
+		t.Fatalf("nodePort %d", np)
+	}
+	if svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyCluster || *svc.Spec.InternalTrafficPolicy != corev1.ServiceInternalTrafficPolicyCluster ||
+		svc.Spec.SessionAffinity != corev1.ServiceAffinityNone || svc.Spec.IPFamilies[0] != corev1.IPv4Protocol ||
+		*svc.Spec.IPFamilyPolicy != corev1.IPFamilyPolicySingleStack || svc.Spec.Ports[0].Protocol != corev1.ProtocolTCP {
+		t.Fatalf("defaults missing: %+v", svc.Spec)
+	}
+}
+
+func TestGivenNodePortIsKeptAndNeverHandedOutTwice(t *testing.T) {
+	ts := newTestServer(t)
+	services := ts.client.CoreV1().Services("default")
+	first := makeService("first", corev1.ServiceTypeNodePort, corev1.ServicePort{Port: 80, NodePort: 31203})
+	created, err := services.Create(ctx(t), first, metav1.CreateOptions{})
+	if err != nil || created.Spec.Ports[0].NodePort != 31203 {
+		t.Fatalf("create with nodePort: %v %+v", err, created)
+	}
+	_, err = services.Create(ctx(t), makeService("second", corev1.ServiceTypeNodePort, corev1.ServicePort{Port: 80, NodePort: 31203}), metav1.CreateOptions{})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.ports[0].nodePort: Invalid value: 31203: provided port is already allocated") {
+		t.Fatalf("second claim: %v", err)
+	}
+	// The refused create left no ClusterIP allocated behind: after deleting
+	// the first service the port is free again.
+	if err := services.Delete(ctx(t), "first", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := services.Create(ctx(t), makeService("second", corev1.ServiceTypeNodePort, corev1.ServicePort{Port: 80, NodePort: 31203}), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("port not released on delete: %v", err)
+	}
+}
+
+func TestClusterIPOutOfRangeOrTaken(t *testing.T) {
+	ts := newTestServer(t)
+	services := ts.client.CoreV1().Services("default")
+	svc := makeService("a", corev1.ServiceTypeClusterIP)
+	svc.Spec.ClusterIP = "10.0.0.1"
+	_, err := services.Create(ctx(t), svc, metav1.CreateOptions{})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "failed to allocate IP 10.0.0.1: the provided IP (10.0.0.1) is not in the valid range. The range of valid IPs is 10.43.0.0/16") {
+		t.Fatalf("out of range: %v", err)
+	}
+	svc.Spec.ClusterIP = "10.43.0.1" // the kubernetes Service's
+	_, err = services.Create(ctx(t), svc, metav1.CreateOptions{})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "failed to allocate IP 10.43.0.1: provided IP is already allocated") {
+		t.Fatalf("taken: %v", err)
+	}
+}
+
+func TestConcurrentCreatesNeverShareANodePort(t *testing.T) {
+	ts := newTestServer(t)
+	const n = 30
+	var wg sync.WaitGroup
+	results := make(chan *corev1.Service, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			svc, err := ts.client.CoreV1().Services("default").Create(ctx(t), makeService(fmt.Sprint("s", i), corev1.ServiceTypeNodePort), metav1.CreateOptions{})
+			if err != nil {
+				t.Errorf("create: %v", err)
+				return
+			}
+			results <- svc
+		}()
+	}
+	wg.Wait()
+	close(results)
+	ports, ips := map[int32]bool{}, map[string]bool{}
+	for svc := range results {
+		if ports[svc.Spec.Ports[0].NodePort] || ips[svc.Spec.ClusterIP] {
+			t.Fatalf("duplicate allocation %d %s", svc.Spec.Ports[0].NodePort, svc.Spec.ClusterIP)
+		}
+		ports[svc.Spec.Ports[0].NodePort] = true
+		ips[svc.Spec.ClusterIP] = true
+	}
+}
+
+func TestUpdateWithoutClusterIPKeepsAllocationAndTypeChangeReleasesNodePort(t *testing.T) {
+	ts := newTestServer(t)
+	services := ts.client.CoreV1().Services("default")
+	svc, err := services.Create(ctx(t), makeService("web", corev1.ServiceTypeNodePort), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip, port := svc.Spec.ClusterIP, svc.Spec.Ports[0].NodePort
+	// Like kubectl replace of the original manifest: no clusterIP, no nodePort.
+	replacement := makeService("web", corev1.ServiceTypeNodePort)
+	replacement.ResourceVersion = svc.ResourceVersion
+	updated, err := services.Update(ctx(t), replacement, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if updated.Spec.ClusterIP != ip || updated.Spec.Ports[0].NodePort != port {
+		t.Fatalf("allocation changed: %s %d -> %s %d", ip, port, updated.Spec.ClusterIP, updated.Spec.Ports[0].NodePort)
+	}
+	updated.Spec.Type = corev1.ServiceTypeClusterIP
+	updated.Spec.Ports[0].NodePort = 0
+	updated.Spec.ExternalTrafficPolicy = ""
+	if _, err := services.Update(ctx(t), updated, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	other := makeService("other", corev1.ServiceTypeNodePort, corev1.ServicePort{Port: 80, NodePort: port})
+	if _, err := services.Create(ctx(t), other, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("node port not released by the type change: %v", err)
+	}
+}
+
+func TestDryRunCreatePersistsNothing(t *testing.T) {
+	ts := newTestServer(t)
+	services := ts.client.CoreV1().Services("default")
+	svc, err := services.Create(ctx(t), makeService("dry", corev1.ServiceTypeNodePort, corev1.ServicePort{Port: 80, NodePort: 30080}),
+		metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if err != nil || svc.Spec.ClusterIP == "" {
+		t.Fatalf("dry run: %v %+v", err, svc)
+	}
+	if _, err := services.Get(ctx(t), "dry", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("dry run stored the object: %v", err)
+	}
+	if _, err := services.Create(ctx(t), makeService("real", corev1.ServiceTypeNodePort, corev1.ServicePort{Port: 80, NodePort: 30080}), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("dry run kept the node port: %v", err)
+	}
+}
