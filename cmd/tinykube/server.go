@@ -1,0 +1,334 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/tinykube/tinykube/apiserver/authn"
+	"github.com/tinykube/tinykube/pki"
+)
+
+// serverOptions are the `tinykube server` flags, named as k3s names them so
+// its users need not learn new ones.
+type serverOptions struct {
+	dataDir          string
+	bindAddress      string
+	port             int
+	advertiseAddress string
+	writeKubeconfig  string
+	serviceCIDR      string
+	clusterCIDR      string
+	nodePortRange    string
+	disableAgent     bool
+}
+
+// defaultKubeconfig is where `server` writes the admin kubeconfig and where
+// `kubectl` looks for it.
+const defaultKubeconfig = "/etc/tinykube/kubeconfig.yaml"
+
+// Shutdown timing: requests in flight get shutdownGrace to finish before
+// long-running ones (watches) are ended; whatever is left after
+// shutdownTimeout is cut.
+const (
+	shutdownGrace   = time.Second
+	shutdownTimeout = 10 * time.Second
+)
+
+func newServerCommand(stdout, stderr io.Writer) *cobra.Command {
+	o := &serverOptions{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane (and a node) on this host",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return runServer(ctx, stop, o, stdout, stderr)
+		},
+	}
+	f := cmd.Flags()
+	f.SortFlags = false
+	f.StringVar(&o.dataDir, "data-dir", "/var/lib/tinykube", "directory for the cluster's state, keys and certificates")
+	f.StringVar(&o.bindAddress, "bind-address", "0.0.0.0", "address the API server listens on")
+	f.IntVar(&o.port, "https-listen-port", 6443, "HTTPS port of the API server (0 picks a free one)")
+	f.StringVar(&o.advertiseAddress, "advertise-address", "", "address the cluster reaches the API server at (default: the address of the default route's interface)")
+	f.StringVar(&o.writeKubeconfig, "write-kubeconfig", defaultKubeconfig, "write the admin kubeconfig here (mode 0600)")
+	f.StringVar(&o.serviceCIDR, "service-cidr", "10.43.0.0/16", "range of Service ClusterIPs")
+	f.StringVar(&o.clusterCIDR, "cluster-cidr", "10.42.0.0/16", "range of pod IPs")
+	f.StringVar(&o.nodePortRange, "service-node-port-range", "30000-32767", "range of NodePorts")
+	f.BoolVar(&o.disableAgent, "disable-agent", false, "run no kubelet or proxy on this host (control plane only)")
+	return cmd
+}
+
+// serverConfig is serverOptions parsed and checked.
+type serverConfig struct {
+	dataDir       string
+	bind          netip.Addr
+	port          int
+	advertise     netip.Addr
+	kubeconfig    string
+	serviceCIDR   netip.Prefix
+	clusterCIDR   netip.Prefix
+	nodePortRange utilnet.PortRange
+	disableAgent  bool
+}
+
+func (o *serverOptions) parse() (*serverConfig, error) {
+	c := &serverConfig{dataDir: o.dataDir, port: o.port, kubeconfig: o.writeKubeconfig, disableAgent: o.disableAgent}
+	var err error
+	if c.dataDir == "" {
+		return nil, errors.New("--data-dir must not be empty")
+	}
+	if c.dataDir, err = filepath.Abs(c.dataDir); err != nil {
+		return nil, err
+	}
+	if c.bind, err = netip.ParseAddr(o.bindAddress); err != nil {
+		return nil, fmt.Errorf("--bind-address: %w", err)
+	}
+	if o.port < 0 || o.port > 65535 {
+		return nil, fmt.Errorf("--https-listen-port: %d is not a port", o.port)
+	}
+	if o.advertiseAddress != "" {
+		if c.advertise, err = netip.ParseAddr(o.advertiseAddress); err != nil {
+			return nil, fmt.Errorf("--advertise-address: %w", err)
+		}
+		if c.advertise.IsUnspecified() {
+			return nil, errors.New("--advertise-address must be a concrete address")
+		}
+	}
+	if c.serviceCIDR, err = netip.ParsePrefix(o.serviceCIDR); err != nil {
+		return nil, fmt.Errorf("--service-cidr: %w", err)
+	}
+	if c.clusterCIDR, err = netip.ParsePrefix(o.clusterCIDR); err != nil {
+		return nil, fmt.Errorf("--cluster-cidr: %w", err)
+	}
+	c.serviceCIDR, c.clusterCIDR = c.serviceCIDR.Masked(), c.clusterCIDR.Masked()
+	if c.serviceCIDR.Overlaps(c.clusterCIDR) {
+		return nil, fmt.Errorf("--service-cidr %s overlaps --cluster-cidr %s", c.serviceCIDR, c.clusterCIDR)
+	}
+	pr, err := utilnet.ParsePortRange(o.nodePortRange)
+	if err != nil {
+		return nil, fmt.Errorf("--service-node-port-range: %w", err)
+	}
+	c.nodePortRange = *pr
+	if c.kubeconfig != "" {
+		if c.kubeconfig, err = filepath.Abs(c.kubeconfig); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// firstServiceIP is the ClusterIP of the `kubernetes` Service: the first
+// address after the network address, as upstream reserves it.
+func firstServiceIP(cidr netip.Prefix) netip.Addr {
+	return cidr.Masked().Addr().Next()
+}
+
+// runServer starts the API server and serves until ctx ends. stop releases
+// the signal handler once shutdown begins, so a second Ctrl-C ends the
+// process at once.
+func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stderr io.Writer) error {
+	cfg, err := o.parse()
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	serverDir := filepath.Join(cfg.dataDir, "server")
+
+	if !cfg.advertise.IsValid() {
+		cfg.advertise = defaultAdvertiseAddress(cfg.bind)
+	}
+
+	// Listen before anything else: it is the cheapest thing to fail (port
+	// taken), and with --https-listen-port 0 the real port is needed for
+	// the `kubernetes` Service and the kubeconfig.
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.bind.String(), strconv.Itoa(cfg.port)))
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	names, ips := nodeAddresses()
+	ips = append(ips, cfg.advertise)
+	if !cfg.bind.IsUnspecified() {
+		ips = append(ips, cfg.bind)
+	}
+	bundle, err := pki.Ensure(pki.Config{
+		Dir:       filepath.Join(serverDir, "tls"),
+		ServiceIP: firstServiceIP(cfg.serviceCIDR),
+		DNSNames:  names,
+		IPs:       ips,
+	})
+	if err != nil {
+		return err
+	}
+	if bundle.ServingRenewed {
+		logger.Info("issued a new serving certificate", "dnsNames", bundle.Serving.Leaf.DNSNames, "ips", bundle.Serving.Leaf.IPAddresses)
+	}
+	tokens, err := authn.EnsureTokenFile(filepath.Join(serverDir, "token.csv"), authn.User{
+		Name:   pki.AdminUser,
+		UID:    pki.AdminUser,
+		Groups: []string{pki.AdminGroup},
+	})
+	if err != nil {
+		return err
+	}
+	authenticator, err := authn.New(authn.Config{ClientCAs: bundle.ClientCAs, Tokens: tokens})
+	if err != nil {
+		return err
+	}
+
+	core, err := openCore(coreConfig{
+		dbPath:           filepath.Join(serverDir, "db", "state.db"),
+		serviceCIDR:      cfg.serviceCIDR,
+		nodePortRange:    cfg.nodePortRange,
+		advertiseAddress: cfg.advertise,
+		securePort:       port,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := core.close(); err != nil {
+			logger.Error("closing the store", "err", err)
+		}
+	}()
+	if err := core.bootstrap(ctx); err != nil {
+		return err
+	}
+
+	url := "https://" + net.JoinHostPort(kubeconfigHost(cfg.bind).String(), strconv.Itoa(port))
+	if cfg.kubeconfig != "" {
+		if err := pki.WriteKubeconfig(cfg.kubeconfig, pki.Kubeconfig{
+			Server:    url,
+			CACertPEM: bundle.CACertPEM,
+			CertPEM:   bundle.AdminCertPEM,
+			KeyPEM:    bundle.AdminKeyPEM,
+		}); err != nil {
+			return err
+		}
+	}
+
+	// Requests derive their context from base; cancelling it ends
+	// long-running requests such as watches, which Shutdown would
+	// otherwise wait for until its timeout.
+	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	srv := &http.Server{
+		Handler: authenticator.Wrap(core.handler),
+		TLSConfig: &tls.Config{
+			Certificates: []tls.Certificate{bundle.Serving},
+			MinVersion:   tls.VersionTLS12,
+			// Ask for a client certificate but let the authenticator
+			// verify it, so a bad one gets upstream's 401 Status rather
+			// than a TLS alert, and token users are not asked twice.
+			ClientAuth: tls.RequestClientCert,
+			ClientCAs:  bundle.ClientCAs,
+		},
+		ReadHeaderTimeout: 30 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ErrorLog:          log.New(stderr, "tinykube: http: ", 0),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+
+	kubeconfigNote := ""
+	if cfg.kubeconfig != "" {
+		kubeconfigNote = " (kubeconfig " + cfg.kubeconfig + ")"
+	}
+	fmt.Fprintf(stdout, "tinykube: API server ready at %s%s\n", url, kubeconfigNote)
+	if !cfg.disableAgent {
+		logger.Warn("the agent (kubelet, proxy) is not part of this build yet; serving the control plane only")
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+	}
+	stop()
+	logger.Info("shutting down")
+	grace := time.AfterFunc(shutdownGrace, cancelBase)
+	defer grace.Stop()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+		logger.Warn("connections cut at shutdown timeout", "err", err)
+	}
+	return nil
+}
+
+// kubeconfigHost is the address local clients use: loopback when the
+// server listens on every address, else the one address it binds.
+func kubeconfigHost(bind netip.Addr) netip.Addr {
+	switch {
+	case bind.IsUnspecified() && bind.Is6():
+		return netip.IPv6Loopback()
+	case bind.IsUnspecified():
+		return netip.MustParseAddr("127.0.0.1")
+	}
+	return bind
+}
+
+// defaultAdvertiseAddress is the address upstream would pick: the bind
+// address when it is a concrete one, else the default route's interface,
+// else loopback (a host with no network still gets a working cluster).
+func defaultAdvertiseAddress(bind netip.Addr) netip.Addr {
+	if !bind.IsUnspecified() {
+		return bind
+	}
+	if ip, err := utilnet.ChooseHostInterface(); err == nil {
+		if a, ok := netip.AddrFromSlice(ip); ok {
+			return a.Unmap()
+		}
+	}
+	return netip.MustParseAddr("127.0.0.1")
+}
+
+// nodeAddresses are the host name and the host's global unicast addresses:
+// the names a client on the network may use for this server.
+func nodeAddresses() ([]string, []netip.Addr) {
+	var names []string
+	// A host name that is not a DNS name cannot go into a certificate.
+	if h, err := os.Hostname(); err == nil && len(validation.IsDNS1123Subdomain(strings.ToLower(h))) == 0 {
+		names = append(names, strings.ToLower(h))
+	}
+	var ips []netip.Addr
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return names, nil
+	}
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if ok && ip.Unmap().IsGlobalUnicast() {
+			ips = append(ips, ip.Unmap())
+		}
+	}
+	return names, ips
+}

@@ -1,0 +1,331 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// execMainEnv makes the test binary behave as the tinykube binary, so the
+// tests run the real command in a child process without a separate build.
+const execMainEnv = "TINYKUBE_TEST_EXEC_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(execMainEnv) == "1" {
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// serverProcess is a `tinykube server` child process.
+type serverProcess struct {
+	cmd        *exec.Cmd
+	url        string
+	kubeconfig string
+	// readyAfter is the time from exec to the ready line.
+	readyAfter time.Duration
+	exited     chan error
+	stderr     *strings.Builder
+}
+
+// startServer runs `tinykube server` on 127.0.0.1 with a free port and
+// dataDir, and waits for its ready line.
+func startServer(t *testing.T, dataDir string) *serverProcess {
+	t.Helper()
+	kubeconfig := filepath.Join(dataDir, "kubeconfig.yaml")
+	cmd := exec.Command(os.Args[0],
+		"server",
+		"--data-dir", dataDir,
+		"--bind-address", "127.0.0.1",
+		"--advertise-address", "127.0.0.1",
+		"--https-listen-port", "0",
+		"--write-kubeconfig", kubeconfig,
+		"--disable-agent",
+	)
+	cmd.Env = append(os.Environ(), execMainEnv+"=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &serverProcess{cmd: cmd, kubeconfig: kubeconfig, exited: make(chan error, 1), stderr: &strings.Builder{}}
+	cmd.Stderr = p.stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// A test that failed half-way still ends its server.
+		_ = cmd.Process.Kill()
+		<-p.exited
+	})
+
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		p.exited <- cmd.Wait()
+		close(p.exited)
+	}()
+
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	var ready []string
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("server exited before it was ready; stdout %q; stderr:\n%s", ready, p.stderr)
+			}
+			ready = append(ready, line)
+			if len(ready) > 1 {
+				t.Fatalf("server printed more than one line on stdout: %q", ready)
+			}
+			const prefix = "tinykube: API server ready at "
+			if !strings.HasPrefix(line, prefix) {
+				t.Fatalf("unexpected first line %q", line)
+			}
+			p.readyAfter = time.Since(start)
+			p.url, _, _ = strings.Cut(strings.TrimPrefix(line, prefix), " ")
+			if !strings.Contains(line, "(kubeconfig "+kubeconfig+")") {
+				t.Errorf("ready line %q does not name the kubeconfig", line)
+			}
+			// Keep draining stdout so the child never blocks on it.
+			go func() {
+				for l := range lines {
+					t.Errorf("server printed another line on stdout: %q", l)
+				}
+			}()
+			return p
+		case <-deadline.C:
+			t.Fatalf("server not ready after 20s; stderr:\n%s", p.stderr)
+		}
+	}
+}
+
+// stop sends SIGTERM and returns the exit error (nil for exit status 0).
+func (p *serverProcess) stop(t *testing.T) error {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.exited:
+		return err
+	case <-time.After(15 * time.Second):
+		t.Fatalf("server did not exit within 15s of SIGTERM; stderr:\n%s", p.stderr)
+	}
+	return nil
+}
+
+// restConfig is the client configuration from the written kubeconfig, as
+// kubectl would load it.
+func (p *serverProcess) restConfig(t *testing.T) *rest.Config {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", p.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(cfg.Host, "https://127.0.0.1:") || cfg.Host != p.url {
+		t.Fatalf("kubeconfig server %q, ready line %q", cfg.Host, p.url)
+	}
+	return cfg
+}
+
+// anonymousClient trusts the cluster CA but presents no credential.
+func anonymousClient(t *testing.T, cfg *rest.Config) *http.Client {
+	t.Helper()
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(cfg.CAData) {
+		t.Fatal("kubeconfig has no CA data")
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+}
+
+func caFingerprint(t *testing.T, cfg *rest.Config) string {
+	t.Helper()
+	block, _ := pem.Decode(cfg.CAData)
+	if block == nil {
+		t.Fatal("kubeconfig CA data is not PEM")
+	}
+	sum := sha256.Sum256(block.Bytes)
+	return hex.EncodeToString(sum[:])
+}
+
+func getStatus(t *testing.T, hc *http.Client, url string) (int, []byte) {
+	t.Helper()
+	resp, err := hc.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body
+}
+
+func TestServerSecurityAndRestart(t *testing.T) {
+	dataDir := t.TempDir()
+	p := startServer(t, dataDir)
+	cfg := p.restConfig(t)
+
+	t.Run("kubeconfig is private", func(t *testing.T) {
+		fi, err := os.Stat(p.kubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("kubeconfig mode %v, want 0600", fi.Mode().Perm())
+		}
+	})
+
+	t.Run("no credential gets 401 Status", func(t *testing.T) {
+		code, body := getStatus(t, anonymousClient(t, cfg), p.url+"/api")
+		if code != http.StatusUnauthorized {
+			t.Fatalf("GET /api without credential: %d %s", code, body)
+		}
+		var st metav1.Status
+		if err := json.Unmarshal(body, &st); err != nil || st.Kind != "Status" || st.Reason != metav1.StatusReasonUnauthorized || st.Code != 401 {
+			t.Errorf("401 body %s is not upstream's Unauthorized Status (%v)", body, err)
+		}
+	})
+
+	t.Run("version is open", func(t *testing.T) {
+		code, body := getStatus(t, anonymousClient(t, cfg), p.url+"/version")
+		if code != http.StatusOK {
+			t.Fatalf("GET /version without credential: %d %s", code, body)
+		}
+	})
+
+	t.Run("plain HTTP is refused", func(t *testing.T) {
+		resp, err := http.Get("http://" + strings.TrimPrefix(p.url, "https://") + "/version")
+		if err == nil {
+			defer resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				t.Error("the API answered over plain HTTP")
+			}
+		}
+	})
+
+	t.Run("clientset from kubeconfig", func(t *testing.T) {
+		cs, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := cs.Discovery().ServerVersion()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.GitVersion == "" {
+			t.Error("empty server version")
+		}
+	})
+
+	t.Run("bearer token from the token file", func(t *testing.T) {
+		data, err := os.ReadFile(filepath.Join(dataDir, "server", "token.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		token, _, _ := strings.Cut(string(data), ",")
+		tc := rest.AnonymousClientConfig(cfg)
+		tc.BearerToken = token
+		cs, err := kubernetes.NewForConfig(tc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cs.Discovery().ServerVersion(); err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequest(http.MethodGet, p.url+"/api", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := anonymousClient(t, cfg).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusUnauthorized {
+			t.Error("a valid bearer token got 401")
+		}
+	})
+
+	if err := p.stop(t); err != nil {
+		t.Fatalf("SIGTERM: exit %v, want 0; stderr:\n%s", err, p.stderr)
+	}
+
+	// Same data dir: same CA, so the kubeconfig handed out before still
+	// works, and the start is fast.
+	again := startServer(t, dataDir)
+	if again.readyAfter > time.Second {
+		t.Errorf("ready %v after start on an existing data dir, want under 1s", again.readyAfter)
+	}
+	t.Logf("ready %v after start on an existing data dir (first start: %v)", again.readyAfter, p.readyAfter)
+	cfg2 := again.restConfig(t)
+	if caFingerprint(t, cfg) != caFingerprint(t, cfg2) {
+		t.Error("CA changed across a restart")
+	}
+	if strings.Contains(again.stderr.String(), "issued a new serving certificate") {
+		t.Error("serving certificate reissued on a restart with the same addresses")
+	}
+	old := rest.CopyConfig(cfg)
+	old.Host = again.url // new port; the credentials are the old ones
+	cs, err := kubernetes.NewForConfig(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.Discovery().ServerVersion(); err != nil {
+		t.Errorf("old kubeconfig no longer works: %v", err)
+	}
+	if err := again.stop(t); err != nil {
+		t.Fatalf("SIGTERM after restart: exit %v, want 0", err)
+	}
+}
+
+func TestServerRejectsBadFlags(t *testing.T) {
+	for name, args := range map[string][]string{
+		"service CIDR not a prefix": {"--service-cidr", "10.43.0.0"},
+		"overlapping CIDRs":         {"--service-cidr", "10.42.0.0/16"},
+		"bad node port range":       {"--service-node-port-range", "32767-30000"},
+		"bad bind address":          {"--bind-address", "localhost"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			args := append([]string{"server", "--data-dir", t.TempDir(), "--write-kubeconfig", "", "--https-listen-port", "0", "--bind-address", "127.0.0.1"}, args...)
+			// Cancelled from the start: a server that wrongly accepted
+			// the flags shuts down at once rather than hang the test.
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			var stdout, stderr strings.Builder
+			if code := run(ctx, args, &stdout, &stderr); code == 0 {
+				t.Errorf("exit 0 for %v", args)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("printed %q on stdout", stdout.String())
+			}
+		})
+	}
+}
