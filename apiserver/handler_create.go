@@ -86,7 +86,7 @@ func (s *Server) createObject(ctx context.Context, res *resource, namespace stri
 	if dryRun {
 		return obj, nil
 	}
-	value, err := toStored(obj)
+	value, err := s.toStored(res, obj)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
@@ -94,7 +94,7 @@ func (s *Server) createObject(ctx context.Context, res *resource, namespace stri
 		kv, err := s.store.Create(ctx, res.key(m.GetNamespace(), m.GetName()), value)
 		if errors.Is(err, storage.ErrAlreadyExists) && generated && attempt < 5 {
 			m.SetName(m.GetGenerateName() + rand.String(5))
-			if value, err = toStored(obj); err != nil {
+			if value, err = s.toStored(res, obj); err != nil {
 				return nil, apierrors.NewInternalError(err)
 			}
 			continue

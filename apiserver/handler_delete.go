@@ -130,7 +130,7 @@ func (s *Server) deleteObject(ctx context.Context, res *resource, namespace, nam
 				// Nothing changed (already being deleted): answer as is.
 				return obj, false, nil
 			}
-			value, err := toStored(obj)
+			value, err := s.toStored(res, obj)
 			if err != nil {
 				return nil, false, apierrors.NewInternalError(err)
 			}

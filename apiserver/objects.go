@@ -18,15 +18,19 @@ import (
 // key is where one object lives in storage.
 func (r *resource) key(namespace, name string) string {
 	if r.namespaced {
-		return "/registry/" + r.storageGroup() + "/" + r.gvr.Resource + "/" + namespace + "/" + name
+		return r.prefix("") + namespace + "/" + name
 	}
-	return "/registry/" + r.storageGroup() + "/" + r.gvr.Resource + "/" + name
+	return r.prefix("") + name
 }
 
 // prefix is the storage prefix of a collection: one namespace, or every
 // namespace when namespace is empty. It always ends in "/".
 func (r *resource) prefix(namespace string) string {
-	p := "/registry/" + r.storageGroup() + "/" + r.gvr.Resource + "/"
+	group, resource := r.storageGroup(), r.gvr.Resource
+	if r.storedAs != nil {
+		group, resource = r.storedAs.group, r.storedAs.resource
+	}
+	p := "/registry/" + group + "/" + resource + "/"
 	if r.namespaced && namespace != "" {
 		p += namespace + "/"
 	}
@@ -47,20 +51,33 @@ func (s *Server) newObject(r *resource) (runtime.Object, error) {
 // fromKV decodes a stored object and sets its resourceVersion from the
 // key's ModRevision (the stored one is never trusted).
 func (s *Server) fromKV(r *resource, kv storage.KeyValue) (runtime.Object, error) {
-	obj, err := s.newObject(r)
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(kv.Value, obj); err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", kv.Key, err)
+	var obj runtime.Object
+	if r.storedAs != nil {
+		stored := r.storedAs.newStorage()
+		if err := json.Unmarshal(kv.Value, stored); err != nil {
+			return nil, fmt.Errorf("decoding %s: %w", kv.Key, err)
+		}
+		obj = r.storedAs.fromStorage(stored)
+	} else {
+		var err error
+		if obj, err = s.newObject(r); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(kv.Value, obj); err != nil {
+			return nil, fmt.Errorf("decoding %s: %w", kv.Key, err)
+		}
 	}
 	obj.GetObjectKind().SetGroupVersionKind(r.gvk())
 	setResourceVersion(obj, kv.ModRevision)
 	return obj, nil
 }
 
-// toStored encodes obj for storage, without its resourceVersion.
-func toStored(obj runtime.Object) ([]byte, error) {
+// toStored encodes obj for storage, without its resourceVersion, in the
+// resource's storage form.
+func (s *Server) toStored(r *resource, obj runtime.Object) ([]byte, error) {
+	if r.storedAs != nil {
+		obj = r.storedAs.toStorage(obj)
+	}
 	m, err := meta.Accessor(obj)
 	if err != nil {
 		return nil, err

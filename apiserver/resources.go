@@ -55,6 +55,18 @@ type resource struct {
 	released func(ctx context.Context, obj runtime.Object)
 	// table prints rows for as=Table; nil prints NAME and AGE.
 	table *tableConvertor
+	// storedAs, when set, stores this resource as another one's objects
+	// (events.k8s.io/v1 Events are core/v1 Events in storage).
+	storedAs *storageConversion
+}
+
+// storageConversion stores a resource in another resource's keys and
+// form, converting on every read and write.
+type storageConversion struct {
+	group, resource string // storage key segments
+	newStorage      func() runtime.Object
+	toStorage       func(runtime.Object) runtime.Object
+	fromStorage     func(runtime.Object) runtime.Object
 }
 
 func (r *resource) gvk() schema.GroupVersionKind {
@@ -138,7 +150,8 @@ func newResourceTable(s *Server) *resourceTable {
 		selectableFields: podFields, prepareForCreate: preparePod, prepareForUpdate: preparePodUpdate,
 		validate: validatePod, table: podTable()})
 	t.add(&resource{gvr: coreV1.WithResource("secrets"), kind: "Secret", singular: "secret", namespaced: true,
-		nameValidation: subdomain, selectableFields: secretFields, prepareForCreate: prepareSecret, table: secretTable()})
+		nameValidation: subdomain, selectableFields: secretFields, prepareForCreate: prepareSecret,
+		prepareForUpdate: func(obj, _ runtime.Object) { prepareSecret(obj) }, table: secretTable()})
 	t.add(&resource{gvr: coreV1.WithResource("serviceaccounts"), kind: "ServiceAccount", singular: "serviceaccount", namespaced: true,
 		shortNames: []string{"sa"}, nameValidation: subdomain, table: serviceAccountTable()})
 	t.add(&resource{gvr: coreV1.WithResource("services"), kind: "Service", singular: "service", namespaced: true,
@@ -173,7 +186,7 @@ func newResourceTable(s *Server) *resourceTable {
 		nameValidation: subdomain, table: endpointSliceTable()})
 	t.add(&resource{gvr: eventsV1.WithResource("events"), kind: "Event", singular: "event", namespaced: true,
 		shortNames: []string{"ev"}, nameValidation: subdomain, keepStatusOnCreate: true, allowCreateOnUpdate: true,
-		table: eventsV1Table()})
+		table: eventsV1Table(), storedAs: eventsAsCoreEvents()})
 	return t
 }
 

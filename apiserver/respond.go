@@ -55,10 +55,11 @@ func toPartialMetadata(obj runtime.Object) runtime.Object {
 }
 
 func partialObject(obj runtime.Object) *metav1.PartialObjectMetadata {
-	m := accessor(obj)
 	p := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "PartialObjectMetadata"}}
-	if om, ok := m.(*metav1.ObjectMeta); ok {
-		p.ObjectMeta = *om.DeepCopy()
+	if a, ok := obj.(metav1.ObjectMetaAccessor); ok {
+		if om, ok := a.GetObjectMeta().(*metav1.ObjectMeta); ok {
+			p.ObjectMeta = *om.DeepCopy()
+		}
 	}
 	return p
 }

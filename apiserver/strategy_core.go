@@ -54,11 +54,20 @@ func nodeFields(obj runtime.Object) fields.Set {
 	return fields.Set{"spec.unschedulable": fmt.Sprint(node.Spec.Unschedulable)}
 }
 
+// prepareSecret defaults the type and folds the write-only stringData
+// into data, as upstream's conversion does.
 func prepareSecret(obj runtime.Object) {
 	secret := obj.(*corev1.Secret)
 	if secret.Type == "" {
 		secret.Type = corev1.SecretTypeOpaque
 	}
+	for k, v := range secret.StringData {
+		if secret.Data == nil {
+			secret.Data = map[string][]byte{}
+		}
+		secret.Data[k] = []byte(v)
+	}
+	secret.StringData = nil
 }
 
 func secretFields(obj runtime.Object) fields.Set {

@@ -82,7 +82,7 @@ func (s *Server) updateObject(ctx context.Context, u updateRequest) (runtime.Obj
 		if u.dryRun {
 			return desired, false, nil
 		}
-		value, err := toStored(desired)
+		value, err := s.toStored(u.res, desired)
 		if err != nil {
 			return nil, false, apierrors.NewInternalError(err)
 		}

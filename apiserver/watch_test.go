@@ -83,9 +83,22 @@ func TestSharedInformerSyncsAndSeesEveryChange(t *testing.T) {
 // watchEvents opens a raw watch and returns a channel of decoded events.
 func watchEvents(t *testing.T, ts *testServer, path string) <-chan metav1.WatchEvent {
 	t.Helper()
-	c, cancel := context.WithCancel(context.Background())
+	c, cancel := contextWithCancel(t)
 	t.Cleanup(cancel)
+	return watchEventsWithAccept(t, ts, c, path, "")
+}
+
+func contextWithCancel(t *testing.T) (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
+}
+
+// watchEventsWithAccept opens a raw watch with an Accept header.
+func watchEventsWithAccept(t *testing.T, ts *testServer, c context.Context, path, accept string) <-chan metav1.WatchEvent {
+	t.Helper()
 	req, _ := http.NewRequestWithContext(c, "GET", ts.http.URL+path, nil)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
