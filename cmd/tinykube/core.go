@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/netip"
 
 	utilnet "k8s.io/apimachinery/pkg/util/net"
-	"k8s.io/apimachinery/pkg/version"
+
+	"github.com/tinykube/tinykube/apiserver"
+	"github.com/tinykube/tinykube/storage/bolt"
 )
 
 // coreConfig is what the REST core and its store need from the flags.
@@ -27,20 +28,22 @@ type core struct {
 	close     func() error
 }
 
-// openCore is a stand-in until the REST core (package apiserver) and the
-// bbolt store land: it serves /version and the health paths only.
+// openCore opens the bbolt store and builds the API server on it.
 func openCore(cfg coreConfig) (*core, error) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /version", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(version.Info{Major: "1", Minor: "37", GitVersion: "v1.37.2-tinykube"})
-	})
-	for _, p := range []string{"/healthz", "/livez", "/readyz"} {
-		mux.HandleFunc("GET "+p, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	store, err := bolt.Open(cfg.dbPath, bolt.Options{})
+	if err != nil {
+		return nil, err
 	}
-	return &core{
-		handler:   mux,
-		bootstrap: func(context.Context) error { return nil },
-		close:     func() error { return nil },
-	}, nil
+	api, err := apiserver.New(apiserver.Config{
+		Storage:          store,
+		ServiceCIDR:      cfg.serviceCIDR,
+		NodePortRange:    apiserver.PortRange{Base: cfg.nodePortRange.Base, Size: cfg.nodePortRange.Size},
+		AdvertiseAddress: cfg.advertiseAddress,
+		SecurePort:       cfg.securePort,
+	})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return &core{handler: api.Handler(), bootstrap: api.Bootstrap, close: store.Close}, nil
 }

@@ -9,16 +9,19 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -130,8 +133,10 @@ func (p *serverProcess) stop(t *testing.T) error {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	start := time.Now()
 	select {
 	case err := <-p.exited:
+		t.Logf("exited %v after SIGTERM", time.Since(start))
 		return err
 	case <-time.After(15 * time.Second):
 		t.Fatalf("server did not exit within 15s of SIGTERM; stderr:\n%s", p.stderr)
@@ -242,6 +247,15 @@ func TestServerSecurityAndRestart(t *testing.T) {
 		if v.GitVersion == "" {
 			t.Error("empty server version")
 		}
+		checkBootstrapped(t, cs, p)
+		// Written now, read after the restart below.
+		_, err = cs.CoreV1().ConfigMaps("default").Create(context.Background(), &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: "survives-restart"},
+			Data:       map[string]string{"k": "v"},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
 	})
 
 	t.Run("bearer token from the token file", func(t *testing.T) {
@@ -298,11 +312,88 @@ func TestServerSecurityAndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cs.Discovery().ServerVersion(); err != nil {
-		t.Errorf("old kubeconfig no longer works: %v", err)
+	cm, err := cs.CoreV1().ConfigMaps("default").Get(context.Background(), "survives-restart", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("old kubeconfig, after restart: %v", err)
 	}
+	if cm.Data["k"] != "v" {
+		t.Errorf("ConfigMap after restart: %v", cm.Data)
+	}
+	checkBootstrapped(t, cs, again)
 	if err := again.stop(t); err != nil {
 		t.Fatalf("SIGTERM after restart: exit %v, want 0", err)
+	}
+}
+
+// checkBootstrapped checks what every fresh cluster has: the system
+// namespaces and the `kubernetes` Service pointing at the API server.
+func checkBootstrapped(t *testing.T, cs kubernetes.Interface, p *serverProcess) {
+	t.Helper()
+	ctx := context.Background()
+	nss, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, ns := range nss.Items {
+		have[ns.Name] = true
+	}
+	for _, want := range []string{"default", "kube-system", "kube-public", "kube-node-lease"} {
+		if !have[want] {
+			t.Errorf("namespace %s missing; have %v", want, have)
+		}
+	}
+	svc, err := cs.CoreV1().Services("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.Spec.ClusterIP != "10.43.0.1" {
+		t.Errorf("kubernetes Service ClusterIP %s, want 10.43.0.1", svc.Spec.ClusterIP)
+	}
+	ep, err := cs.CoreV1().Endpoints("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(strings.TrimPrefix(p.url, "https://127.0.0.1"), ":")
+	if len(ep.Subsets) != 1 || len(ep.Subsets[0].Addresses) != 1 || ep.Subsets[0].Addresses[0].IP != "127.0.0.1" ||
+		len(ep.Subsets[0].Ports) != 1 || strconv.Itoa(int(ep.Subsets[0].Ports[0].Port)) != port {
+		t.Errorf("kubernetes Endpoints %+v, want 127.0.0.1:%s", ep.Subsets, port)
+	}
+}
+
+func TestBuiltInKubectl(t *testing.T) {
+	p := startServer(t, t.TempDir())
+	kubectl := func(env []string, args ...string) (string, error) {
+		cmd := exec.Command(os.Args[0], append([]string{"kubectl"}, args...)...)
+		cmd.Env = append(append(os.Environ(), execMainEnv+"=1"), env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+
+	out, err := kubectl([]string{"KUBECONFIG=" + p.kubeconfig}, "get", "namespaces")
+	if err != nil {
+		t.Fatalf("kubectl get namespaces: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "kube-system") || !strings.HasPrefix(out, "NAME") {
+		t.Errorf("kubectl get namespaces printed:\n%s", out)
+	}
+
+	out, err = kubectl(nil, "--kubeconfig", p.kubeconfig, "get", "service", "kubernetes", "-n", "default")
+	if err != nil {
+		t.Fatalf("kubectl --kubeconfig get service: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "10.43.0.1") {
+		t.Errorf("kubectl get service kubernetes printed:\n%s", out)
+	}
+
+	// kubectl's own error and exit code come through unchanged.
+	out, err = kubectl([]string{"KUBECONFIG=" + p.kubeconfig}, "get", "namespace", "nope")
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("kubectl get namespace nope: err %v, want exit status 1", err)
+	}
+	if !strings.Contains(out, `Error from server (NotFound): namespaces "nope" not found`) {
+		t.Errorf("kubectl get namespace nope printed:\n%s", out)
 	}
 }
 
