@@ -35,6 +35,7 @@ func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request, t requestTa
 	if err != nil {
 		return err
 	}
+	obj = s.trackUpdate(t.res, "", nil, obj, managerName(r, opts.FieldManager))
 	created, err := s.createObject(r.Context(), t.res, t.namespace, obj, dryRun)
 	if err != nil {
 		return err

@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
-	"sigs.k8s.io/yaml"
 )
 
 // patchMediaTypes are the patch formats served, in upstream's order.
@@ -55,7 +54,20 @@ func (s *Server) servePatchOn(w http.ResponseWriter, r *http.Request, t requestT
 		res: t.res, namespace: t.namespace, name: t.name, subresource: subresource, dryRun: dryRun,
 		allowCreate: patchType == types.ApplyYAMLPatchType && subresource == "",
 		mutate: func(current runtime.Object) (runtime.Object, error) {
-			return s.applyPatch(w, r, t, patchType, patch, current)
+			manager := managerName(r, opts.FieldManager)
+			if patchType == types.ApplyYAMLPatchType {
+				force := opts.Force != nil && *opts.Force
+				obj, err := s.serverSideApply(t, subresource, current, patch, manager, force)
+				if err == nil && current != nil {
+					clearUnchangedResourceVersion(obj, current)
+				}
+				return obj, err
+			}
+			obj, err := s.applyPatch(w, r, t, patchType, patch, current)
+			if err != nil {
+				return nil, err
+			}
+			return s.trackUpdate(t.res, subresource, current, obj, manager), nil
 		},
 	})
 	if err != nil {
@@ -72,17 +84,6 @@ func (s *Server) servePatchOn(w http.ResponseWriter, r *http.Request, t requestT
 // creates the object).
 func (s *Server) applyPatch(w http.ResponseWriter, r *http.Request, t requestTarget, patchType types.PatchType, patch []byte, current runtime.Object) (runtime.Object, error) {
 	gvk := t.res.gvk()
-	if current == nil {
-		obj, err := s.decodeObject(w, r, patch, mediaYAML, gvk)
-		if err != nil {
-			return nil, err
-		}
-		if err := checkBodyIdentity(t, obj); err != nil {
-			return nil, err
-		}
-		return obj, nil
-	}
-	currentRV := accessor(current).GetResourceVersion()
 	original, err := json.Marshal(current)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
@@ -102,12 +103,7 @@ func (s *Server) applyPatch(w http.ResponseWriter, r *http.Request, t requestTar
 		if patched, err = jsonpatch.MergePatch(original, patch); err != nil {
 			return nil, apierrors.NewBadRequest(err.Error())
 		}
-	case types.StrategicMergePatchType, types.ApplyYAMLPatchType:
-		if patchType == types.ApplyYAMLPatchType {
-			if patch, err = yaml.YAMLToJSON(patch); err != nil {
-				return nil, apierrors.NewBadRequest(err.Error())
-			}
-		}
+	case types.StrategicMergePatchType:
 		dataStruct, err := s.scheme.New(gvk)
 		if err != nil {
 			return nil, apierrors.NewInternalError(err)
@@ -120,10 +116,15 @@ func (s *Server) applyPatch(w http.ResponseWriter, r *http.Request, t requestTar
 	if err != nil {
 		return nil, err
 	}
-	if accessor(obj).GetResourceVersion() == currentRV {
-		// The patch did not ask for a resourceVersion: no precondition, so
-		// a conflicting write is retried instead of refused.
+	clearUnchangedResourceVersion(obj, current)
+	return obj, nil
+}
+
+// clearUnchangedResourceVersion: a patch that did not ask for a
+// resourceVersion sets no precondition, so a conflicting write is retried
+// instead of refused.
+func clearUnchangedResourceVersion(obj, current runtime.Object) {
+	if accessor(obj).GetResourceVersion() == accessor(current).GetResourceVersion() {
 		accessor(obj).SetResourceVersion("")
 	}
-	return obj, nil
 }

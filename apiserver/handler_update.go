@@ -34,8 +34,8 @@ func (s *Server) serveReplace(w http.ResponseWriter, r *http.Request, t requestT
 	out, created, err := s.updateObject(r.Context(), updateRequest{
 		res: t.res, namespace: t.namespace, name: t.name, subresource: subresource, dryRun: dryRun,
 		allowCreate: subresource == "" && t.res.allowCreateOnUpdate,
-		mutate: func(runtime.Object) (runtime.Object, error) {
-			return obj.DeepCopyObject(), nil
+		mutate: func(current runtime.Object) (runtime.Object, error) {
+			return s.trackUpdate(t.res, subresource, current, obj.DeepCopyObject(), managerName(r, opts.FieldManager)), nil
 		},
 	})
 	if err != nil {

@@ -50,6 +50,7 @@ type Server struct {
 	// watchBookmarkInterval is how often a watch that asked for bookmarks
 	// gets one while nothing else happens.
 	watchBookmarkInterval time.Duration
+	fieldManagers         *fieldManagers
 	serviceIPs            *ipAllocator
 	nodePorts             *portAllocator
 }
@@ -86,6 +87,7 @@ func New(cfg Config) (*Server, error) {
 		codecs:                serializer.NewCodecFactory(scheme, serializer.EnableStrict),
 		now:                   cfg.Now,
 		watchBookmarkInterval: time.Minute,
+		fieldManagers:         newFieldManagers(scheme),
 	}
 	ips, err := newIPAllocator(cfg.ServiceCIDR)
 	if err != nil {
