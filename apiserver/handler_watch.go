@@ -115,6 +115,8 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, t requestTar
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.watchesDone:
+			return nil
 		case <-deadline.C:
 			if q.opts.AllowWatchBookmarks {
 				stream.writeBookmark(lastRev, false)

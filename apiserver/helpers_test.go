@@ -22,7 +22,7 @@ import (
 // testServer is an API server on a real bolt store in a temp dir, served
 // over plain HTTP on 127.0.0.1.
 type testServer struct {
-	t      *testing.T
+	t      testing.TB
 	api    *Server
 	store  *bolt.Store
 	http   *httptest.Server
@@ -30,7 +30,7 @@ type testServer struct {
 	client kubernetes.Interface
 }
 
-func newTestServer(t *testing.T) *testServer {
+func newTestServer(t testing.TB) *testServer {
 	t.Helper()
 	store, err := bolt.Open(filepath.Join(t.TempDir(), "tinykube.db"), bolt.Options{})
 	if err != nil {

@@ -223,3 +223,25 @@ func TestDeleteCollectionBySelector(t *testing.T) {
 		t.Fatalf("left: %+v", left.Items)
 	}
 }
+
+func TestPodSpecIsImmutableExceptImages(t *testing.T) {
+	ts := newTestServer(t)
+	pods := ts.client.CoreV1().Pods("default")
+	pod, err := pods.Create(ctx(t), makePod("p"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod.Spec.Containers[0].Image = "nginx:1.28"
+	pod.Labels["edited"] = "true"
+	if pod, err = pods.Update(ctx(t), pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("image change: %v", err)
+	}
+	if pod.Generation != 2 {
+		t.Fatalf("generation after image change: %d", pod.Generation)
+	}
+	pod.Spec.RestartPolicy = corev1.RestartPolicyNever
+	_, err = pods.Update(ctx(t), pod, metav1.UpdateOptions{})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`") {
+		t.Fatalf("restartPolicy change: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -51,8 +52,11 @@ type Server struct {
 	// gets one while nothing else happens.
 	watchBookmarkInterval time.Duration
 	fieldManagers         *fieldManagers
-	serviceIPs            *ipAllocator
-	nodePorts             *portAllocator
+	// watchesDone is closed by CloseWatches to end every running watch.
+	watchesDone      chan struct{}
+	closeWatchesOnce sync.Once
+	serviceIPs       *ipAllocator
+	nodePorts        *portAllocator
 }
 
 // New validates cfg, fills in defaults and returns a Server.
@@ -88,6 +92,7 @@ func New(cfg Config) (*Server, error) {
 		now:                   cfg.Now,
 		watchBookmarkInterval: time.Minute,
 		fieldManagers:         newFieldManagers(scheme),
+		watchesDone:           make(chan struct{}),
 	}
 	ips, err := newIPAllocator(cfg.ServiceCIDR)
 	if err != nil {
@@ -97,6 +102,14 @@ func New(cfg Config) (*Server, error) {
 	s.nodePorts = newPortAllocator(cfg.NodePortRange)
 	s.resources = newResourceTable(s)
 	return s, nil
+}
+
+// CloseWatches ends every running watch (clients reconnect and resume from
+// their last resourceVersion). Watches are long-lived requests that
+// http.Server.Shutdown would otherwise wait for; register it with
+// http.Server.RegisterOnShutdown.
+func (s *Server) CloseWatches() {
+	s.closeWatchesOnce.Do(func() { close(s.watchesDone) })
 }
 
 // Handler returns every route of the API. It does no authentication; the

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	quantity "k8s.io/apimachinery/pkg/api/resource"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/fields"
@@ -222,12 +223,59 @@ func validatePod(obj, old runtime.Object) field.ErrorList {
 	pod := obj.(*corev1.Pod)
 	errs := validatePodSpec(&pod.Spec, field.NewPath("spec"))
 	if old != nil {
-		oldPod := old.(*corev1.Pod)
-		if oldPod.Spec.NodeName != "" && pod.Spec.NodeName != oldPod.Spec.NodeName {
-			errs = append(errs, field.Invalid(field.NewPath("spec", "nodeName"), pod.Spec.NodeName, "field is immutable"))
-		}
+		errs = append(errs, validatePodSpecUpdate(pod, old.(*corev1.Pod))...)
 	}
 	return errs
+}
+
+// podSpecUpdateForbidden is upstream's message for a change to an
+// immutable part of a pod's spec.
+const podSpecUpdateForbidden = "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"
+
+// validatePodSpecUpdate allows only what upstream allows to change in a
+// running pod's spec; the node is set once, by binding.
+func validatePodSpecUpdate(pod, old *corev1.Pod) field.ErrorList {
+	if old.Spec.NodeName != "" && pod.Spec.NodeName != old.Spec.NodeName {
+		return field.ErrorList{field.Invalid(field.NewPath("spec", "nodeName"), pod.Spec.NodeName, "field is immutable")}
+	}
+	mutable := old.Spec.DeepCopy()
+	mutable.NodeName = pod.Spec.NodeName
+	mutable.ActiveDeadlineSeconds = pod.Spec.ActiveDeadlineSeconds
+	mutable.TerminationGracePeriodSeconds = pod.Spec.TerminationGracePeriodSeconds
+	for i := range mutable.Containers {
+		if i < len(pod.Spec.Containers) {
+			mutable.Containers[i].Image = pod.Spec.Containers[i].Image
+		}
+	}
+	for i := range mutable.InitContainers {
+		if i < len(pod.Spec.InitContainers) {
+			mutable.InitContainers[i].Image = pod.Spec.InitContainers[i].Image
+		}
+	}
+	if tolerationsAdded(old.Spec.Tolerations, pod.Spec.Tolerations) {
+		mutable.Tolerations = pod.Spec.Tolerations
+	}
+	if !apiequality.Semantic.DeepEqual(*mutable, pod.Spec) {
+		return field.ErrorList{field.Forbidden(field.NewPath("spec"), podSpecUpdateForbidden)}
+	}
+	return nil
+}
+
+// tolerationsAdded reports whether updated keeps every toleration of old.
+func tolerationsAdded(old, updated []corev1.Toleration) bool {
+	for _, o := range old {
+		found := false
+		for _, u := range updated {
+			if apiequality.Semantic.DeepEqual(o, u) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 func validatePodSpec(spec *corev1.PodSpec, path *field.Path) field.ErrorList {

@@ -177,9 +177,10 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, t requestTar
 			if wanted.Spec.Replicas < 0 {
 				return nil, apierrors.NewInvalid(scaleGVK.GroupKind(), t.name, fieldErrors("spec.replicas", wanted.Spec.Replicas, "must be greater than or equal to 0"))
 			}
+			before := current.DeepCopyObject()
 			setReplicas(current, wanted.Spec.Replicas)
 			accessor(current).SetResourceVersion(wanted.ResourceVersion)
-			return current, nil
+			return s.trackUpdate(t.res, "", before, current, managerName(r, opts.FieldManager)), nil
 		},
 	})
 	if err != nil {
