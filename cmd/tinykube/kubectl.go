@@ -1,7 +1,11 @@
 package main
 
 import (
+	"errors"
 	goflag "flag"
+	"fmt"
+	"io"
+	"io/fs"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -16,19 +20,19 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 )
 
-func newKubectlCommand() *cobra.Command {
+func newKubectlCommand(streams genericiooptions.IOStreams, kubeconfig string) *cobra.Command {
 	return &cobra.Command{
 		Use:   "kubectl",
 		Short: "Run kubectl against this cluster",
 		Long: `Run kubectl against this cluster.
 
-It uses ` + defaultKubeconfig + ` unless KUBECONFIG or --kubeconfig
+It uses ` + kubeconfig + ` unless KUBECONFIG or --kubeconfig
 says otherwise. Every kubectl flag and command works; see
 'tinykube kubectl --help'.`,
 		// Everything after `kubectl` belongs to kubectl, --help included.
 		DisableFlagParsing: true,
 		RunE: func(_ *cobra.Command, args []string) error {
-			runKubectl(args)
+			runKubectl(args, streams, kubeconfig)
 			return nil
 		},
 	}
@@ -37,28 +41,22 @@ says otherwise. Every kubectl flag and command works; see
 // runKubectl runs kubectl with args, exactly as the kubectl binary's main
 // does, and exits the process on failure with kubectl's own message and
 // code: scripts that check `kubectl`'s exit status work unchanged.
-func runKubectl(args []string) {
+// kubeconfig is used when the user names none, as `k3s kubectl` does.
+func runKubectl(args []string, streams genericiooptions.IOStreams, kubeconfig string) {
 	// A binary built without the Makefile's -ldflags carries
 	// component-base's placeholder version, on which `kubectl version`
 	// fails to parse; a plain development version keeps it working.
 	if _, err := utilversion.ParseSemantic(version.Get().GitVersion); err != nil {
 		_ = version.SetDynamicVersion("v0.0.0-master")
 	}
-	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+	if os.Getenv("KUBECONFIG") == "" {
+		defaultKubeconfigEnv(kubeconfig, streams.ErrOut)
+	}
 	flags := genericclioptions.NewConfigFlags(true).
 		WithDeprecatedPasswordFlag().
 		WithDiscoveryBurst(300).
 		WithDiscoveryQPS(50.0).
 		WithWarningPrinter(streams)
-	// The default only when the user named no kubeconfig at all, as
-	// `k3s kubectl` does; --kubeconfig on the command line still wins,
-	// since flag parsing overwrites this value.
-	if os.Getenv("KUBECONFIG") == "" {
-		if _, err := os.Stat(defaultKubeconfig); err == nil {
-			path := defaultKubeconfig
-			flags.KubeConfig = &path
-		}
-	}
 	cmd := kubectlcmd.NewDefaultKubectlCommandWithArgs(kubectlcmd.KubectlOptions{
 		PluginHandler: kubectlcmd.NewDefaultPluginHandler(plugin.ValidPluginFilenamePrefixes),
 		Arguments:     append([]string{"kubectl"}, args...),
@@ -82,4 +80,23 @@ func runKubectl(args []string) {
 		klog.Flush()
 		cmdutil.CheckErr(err)
 	}
+}
+
+// defaultKubeconfigEnv points KUBECONFIG at path when the file can be
+// read, as `k3s kubectl` does. The environment rather than a flag default,
+// because `kubectl config` has its own --kubeconfig flag; an explicit
+// --kubeconfig still wins over KUBECONFIG everywhere.
+func defaultKubeconfigEnv(path string, errOut io.Writer) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrPermission) {
+		// The file is root's (mode 0600). kubectl falls back to
+		// ~/.kube/config; say why the cluster's own is not used.
+		fmt.Fprintf(errOut, "tinykube: cannot read %s: run as root, copy it to ~/.kube/config, or set KUBECONFIG\n", path)
+		return
+	}
+	if err != nil {
+		return
+	}
+	f.Close()
+	_ = os.Setenv("KUBECONFIG", path)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
 
 func main() {
@@ -45,6 +46,7 @@ then use it with the built-in kubectl:
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServerCommand(stdout, stderr), newKubectlCommand())
+	kubectlStreams := genericiooptions.IOStreams{In: os.Stdin, Out: stdout, ErrOut: stderr}
+	root.AddCommand(newServerCommand(stdout, stderr), newKubectlCommand(kubectlStreams, defaultKubeconfig))
 	return root
 }
