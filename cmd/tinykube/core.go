@@ -21,11 +21,13 @@ type coreConfig struct {
 }
 
 // core is the REST core on its store, reduced to what `server` does with
-// them: serve, bootstrap once, close last.
+// them: serve, bootstrap once, end watches when shutdown begins, close
+// last.
 type core struct {
-	handler   http.Handler
-	bootstrap func(context.Context) error
-	close     func() error
+	handler      http.Handler
+	bootstrap    func(context.Context) error
+	closeWatches func()
+	close        func() error
 }
 
 // openCore opens the bbolt store and builds the API server on it.
@@ -45,5 +47,10 @@ func openCore(cfg coreConfig) (*core, error) {
 		store.Close()
 		return nil, err
 	}
-	return &core{handler: api.Handler(), bootstrap: api.Bootstrap, close: store.Close}, nil
+	return &core{
+		handler:      api.Handler(),
+		bootstrap:    api.Bootstrap,
+		closeWatches: api.CloseWatches,
+		close:        store.Close,
+	}, nil
 }

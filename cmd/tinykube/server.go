@@ -230,9 +230,10 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 		}
 	}
 
-	// Requests derive their context from base; cancelling it ends
-	// long-running requests such as watches, which Shutdown would
-	// otherwise wait for until its timeout.
+	// Requests derive their context from base; cancelling it, a moment
+	// into shutdown, ends any long-running request still open, which
+	// Shutdown would otherwise wait for until its timeout. Watches are
+	// ended at once, and cleanly, by the REST core itself.
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	srv := &http.Server{
@@ -250,6 +251,7 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 		BaseContext:       func(net.Listener) context.Context { return base },
 		ErrorLog:          log.New(stderr, "tinykube: http: ", 0),
 	}
+	srv.RegisterOnShutdown(core.closeWatches)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
 
