@@ -36,6 +36,11 @@ type Config struct {
 	AdvertiseAddress netip.Addr   // address of the `kubernetes` Service's endpoints
 	SecurePort       int          // default 6443
 
+	// KubeletTransport reaches kubelets' HTTPS API (with the API server's
+	// client certificate) for pods/log, exec, attach and portforward;
+	// those answer 503 when it is nil.
+	KubeletTransport http.RoundTripper
+
 	// Now is the clock for timestamps; time.Now when nil.
 	Now func() time.Time
 }

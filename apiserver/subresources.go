@@ -50,6 +50,8 @@ func (s *Server) serveSubresource(w http.ResponseWriter, r *http.Request, t requ
 		if r.Method == http.MethodPut {
 			return s.serveFinalize(w, r, t)
 		}
+	case "log", "exec", "attach", "portforward":
+		return s.servePodStream(w, r, t)
 	default:
 		return apierrors.NewServiceUnavailable(fmt.Sprintf("%s/%s is not served yet", t.res.gvr.Resource, t.subresource))
 	}
