@@ -120,6 +120,12 @@ func TestOpenAPIV3HasPatchWithFieldValidation(t *testing.T) {
 	if !found {
 		t.Fatal("PATCH has no fieldValidation query parameter")
 	}
+	// kubectl explain finds the kind's schema by its GVK extension.
+	deployment := doc.Components.Schemas["io.k8s.api.apps.v1.Deployment"]
+	if deployment == nil || deployment.Properties["spec"].AllOf[0].Ref.String() != "#/components/schemas/io.k8s.api.apps.v1.DeploymentSpec" ||
+		!strings.Contains(deployment.Description, "Deployment enables declarative updates") {
+		t.Fatalf("Deployment schema %+v", deployment)
+	}
 	if _, err := dc.OpenAPISchema(); err != nil {
 		t.Fatalf("openapi v2 (protobuf): %v", err)
 	}

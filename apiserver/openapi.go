@@ -12,10 +12,12 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-// The OpenAPI documents are minimal: paths and operations, without
-// component schemas. That is what kubectl needs to trust the server with
-// fieldValidation (apply, create, edit, replace, Helm); `kubectl explain`
-// needs the schemas and does not work yet.
+// The OpenAPI documents carry paths and operations, which is what kubectl
+// needs to trust the server with fieldValidation (apply, create, edit,
+// replace, Helm), and in v3 the component schemas `kubectl explain` walks
+// (see openapi_schema.go). The v2 document has no definitions, on purpose:
+// kubectl would compute strategic merge patches from them, and ours carry
+// no patch strategies.
 
 // openAPIV3Path is the index key of a group version ("api/v1",
 // "apis/apps/v1").
@@ -87,11 +89,26 @@ func (s *Server) openAPIPaths(gv schema.GroupVersion, swagger2 bool) map[string]
 	return paths
 }
 
+// openAPIV3Document returns the v3 document of gv. Documents never change
+// while the server runs, so they are built once, on first request.
 func (s *Server) openAPIV3Document(gv schema.GroupVersion) []byte {
+	s.openAPIOnce.Do(func() {
+		s.openAPIV3Docs = map[schema.GroupVersion][]byte{}
+		for _, gv := range s.resources.groups {
+			s.openAPIV3Docs[gv] = s.buildOpenAPIV3Document(gv)
+		}
+	})
+	return s.openAPIV3Docs[gv]
+}
+
+func (s *Server) buildOpenAPIV3Document(gv schema.GroupVersion) []byte {
 	doc := map[string]any{
 		"openapi": "3.0.0",
 		"info":    map[string]string{"title": "Kubernetes", "version": KubernetesVersion},
 		"paths":   s.openAPIPaths(gv, false),
+		"components": map[string]any{
+			"schemas": s.openAPIComponents(gv.String(), s.sortedResources(gv)),
+		},
 	}
 	body, _ := json.Marshal(doc)
 	return body

@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
@@ -60,6 +61,8 @@ type Server struct {
 	// watchesDone is closed by CloseWatches to end every running watch.
 	watchesDone      chan struct{}
 	closeWatchesOnce sync.Once
+	openAPIOnce      sync.Once
+	openAPIV3Docs    map[schema.GroupVersion][]byte
 	serviceIPs       *ipAllocator
 	nodePorts        *portAllocator
 }
