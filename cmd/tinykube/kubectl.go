@@ -1,3 +1,5 @@
+//go:build !nokubectl
+
 package main
 
 import (

@@ -1,9 +1,14 @@
+//go:build !nokubectl
+
 package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -67,4 +72,40 @@ func TestKubectlKubeconfigDefault(t *testing.T) {
 			t.Error("KUBECONFIG set to a file that does not exist")
 		}
 	})
+}
+
+func TestBuiltInKubectl(t *testing.T) {
+	p := startServer(t, t.TempDir())
+	kubectl := func(env []string, args ...string) (string, error) {
+		cmd := exec.Command(os.Args[0], append([]string{"kubectl"}, args...)...)
+		cmd.Env = append(append(os.Environ(), execMainEnv+"=1"), env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+
+	out, err := kubectl([]string{"KUBECONFIG=" + p.kubeconfig}, "get", "namespaces")
+	if err != nil {
+		t.Fatalf("kubectl get namespaces: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "kube-system") || !strings.HasPrefix(out, "NAME") {
+		t.Errorf("kubectl get namespaces printed:\n%s", out)
+	}
+
+	out, err = kubectl(nil, "--kubeconfig", p.kubeconfig, "get", "service", "kubernetes", "-n", "default")
+	if err != nil {
+		t.Fatalf("kubectl --kubeconfig get service: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "10.43.0.1") {
+		t.Errorf("kubectl get service kubernetes printed:\n%s", out)
+	}
+
+	// kubectl's own error and exit code come through unchanged.
+	out, err = kubectl([]string{"KUBECONFIG=" + p.kubeconfig}, "get", "namespace", "nope")
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("kubectl get namespace nope: err %v, want exit status 1", err)
+	}
+	if !strings.Contains(out, `Error from server (NotFound): namespaces "nope" not found`) {
+		t.Errorf("kubectl get namespace nope printed:\n%s", out)
+	}
 }

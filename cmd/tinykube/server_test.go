@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -52,7 +51,7 @@ type serverProcess struct {
 
 // startServer runs `tinykube server` on 127.0.0.1 with a free port and
 // dataDir, and waits for its ready line.
-func startServer(t *testing.T, dataDir string) *serverProcess {
+func startServer(t testing.TB, dataDir string) *serverProcess {
 	t.Helper()
 	kubeconfig := filepath.Join(dataDir, "kubeconfig.yaml")
 	cmd := exec.Command(os.Args[0],
@@ -128,7 +127,7 @@ func startServer(t *testing.T, dataDir string) *serverProcess {
 }
 
 // stop sends SIGTERM and returns the exit error (nil for exit status 0).
-func (p *serverProcess) stop(t *testing.T) error {
+func (p *serverProcess) stop(t testing.TB) error {
 	t.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -358,42 +357,6 @@ func checkBootstrapped(t *testing.T, cs kubernetes.Interface, p *serverProcess) 
 	if len(ep.Subsets) != 1 || len(ep.Subsets[0].Addresses) != 1 || ep.Subsets[0].Addresses[0].IP != "127.0.0.1" ||
 		len(ep.Subsets[0].Ports) != 1 || strconv.Itoa(int(ep.Subsets[0].Ports[0].Port)) != port {
 		t.Errorf("kubernetes Endpoints %+v, want 127.0.0.1:%s", ep.Subsets, port)
-	}
-}
-
-func TestBuiltInKubectl(t *testing.T) {
-	p := startServer(t, t.TempDir())
-	kubectl := func(env []string, args ...string) (string, error) {
-		cmd := exec.Command(os.Args[0], append([]string{"kubectl"}, args...)...)
-		cmd.Env = append(append(os.Environ(), execMainEnv+"=1"), env...)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-
-	out, err := kubectl([]string{"KUBECONFIG=" + p.kubeconfig}, "get", "namespaces")
-	if err != nil {
-		t.Fatalf("kubectl get namespaces: %v\n%s", err, out)
-	}
-	if !strings.Contains(out, "kube-system") || !strings.HasPrefix(out, "NAME") {
-		t.Errorf("kubectl get namespaces printed:\n%s", out)
-	}
-
-	out, err = kubectl(nil, "--kubeconfig", p.kubeconfig, "get", "service", "kubernetes", "-n", "default")
-	if err != nil {
-		t.Fatalf("kubectl --kubeconfig get service: %v\n%s", err, out)
-	}
-	if !strings.Contains(out, "10.43.0.1") {
-		t.Errorf("kubectl get service kubernetes printed:\n%s", out)
-	}
-
-	// kubectl's own error and exit code come through unchanged.
-	out, err = kubectl([]string{"KUBECONFIG=" + p.kubeconfig}, "get", "namespace", "nope")
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-		t.Errorf("kubectl get namespace nope: err %v, want exit status 1", err)
-	}
-	if !strings.Contains(out, `Error from server (NotFound): namespaces "nope" not found`) {
-		t.Errorf("kubectl get namespace nope printed:\n%s", out)
 	}
 }
 
