@@ -129,7 +129,7 @@ func newResourceTable(s *Server) *resourceTable {
 	t.add(&resource{gvr: coreV1.WithResource("bindings"), kind: "Binding", singular: "binding", namespaced: true,
 		nameValidation: subdomain})
 	t.add(&resource{gvr: coreV1.WithResource("configmaps"), kind: "ConfigMap", singular: "configmap", namespaced: true,
-		shortNames: []string{"cm"}, nameValidation: subdomain, table: configMapTable()})
+		shortNames: []string{"cm"}, nameValidation: subdomain, validate: validateConfigMap, table: configMapTable()})
 	t.add(&resource{gvr: coreV1.WithResource("endpoints"), kind: "Endpoints", singular: "endpoints", namespaced: true,
 		shortNames: []string{"ep"}, nameValidation: subdomain, allowCreateOnUpdate: true, table: endpointsTable()})
 	t.add(&resource{gvr: coreV1.WithResource("events"), kind: "Event", singular: "event", namespaced: true,
@@ -150,13 +150,13 @@ func newResourceTable(s *Server) *resourceTable {
 		selectableFields: podFields, prepareForCreate: preparePod, prepareForUpdate: preparePodUpdate,
 		validate: validatePod, table: podTable()})
 	t.add(&resource{gvr: coreV1.WithResource("secrets"), kind: "Secret", singular: "secret", namespaced: true,
-		nameValidation: subdomain, selectableFields: secretFields, prepareForCreate: prepareSecret,
+		nameValidation: subdomain, selectableFields: secretFields, prepareForCreate: prepareSecret, validate: validateSecret,
 		prepareForUpdate: func(obj, _ runtime.Object) { prepareSecret(obj) }, table: secretTable()})
 	t.add(&resource{gvr: coreV1.WithResource("serviceaccounts"), kind: "ServiceAccount", singular: "serviceaccount", namespaced: true,
 		shortNames: []string{"sa"}, nameValidation: subdomain, table: serviceAccountTable()})
 	t.add(&resource{gvr: coreV1.WithResource("services"), kind: "Service", singular: "service", namespaced: true,
 		shortNames: []string{"svc"}, categories: all, subresources: []string{"status"},
-		nameValidation: apimachineryvalidation.NameIsDNS1035Label, returnDeletedObject: true,
+		nameValidation: apimachineryvalidation.NameIsDNS1035Label, returnDeletedObject: true, selectableFields: serviceFields,
 		prepareForCreate: prepareService, prepareForUpdate: prepareServiceUpdate, validate: validateService,
 		admit: s.admitService, released: s.releaseService, table: serviceTable()})
 
@@ -175,11 +175,17 @@ func newResourceTable(s *Server) *resourceTable {
 	t.add(deploy)
 	rs := workload("replicasets", "ReplicaSet", "replicaset", "rs", "status", "scale")
 	rs.table = replicaSetTable()
+	rs.selectableFields = replicaSetFields
 	t.add(rs)
 	sts := workload("statefulsets", "StatefulSet", "statefulset", "sts", "status", "scale")
 	sts.table = statefulSetTable()
 	t.add(sts)
 
+	t.add(&resource{gvr: appsV1.WithResource("controllerrevisions"), kind: "ControllerRevision", singular: "controllerrevision", namespaced: true,
+		nameValidation: subdomain, table: controllerRevisionTable()})
+	for _, r := range rbacResources() {
+		t.add(r)
+	}
 	t.add(&resource{gvr: coordinationV1.WithResource("leases"), kind: "Lease", singular: "lease", namespaced: true,
 		nameValidation: subdomain, allowCreateOnUpdate: true, table: leaseTable()})
 	t.add(&resource{gvr: discoveryV1.WithResource("endpointslices"), kind: "EndpointSlice", singular: "endpointslice", namespaced: true,

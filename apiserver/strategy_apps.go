@@ -1,10 +1,13 @@
 package apiserver
 
 import (
+	"fmt"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -99,6 +102,10 @@ func prepareWorkload(obj runtime.Object) {
 		}
 		defaultPodSpec(&o.Spec.Template.Spec)
 	}
+}
+
+func replicaSetFields(obj runtime.Object) fields.Set {
+	return fields.Set{"status.replicas": fmt.Sprint(obj.(*appsv1.ReplicaSet).Status.Replicas)}
 }
 
 // workloadParts returns what every apps/v1 workload has in common.

@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -72,6 +73,43 @@ func prepareSecret(obj runtime.Object) {
 
 func secretFields(obj runtime.Object) fields.Set {
 	return fields.Set{"type": string(obj.(*corev1.Secret).Type)}
+}
+
+func serviceFields(obj runtime.Object) fields.Set {
+	svc := obj.(*corev1.Service)
+	return fields.Set{"spec.clusterIP": svc.Spec.ClusterIP, "spec.type": string(svc.Spec.Type)}
+}
+
+// validateConfigMap checks keys with upstream's rules and messages.
+func validateConfigMap(obj, _ runtime.Object) field.ErrorList {
+	cm := obj.(*corev1.ConfigMap)
+	var errs field.ErrorList
+	for k := range cm.Data {
+		errs = append(errs, validateConfigKey(field.NewPath("data"), k)...)
+		if _, dup := cm.BinaryData[k]; dup {
+			errs = append(errs, field.Invalid(field.NewPath("data").Key(k), k, "duplicate of key present in binaryData"))
+		}
+	}
+	for k := range cm.BinaryData {
+		errs = append(errs, validateConfigKey(field.NewPath("binaryData"), k)...)
+	}
+	return errs
+}
+
+func validateSecret(obj, _ runtime.Object) field.ErrorList {
+	var errs field.ErrorList
+	for k := range obj.(*corev1.Secret).Data {
+		errs = append(errs, validateConfigKey(field.NewPath("data"), k)...)
+	}
+	return errs
+}
+
+func validateConfigKey(path *field.Path, key string) field.ErrorList {
+	var errs field.ErrorList
+	for _, msg := range validation.IsConfigMapKey(key) {
+		errs = append(errs, field.Invalid(path.Key(key), key, msg))
+	}
+	return errs
 }
 
 // coreEventFields are the fields kubectl describe and kubectl events select

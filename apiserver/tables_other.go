@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 var (
@@ -176,6 +177,26 @@ func eventsV1Table() *tableConvertor {
 				count = ev.Series.Count
 			}
 			return eventRow(ev.Name, last, first, ev.Type, ev.Reason, ev.Regarding, ev.ReportingController, ev.Note, count, now)
+		},
+	}
+}
+
+func controllerRevisionTable() *tableConvertor {
+	return &tableConvertor{
+		columns: []metav1.TableColumnDefinition{nameColumn,
+			column("Controller", "string", 0, "Controller of the object"),
+			column("Revision", "string", 0, "Revision of the ControllerRevision"), ageColumn},
+		cells: func(obj runtime.Object, now time.Time) []any {
+			cr := obj.(*appsv1.ControllerRevision)
+			controller := none
+			if ref := metav1.GetControllerOf(cr); ref != nil {
+				gv, _ := schema.ParseGroupVersion(ref.APIVersion)
+				controller = strings.ToLower(ref.Kind) + "." + gv.Group + "/" + ref.Name
+				if gv.Group == "" {
+					controller = strings.ToLower(ref.Kind) + "/" + ref.Name
+				}
+			}
+			return []any{cr.Name, controller, cr.Revision, age(cr.CreationTimestamp, now)}
 		},
 	}
 }
