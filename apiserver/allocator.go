@@ -251,6 +251,38 @@ func (s *Server) admitService(ctx context.Context, obj, old runtime.Object, dryR
 			}
 		}
 	}
+	if needsHealthCheckNodePort(svc) {
+		hc := svc.Spec.HealthCheckNodePort
+		path := spec.Child("healthCheckNodePort")
+		switch {
+		case hc == 0 && oldSvc != nil && needsHealthCheckNodePort(oldSvc):
+			svc.Spec.HealthCheckNodePort = oldSvc.Spec.HealthCheckNodePort
+		case hc == 0:
+			n, err := s.claimRandom(ctx, int64(s.nodePorts.r.Size), func(n int64) string { return portKey(int32(s.nodePorts.r.Base) + int32(n)) }, owner, dryRun)
+			if err != nil {
+				undo()
+				return apierrors.NewInternalError(fmt.Errorf("failed to allocate a nodePort: %v", err))
+			}
+			svc.Spec.HealthCheckNodePort = int32(s.nodePorts.r.Base) + int32(n)
+			claimed = append(claimed, portKey(svc.Spec.HealthCheckNodePort))
+		case oldSvc != nil && oldSvc.Spec.HealthCheckNodePort == hc:
+		case !s.nodePorts.r.Contains(int(hc)):
+			errs = append(errs, field.Invalid(path, hc,
+				fmt.Sprintf("provided port is not in the valid range. The range of valid ports is %s", s.nodePorts.r)))
+		default:
+			err := s.claim(ctx, portKey(hc), owner, dryRun)
+			if errors.Is(err, errAllocated) {
+				errs = append(errs, field.Invalid(path, hc, "provided port is already allocated"))
+			} else if err != nil {
+				undo()
+				return apierrors.NewInternalError(err)
+			} else {
+				claimed = append(claimed, portKey(hc))
+			}
+		}
+	} else {
+		svc.Spec.HealthCheckNodePort = 0
+	}
 	if len(errs) > 0 {
 		undo()
 		return apierrors.NewInvalid(corev1.SchemeGroupVersion.WithKind("Service").GroupKind(), svc.Name, errs)
@@ -267,11 +299,14 @@ func (s *Server) releaseDropped(ctx context.Context, svc, oldSvc *corev1.Service
 	if needsClusterIP(oldSvc) && oldSvc.Spec.ClusterIP != "" && (!needsClusterIP(svc) || svc.Spec.ClusterIP != oldSvc.Spec.ClusterIP) {
 		s.release(ctx, ipKey(oldSvc.Spec.ClusterIP), owner)
 	}
-	keep := map[int32]bool{}
+	keep := map[int32]bool{svc.Spec.HealthCheckNodePort: true}
 	if needsNodePorts(svc) {
 		for _, p := range svc.Spec.Ports {
 			keep[p.NodePort] = true
 		}
+	}
+	if hc := oldSvc.Spec.HealthCheckNodePort; hc != 0 && !keep[hc] {
+		s.release(ctx, portKey(hc), owner)
 	}
 	for _, p := range oldSvc.Spec.Ports {
 		if p.NodePort != 0 && !keep[p.NodePort] {
@@ -292,4 +327,14 @@ func (s *Server) releaseService(ctx context.Context, obj runtime.Object) {
 			s.release(ctx, portKey(p.NodePort), owner)
 		}
 	}
+	if hc := svc.Spec.HealthCheckNodePort; hc != 0 {
+		s.release(ctx, portKey(hc), owner)
+	}
+}
+
+// needsHealthCheckNodePort: LoadBalancer Services that keep the client's
+// source IP (externalTrafficPolicy Local) get a node port for health
+// checks.
+func needsHealthCheckNodePort(svc *corev1.Service) bool {
+	return svc.Spec.Type == corev1.ServiceTypeLoadBalancer && svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
 }

@@ -144,3 +144,21 @@ func TestDryRunCreatePersistsNothing(t *testing.T) {
 		t.Fatalf("dry run kept the node port: %v", err)
 	}
 }
+
+func TestLoadBalancerWithLocalTrafficPolicyGetsHealthCheckNodePort(t *testing.T) {
+	ts := newTestServer(t)
+	svc := makeService("lb", corev1.ServiceTypeLoadBalancer)
+	svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	created, err := ts.client.CoreV1().Services("default").Create(ctx(t), svc, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, np := created.Spec.HealthCheckNodePort, created.Spec.Ports[0].NodePort
+	if hc < 30000 || hc > 32767 || hc == np || np == 0 {
+		t.Fatalf("healthCheckNodePort %d nodePort %d", hc, np)
+	}
+	table := getTable(t, ts, "/api/v1/namespaces/default/services/lb")
+	if got := table.Rows[0].Cells[3]; got != "<pending>" {
+		t.Fatalf("EXTERNAL-IP of a new LoadBalancer %v", got)
+	}
+}
