@@ -1,0 +1,202 @@
+package proxy
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// TestPartialSyncMatchesFullRebuild applies a series of changes with partial
+// syncs and checks after each that the table is exactly what a fresh full
+// sync of the same objects writes.
+func TestPartialSyncMatchesFullRebuild(t *testing.T) {
+	ctx := context.Background()
+	web := makeService("default", "web").clusterIP("10.43.0.20").typ("NodePort").port("http", 80, 8080, 30020)
+	slice := makeSlice("default", "web", "web-1").port("http", 8080).
+		endpoint("10.42.0.5", testNode).endpoint("10.42.1.7", "node-b")
+	other := makeService("default", "other").clusterIP("10.43.0.21").port("http", 80, 8080, 0)
+	otherSlice := makeSlice("default", "other", "other-1").port("http", 8080).endpoint("10.42.0.9", testNode)
+	tp := newTestProxier(t, testConfig(), web.obj(), slice.obj(), other.obj(), otherSlice.obj())
+	tp.mustSync(t)
+
+	steps := []struct {
+		name   string
+		change func(t *testing.T)
+	}{
+		{"endpoint becomes not ready", func(t *testing.T) {
+			s := makeSlice("default", "web", "web-1").port("http", 8080).
+				endpoint("10.42.0.5", testNode).notReady("10.42.1.7", "node-b").obj()
+			apply(t, tp, s)
+		}},
+		{"endpoint added", func(t *testing.T) {
+			s := makeSlice("default", "web", "web-1").port("http", 8080).
+				endpoint("10.42.0.5", testNode).endpoint("10.42.1.7", "node-b").endpoint("10.42.1.8", "node-b").obj()
+			apply(t, tp, s)
+		}},
+		{"session affinity turned on", func(t *testing.T) {
+			apply(t, tp, web.affinity(60).obj())
+		}},
+		{"all endpoints gone", func(t *testing.T) {
+			apply(t, tp, makeSlice("default", "web", "web-1").port("http", 8080).obj())
+		}},
+		{"endpoints back, externalTrafficPolicy Local", func(t *testing.T) {
+			apply(t, tp, slice.obj())
+			apply(t, tp, web.externalLocal(32100).obj())
+		}},
+		{"service deleted", func(t *testing.T) {
+			del(t, tp, "services", "default", "other")
+		}},
+		{"service type back to ClusterIP", func(t *testing.T) {
+			s := makeService("default", "web").clusterIP("10.43.0.20").port("http", 80, 8080, 0).obj()
+			apply(t, tp, s)
+		}},
+	}
+	for _, step := range steps {
+		step.change(t)
+		st := tp.mustSync(t)
+		if st.Full {
+			t.Fatalf("%s: sync was full, want partial", step.name)
+		}
+		objs := currentObjects(t, tp)
+		fresh := newTestProxier(t, testConfig(), objs...)
+		fresh.mustSync(t)
+		if got, want := normalize(tp.nft.Dump()), normalize(fresh.nft.Dump()); got != want {
+			t.Fatalf("%s: partial sync differs from a full rebuild:\n%s", step.name, diffLines(want, got))
+		}
+		_ = ctx
+	}
+}
+
+// TestSyncOnlyTouchesChangedService checks that a change to one Service
+// writes only that Service's rules.
+func TestSyncOnlyTouchesChangedService(t *testing.T) {
+	var objs []runtime.Object
+	for i := range 50 {
+		name := "svc-" + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		objs = append(objs,
+			makeService("default", name).clusterIP("10.43.1."+itoa(i+1)).port("http", 80, 8080, 0).obj(),
+			makeSlice("default", name, name+"-1").port("http", 8080).endpoints(i*3, 3, testNode).obj())
+	}
+	tp := newTestProxier(t, testConfig(), objs...)
+	tp.mustSync(t)
+	apply(t, tp, makeSlice("default", "svc-aa", "svc-aa-1").port("http", 8080).endpoints(0, 2, testNode).obj())
+	st := tp.mustSync(t)
+	if st.Full || st.Services != 1 {
+		t.Fatalf("sync = %+v, want a partial sync of 1 Service", st)
+	}
+	// flush + rewrite the service chain (3 ops) and flush + delete one
+	// endpoint chain (2 ops)
+	if st.Operations > 6 {
+		t.Errorf("one endpoint removal took %d nftables operations, want at most 6", st.Operations)
+	}
+}
+
+// TestFailedApplyForcesFullResync checks that after the kernel refused a
+// transaction the next sync rebuilds the whole table.
+func TestFailedApplyForcesFullResync(t *testing.T) {
+	tp := newTestProxier(t, testConfig(),
+		makeService("default", "web").clusterIP("10.43.0.20").port("http", 80, 8080, 0).obj())
+	tp.mustSync(t)
+	// Someone deletes our table behind our back: a partial sync fails.
+	tx := tp.nft.NewTransaction()
+	tx.Delete(&knftablesTable)
+	if err := tp.nft.Run(context.Background(), tx); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, tp, makeSlice("default", "web", "web-1").port("http", 8080).endpoint("10.42.0.5", testNode).obj())
+	if st := tp.Sync(context.Background()); st.Err == nil {
+		t.Fatalf("partial sync on a missing table succeeded: %+v", st)
+	}
+	st := tp.mustSync(t)
+	if !st.Full {
+		t.Fatalf("sync after a failure = %+v, want full", st)
+	}
+	if _, ok := tp.nft.Table.Chains[serviceChain(servicePortName{"default", "web", "tcp", "http"})]; !ok {
+		t.Errorf("full resync did not restore the Service's chain")
+	}
+}
+
+// apply writes obj to the fake API and waits until the informer has it.
+func apply(t *testing.T, tp *testProxier, obj runtime.Object) {
+	t.Helper()
+	ctx := context.Background()
+	var err error
+	switch o := obj.(type) {
+	case *corev1.Service:
+		_, err = tp.client.CoreV1().Services(o.Namespace).Update(ctx, o, metav1.UpdateOptions{})
+	case *discoveryv1.EndpointSlice:
+		_, err = tp.client.DiscoveryV1().EndpointSlices(o.Namespace).Update(ctx, o, metav1.UpdateOptions{})
+		if err != nil {
+			_, err = tp.client.DiscoveryV1().EndpointSlices(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return informerHas(tp, obj) })
+}
+
+func del(t *testing.T, tp *testProxier, resource, ns, name string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := tp.client.CoreV1().Services(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		_, err := tp.services.Services(ns).Get(name)
+		return err != nil
+	})
+}
+
+func informerHas(tp *testProxier, obj runtime.Object) bool {
+	switch o := obj.(type) {
+	case *corev1.Service:
+		got, err := tp.services.Services(o.Namespace).Get(o.Name)
+		return err == nil && equalish(got.Spec, o.Spec)
+	case *discoveryv1.EndpointSlice:
+		got, ok, _ := tp.slices.GetByKey(o.Namespace + "/" + o.Name)
+		return ok && len(got.(*discoveryv1.EndpointSlice).Endpoints) == len(o.Endpoints) &&
+			equalish(got.(*discoveryv1.EndpointSlice).Endpoints, o.Endpoints)
+	}
+	return false
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), time.Millisecond, 5*time.Second, true,
+		func(context.Context) (bool, error) { return cond(), nil })
+	if err != nil {
+		t.Fatal("condition not met in time")
+	}
+}
+
+// currentObjects reads all Services and EndpointSlices from the fake API.
+func currentObjects(t *testing.T, tp *testProxier) []runtime.Object {
+	ctx := context.Background()
+	svcs, err := tp.client.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices, err := tp.client.DiscoveryV1().EndpointSlices("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objs []runtime.Object
+	for i := range svcs.Items {
+		s := svcs.Items[i]
+		s.ResourceVersion = ""
+		objs = append(objs, &s)
+	}
+	for i := range slices.Items {
+		s := slices.Items[i]
+		s.ResourceVersion = ""
+		objs = append(objs, &s)
+	}
+	return objs
+}

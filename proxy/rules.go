@@ -1,0 +1,281 @@
+package proxy
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/knftables"
+)
+
+// ruleConfig is what the rules depend on besides Services and endpoints.
+type ruleConfig struct {
+	// nodePortIPs are the node addresses on which NodePorts answer.
+	nodePortIPs []netip.Addr
+	// localhostNodePorts lets locally generated traffic reach NodePorts on
+	// 127.0.0.1.
+	localhostNodePorts bool
+	serviceCIDR        netip.Prefix // unallocated addresses in it are dropped
+	clusterCIDR        netip.Prefix // pod addresses; invalid: masquerade all
+}
+
+// chain is a regular chain and its rules, in order.
+type chain struct {
+	name  string
+	rules []string
+}
+
+// element is an element of one of the shared sets or maps.
+type element struct {
+	set   string
+	key   []string
+	value []string // empty for sets
+}
+
+func (e element) id() string { return e.set + " " + strings.Join(e.key, " . ") }
+
+// fragment is everything one Service contributes to the ruleset. Its chains
+// and affinity sets belong to it alone; its elements go into shared maps.
+type fragment struct {
+	chains   []chain
+	affinity []affinity
+	elements []element
+}
+
+// affinity is a dynamic set remembering which clients an endpoint served.
+type affinity struct {
+	name    string
+	timeout time.Duration
+}
+
+// verdicts used as map values
+const (
+	verdictDrop   = "drop"
+	verdictReject = "goto " + chainReject
+)
+
+func gotoChain(name string) []string { return []string{"goto " + name} }
+
+// buildFragment computes the rules of one Service from its ports.
+func buildFragment(cfg *ruleConfig, ports []*servicePort) *fragment {
+	f := &fragment{}
+	clusterIPs := map[netip.Addr]bool{}
+	for _, sp := range ports {
+		if !clusterIPs[sp.clusterIP] {
+			clusterIPs[sp.clusterIP] = true
+			f.elements = append(f.elements, element{set: setClusterIPs, key: []string{sp.clusterIP.String()}})
+		}
+		f.addPort(cfg, sp)
+	}
+	return f
+}
+
+func (f *fragment) addPort(cfg *ruleConfig, sp *servicePort) {
+	proto := sp.name.Protocol
+	port := strconv.Itoa(int(sp.port))
+	clusterEPs, localEPs, hasAny := sp.categorize()
+	noEndpoints := verdictDrop
+	if !hasAny {
+		noEndpoints = verdictReject
+	}
+
+	// Endpoint chains, one per endpoint the Service may use.
+	seen := map[netip.AddrPort]bool{}
+	for _, eps := range [][]endpoint{clusterEPs, localEPs} {
+		for _, ep := range eps {
+			if seen[ep.addr] {
+				continue
+			}
+			seen[ep.addr] = true
+			f.addEndpoint(sp, ep)
+		}
+	}
+
+	// The cluster chain: ClusterIP traffic, and external traffic under
+	// externalTrafficPolicy Cluster.
+	svcChain := serviceChain(sp.name)
+	if len(clusterEPs) > 0 {
+		masq := fmt.Sprintf("ip daddr %s %s dport %s", sp.clusterIP, proto, port)
+		if cfg.clusterCIDR.IsValid() {
+			masq += " ip saddr != " + cfg.clusterCIDR.String()
+		}
+		rules := []string{masq + " jump " + chainMarkForMasquerade}
+		rules = append(rules, balanceRules(sp, clusterEPs)...)
+		f.chains = append(f.chains, chain{name: svcChain, rules: rules})
+		f.elements = append(f.elements, element{
+			set: mapServiceIPs, key: []string{sp.clusterIP.String(), proto, port}, value: gotoChain(svcChain)})
+	} else {
+		f.elements = append(f.elements, element{
+			set: mapNoEndpointServices, key: []string{sp.clusterIP.String(), proto, port}, value: []string{noEndpoints}})
+	}
+
+	if !sp.usesExternalChain() {
+		return
+	}
+	externalEPs := clusterEPs
+	if sp.externalLocal {
+		externalEPs = localEPs
+	}
+	extChain := externalChain(sp.name)
+	if len(externalEPs) > 0 {
+		var rules []string
+		if !sp.externalLocal {
+			// External traffic to a Service is masqueraded, so replies
+			// come back through this node whichever node the pod is on.
+			rules = []string{"jump " + chainMarkForMasquerade, "goto " + svcChain}
+		} else {
+			// Keep the client's address and use local endpoints only;
+			// but traffic from pods and from this node itself goes to
+			// the whole Service, as upstream short-circuits it.
+			if cfg.clusterCIDR.IsValid() && len(clusterEPs) > 0 {
+				rules = append(rules, "ip saddr "+cfg.clusterCIDR.String()+" goto "+svcChain)
+			}
+			if len(clusterEPs) > 0 {
+				rules = append(rules,
+					"fib saddr type local jump "+chainMarkForMasquerade,
+					"fib saddr type local goto "+svcChain)
+			}
+			lc := localChain(sp.name)
+			rules = append(rules, "goto "+lc)
+			f.chains = append(f.chains, chain{name: lc, rules: balanceRules(sp, localEPs)})
+		}
+		f.chains = append(f.chains, chain{name: extChain, rules: rules})
+	}
+	for _, ip := range sp.externalIPs {
+		key := []string{ip.String(), proto, port}
+		if len(externalEPs) > 0 {
+			f.elements = append(f.elements, element{set: mapServiceIPs, key: key, value: gotoChain(extChain)})
+		} else {
+			f.elements = append(f.elements, element{set: mapNoEndpointServices, key: key, value: []string{noEndpoints}})
+		}
+	}
+	if sp.nodePort != 0 {
+		key := []string{proto, strconv.Itoa(int(sp.nodePort))}
+		if len(externalEPs) > 0 {
+			f.elements = append(f.elements, element{set: mapServiceNodePorts, key: key, value: gotoChain(extChain)})
+		} else {
+			f.elements = append(f.elements, element{set: mapNoEndpointNodePorts, key: key, value: []string{noEndpoints}})
+		}
+	}
+}
+
+// addEndpoint adds the chain that DNATs to one endpoint.
+func (f *fragment) addEndpoint(sp *servicePort, ep endpoint) {
+	ip := ep.addr.Addr().String()
+	rules := []string{
+		// hairpin: a pod reaching itself through the Service
+		"ip saddr " + ip + " jump " + chainMarkForMasquerade,
+	}
+	if sp.affinitySeconds > 0 {
+		set := affinitySet(sp.name, ep.addr)
+		f.affinity = append(f.affinity, affinity{name: set, timeout: time.Duration(sp.affinitySeconds) * time.Second})
+		rules = append(rules, "update @"+set+" { ip saddr }")
+	}
+	rules = append(rules, fmt.Sprintf("meta l4proto %s dnat ip to %s", sp.name.Protocol, ep.addr))
+	f.chains = append(f.chains, chain{name: endpointChain(sp.name, ep.addr), rules: rules})
+}
+
+// balanceRules picks one of eps at random with equal weight, after sending
+// clients with session affinity back to the endpoint they used before.
+func balanceRules(sp *servicePort, eps []endpoint) []string {
+	var rules []string
+	if sp.affinitySeconds > 0 {
+		for _, ep := range eps {
+			rules = append(rules, "ip saddr @"+affinitySet(sp.name, ep.addr)+" goto "+endpointChain(sp.name, ep.addr))
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "numgen random mod %d vmap { ", len(eps))
+	for i, ep := range eps {
+		if i > 0 {
+			b.WriteString(" , ")
+		}
+		fmt.Fprintf(&b, "%d : goto %s", i, endpointChain(sp.name, ep.addr))
+	}
+	b.WriteString(" }")
+	return append(rules, b.String())
+}
+
+// baseChain describes a chain hooked into netfilter.
+type baseChain struct {
+	name     string
+	typ      knftables.BaseChainType
+	hook     knftables.BaseChainHook
+	priority knftables.BaseChainPriority
+}
+
+var baseChains = []baseChain{
+	{chainFilterPrerouting, knftables.FilterType, knftables.PreroutingHook, knftables.DNATPriority + "-10"},
+	{chainFilterInput, knftables.FilterType, knftables.InputHook, knftables.DNATPriority + "-10"},
+	{chainFilterForward, knftables.FilterType, knftables.ForwardHook, knftables.DNATPriority + "-10"},
+	{chainFilterOutput, knftables.FilterType, knftables.OutputHook, knftables.DNATPriority + "-10"},
+	{chainFilterOutputPostDNAT, knftables.FilterType, knftables.OutputHook, knftables.DNATPriority + "+10"},
+	{chainNATPrerouting, knftables.NATType, knftables.PreroutingHook, knftables.DNATPriority},
+	{chainNATOutput, knftables.NATType, knftables.OutputHook, knftables.DNATPriority},
+	{chainNATPostrouting, knftables.NATType, knftables.PostroutingHook, knftables.SNATPriority},
+}
+
+// staticChains returns the rules of the base and helper chains, which do not
+// depend on Services.
+func staticChains(cfg *ruleConfig) []chain {
+	natOutput := []string{"jump " + chainServices}
+	if cfg.localhostNodePorts {
+		natOutput = append(natOutput,
+			"ip daddr "+localhost.String()+" meta l4proto . th dport vmap @"+mapServiceNodePorts)
+	}
+	clusterIPsCheck := []string{"ip daddr @" + setClusterIPs + " reject"}
+	if cfg.serviceCIDR.IsValid() {
+		clusterIPsCheck = append(clusterIPsCheck, "ip daddr "+cfg.serviceCIDR.String()+" drop")
+	}
+	return []chain{
+		// Only locally generated packets may be addressed to 127.0.0.0/8:
+		// route_localnet is on for localhost NodePorts, and must not expose
+		// the node's loopback services to its neighbours.
+		{chainFilterPrerouting, []string{`iifname != "lo" ip daddr 127.0.0.0/8 drop`}},
+		{chainFilterInput, []string{
+			"ct state new jump " + chainNodePortEndpointsCheck,
+			"ct state new jump " + chainServiceEndpointsCheck,
+		}},
+		{chainFilterForward, []string{
+			"ct state new jump " + chainServiceEndpointsCheck,
+			"ct state new jump " + chainClusterIPsCheck,
+		}},
+		{chainFilterOutput, []string{"ct state new jump " + chainServiceEndpointsCheck}},
+		{chainFilterOutputPostDNAT, []string{"ct state new jump " + chainClusterIPsCheck}},
+		{chainNATPrerouting, []string{"jump " + chainServices}},
+		{chainNATOutput, natOutput},
+		{chainNATPostrouting, []string{"jump " + chainMasquerading}},
+		{chainServices, []string{
+			"ip daddr . meta l4proto . th dport vmap @" + mapServiceIPs,
+			"ip daddr @" + setNodePortIPs + " meta l4proto . th dport vmap @" + mapServiceNodePorts,
+		}},
+		{chainServiceEndpointsCheck, []string{"ip daddr . meta l4proto . th dport vmap @" + mapNoEndpointServices}},
+		{chainNodePortEndpointsCheck, []string{
+			"ip daddr @" + setNodePortIPs + " meta l4proto . th dport vmap @" + mapNoEndpointNodePorts,
+		}},
+		{chainClusterIPsCheck, clusterIPsCheck},
+		{chainMasquerading, []string{
+			"meta mark & " + masqueradeMark + " == 0 return",
+			"meta mark set meta mark ^ " + masqueradeMark,
+			"masquerade fully-random",
+		}},
+		{chainMarkForMasquerade, []string{"meta mark set meta mark | " + masqueradeMark}},
+		{chainReject, []string{"reject"}},
+	}
+}
+
+// sharedSets returns the sets and maps shared by all Services.
+func sharedSets() []knftables.Object {
+	addrProtoPort := "ipv4_addr . inet_proto . inet_service : verdict"
+	protoPort := "inet_proto . inet_service : verdict"
+	return []knftables.Object{
+		&knftables.Set{Name: setClusterIPs, Type: "ipv4_addr", Comment: knftables.PtrTo("active ClusterIPs")},
+		&knftables.Set{Name: setNodePortIPs, Type: "ipv4_addr", Comment: knftables.PtrTo("addresses that accept NodePort traffic")},
+		&knftables.Map{Name: mapServiceIPs, Type: addrProtoPort, Comment: knftables.PtrTo("ClusterIP, external IP and LoadBalancer IP traffic")},
+		&knftables.Map{Name: mapServiceNodePorts, Type: protoPort, Comment: knftables.PtrTo("NodePort traffic")},
+		&knftables.Map{Name: mapNoEndpointServices, Type: addrProtoPort, Comment: knftables.PtrTo("drop or reject traffic to Services without endpoints")},
+		&knftables.Map{Name: mapNoEndpointNodePorts, Type: protoPort, Comment: knftables.PtrTo("drop or reject traffic to NodePorts without endpoints")},
+	}
+}

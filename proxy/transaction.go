@@ -1,0 +1,245 @@
+package proxy
+
+import (
+	"slices"
+	"sort"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/knftables"
+)
+
+// ruleset is what the proxy last applied to the kernel: the fragment of
+// every Service, and which Service owns each shared element.
+type ruleset struct {
+	fragments map[types.NamespacedName]*fragment
+	owners    map[string]types.NamespacedName // element id -> owner
+}
+
+func newRuleset() *ruleset {
+	return &ruleset{
+		fragments: map[types.NamespacedName]*fragment{},
+		owners:    map[string]types.NamespacedName{},
+	}
+}
+
+// writeFull adds to tx the operations that replace the whole table with
+// cfg's static rules and the given fragments, and records them in rs.
+func writeFull(tx *knftables.Transaction, cfg *ruleConfig, frags map[types.NamespacedName]*fragment, rs *ruleset) {
+	table := &knftables.Table{Comment: knftables.PtrTo("rules for tinykube Services")}
+	// add+delete+add: one atomic replacement, whatever was there before.
+	tx.Add(table)
+	tx.Delete(&knftables.Table{})
+	tx.Add(table)
+	for _, obj := range sharedSets() {
+		tx.Add(obj)
+	}
+	for _, bc := range baseChains {
+		tx.Add(&knftables.Chain{
+			Name: bc.name, Type: knftables.PtrTo(bc.typ), Hook: knftables.PtrTo(bc.hook),
+			Priority: knftables.PtrTo(bc.priority),
+		})
+	}
+	static := staticChains(cfg)
+	for _, c := range static {
+		tx.Add(&knftables.Chain{Name: c.name}) // no-op for base chains
+	}
+	for _, ip := range cfg.nodePortIPs {
+		tx.Add(&knftables.Element{Set: setNodePortIPs, Key: []string{ip.String()}})
+	}
+
+	keys := sortedKeys(frags)
+	// Sets and chains first: rules and map elements refer to them.
+	for _, k := range keys {
+		f := frags[k]
+		for _, a := range f.affinity {
+			tx.Add(affinityObject(a))
+		}
+		for _, c := range f.chains {
+			tx.Add(&knftables.Chain{Name: c.name})
+		}
+	}
+	for _, c := range static {
+		addRules(tx, c)
+	}
+	for _, k := range keys {
+		for _, c := range frags[k].chains {
+			addRules(tx, c)
+		}
+	}
+	rs.fragments = map[types.NamespacedName]*fragment{}
+	rs.owners = map[string]types.NamespacedName{}
+	for _, k := range keys {
+		f := frags[k]
+		rs.fragments[k] = f
+		for _, e := range f.elements {
+			id := e.id()
+			if _, taken := rs.owners[id]; taken {
+				continue // first Service wins; see README
+			}
+			rs.owners[id] = k
+			tx.Add(elementObject(e))
+		}
+	}
+}
+
+// writePartial adds to tx the operations that turn the fragments of the
+// changed Services in rs into the given ones (nil: the Service is gone), and
+// records them in rs. Unchanged chains are not touched.
+func writePartial(tx *knftables.Transaction, changed map[types.NamespacedName]*fragment, rs *ruleset) {
+	keys := sortedKeys(changed)
+	var deadChains []string
+	var deadSets []string
+	var removed []element
+	var added []element
+	type rewrite struct {
+		c      chain
+		exists bool
+	}
+	var rewrites []rewrite
+
+	for _, k := range keys {
+		oldF, newF := rs.fragments[k], changed[k]
+		if oldF == nil {
+			oldF = &fragment{}
+		}
+		if newF == nil {
+			newF = &fragment{}
+		}
+		oldChains := map[string][]string{}
+		for _, c := range oldF.chains {
+			oldChains[c.name] = c.rules
+		}
+		newChains := map[string]bool{}
+		for _, c := range newF.chains {
+			newChains[c.name] = true
+			rules, exists := oldChains[c.name]
+			if exists && slices.Equal(rules, c.rules) {
+				continue
+			}
+			rewrites = append(rewrites, rewrite{c, exists})
+		}
+		for _, c := range oldF.chains {
+			if !newChains[c.name] {
+				deadChains = append(deadChains, c.name)
+			}
+		}
+		oldSets := map[string]bool{}
+		for _, a := range oldF.affinity {
+			oldSets[a.name] = true
+		}
+		newSets := map[string]bool{}
+		for _, a := range newF.affinity {
+			newSets[a.name] = true
+			if !oldSets[a.name] {
+				tx.Add(affinityObject(a))
+			}
+		}
+		for _, a := range oldF.affinity {
+			if !newSets[a.name] {
+				deadSets = append(deadSets, a.name)
+			}
+		}
+
+		oldElems := map[string]element{}
+		for _, e := range oldF.elements {
+			oldElems[e.id()] = e
+		}
+		newElems := map[string]element{}
+		for _, e := range newF.elements {
+			newElems[e.id()] = e
+		}
+		for _, e := range oldF.elements {
+			id := e.id()
+			if ne, ok := newElems[id]; ok && slices.Equal(ne.value, e.value) {
+				continue
+			}
+			if rs.owners[id] == k {
+				removed = append(removed, e)
+				delete(rs.owners, id)
+			}
+		}
+		for _, e := range newF.elements {
+			id := e.id()
+			if oe, ok := oldElems[id]; ok && slices.Equal(oe.value, e.value) && rs.owners[id] == k {
+				continue
+			}
+			if _, taken := rs.owners[id]; taken {
+				continue
+			}
+			rs.owners[id] = k
+			added = append(added, e)
+		}
+		if changed[k] == nil {
+			delete(rs.fragments, k)
+		} else {
+			rs.fragments[k] = changed[k]
+		}
+	}
+
+	// New chains exist before any rule or element refers to them.
+	for _, r := range rewrites {
+		tx.Add(&knftables.Chain{Name: r.c.name})
+	}
+	for _, r := range rewrites {
+		if r.exists {
+			tx.Flush(&knftables.Chain{Name: r.c.name})
+		}
+		addRules(tx, r.c)
+	}
+	for _, e := range removed {
+		tx.Delete(elementObject(e))
+	}
+	for _, e := range added {
+		tx.Add(elementObject(e))
+	}
+	// A chain must be empty and unreferenced to be deleted: flush them all
+	// first (dropping their jumps to each other), then delete them.
+	for _, c := range deadChains {
+		tx.Flush(&knftables.Chain{Name: c})
+	}
+	for _, c := range deadChains {
+		tx.Delete(&knftables.Chain{Name: c})
+	}
+	for _, s := range deadSets {
+		tx.Delete(&knftables.Set{Name: s})
+	}
+}
+
+func addRules(tx *knftables.Transaction, c chain) {
+	for _, r := range c.rules {
+		tx.Add(&knftables.Rule{Chain: c.name, Rule: r})
+	}
+}
+
+func affinityObject(a affinity) *knftables.Set {
+	return &knftables.Set{
+		Name:    a.name,
+		Type:    "ipv4_addr",
+		Flags:   []knftables.SetFlag{knftables.DynamicFlag, knftables.TimeoutFlag},
+		Timeout: knftables.PtrTo(a.timeout),
+	}
+}
+
+func elementObject(e element) *knftables.Element {
+	el := &knftables.Element{Key: e.key, Value: e.value}
+	if len(e.value) == 0 {
+		el.Set = e.set
+	} else {
+		el.Map = e.set
+	}
+	return el
+}
+
+func sortedKeys[V any](m map[types.NamespacedName]V) []types.NamespacedName {
+	keys := make([]types.NamespacedName, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].Namespace != keys[j].Namespace {
+			return keys[i].Namespace < keys[j].Namespace
+		}
+		return keys[i].Name < keys[j].Name
+	})
+	return keys
+}
