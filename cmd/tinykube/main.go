@@ -48,5 +48,6 @@ then use it with the built-in kubectl:
 	root.SetErr(stderr)
 	kubectlStreams := genericiooptions.IOStreams{In: os.Stdin, Out: stdout, ErrOut: stderr}
 	root.AddCommand(newServerCommand(stdout, stderr), newKubectlCommand(kubectlStreams, defaultKubeconfig))
+	root.AddCommand(newImagesCommand(stdout))
 	return root
 }

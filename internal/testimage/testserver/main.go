@@ -1,0 +1,74 @@
+// Command testserver is the HTTP server baked into the test image built by
+// package testimage. It listens on $PORT (default 8080) and serves:
+//
+//	/          "hello from HOSTNAME\n"
+//	/healthz   200 while healthy; 500 after /sick was called
+//	/sick      makes /healthz fail from now on
+//	/env?name= the value of an environment variable
+//	/exit?code= exits with the code
+//
+// It logs one line per request to stdout and handles SIGTERM by exiting 0
+// after $TERM_DELAY (a Go duration, default 0).
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func main() {
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	var sick atomic.Bool
+	host, _ := os.Hostname()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s\n", host)
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if sick.Load() {
+			http.Error(w, "sick", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/sick", func(w http.ResponseWriter, r *http.Request) {
+		sick.Store(true)
+		fmt.Fprintln(w, "now sick")
+	})
+	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, os.Getenv(r.URL.Query().Get("name")))
+	})
+	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
+		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
+		fmt.Fprintln(w, "bye")
+		go func() { time.Sleep(50 * time.Millisecond); os.Exit(code) }()
+	})
+	logged := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Printf("%s %s\n", r.Method, r.URL.Path)
+		mux.ServeHTTP(w, r)
+	})
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		fmt.Println("SIGTERM")
+		if d, err := time.ParseDuration(os.Getenv("TERM_DELAY")); err == nil {
+			time.Sleep(d)
+		}
+		os.Exit(0)
+	}()
+	fmt.Printf("listening on :%s\n", port)
+	if err := http.ListenAndServe(":"+port, logged); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}

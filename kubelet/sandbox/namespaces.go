@@ -1,0 +1,97 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// nsKinds are the namespaces a pod shares, by their /proc/PID/ns name.
+var nsKinds = []struct {
+	name string
+	flag int
+}{
+	{"net", unix.CLONE_NEWNET},
+	{"uts", unix.CLONE_NEWUTS},
+	{"ipc", unix.CLONE_NEWIPC},
+}
+
+// createNamespaces makes new net, UTS and IPC namespaces, sets hostname in
+// the UTS one and bind-mounts each to dir/<kind>. On error nothing is left.
+func createNamespaces(dir, hostname string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, k := range nsKinds {
+		f, err := os.OpenFile(filepath.Join(dir, k.name), os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o600)
+		if err != nil {
+			removeNamespaces(dir)
+			return err
+		}
+		f.Close()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		// This thread enters the new namespaces and is never unlocked, so
+		// the Go runtime ends it with the goroutine instead of reusing it.
+		runtime.LockOSThread()
+		flags := 0
+		for _, k := range nsKinds {
+			flags |= k.flag
+		}
+		if err := unix.Unshare(flags); err != nil {
+			errc <- fmt.Errorf("unshare: %w", err)
+			return
+		}
+		if err := unix.Sethostname([]byte(hostname)); err != nil {
+			errc <- fmt.Errorf("sethostname: %w", err)
+			return
+		}
+		tid := unix.Gettid()
+		for _, k := range nsKinds {
+			src := fmt.Sprintf("/proc/self/task/%d/ns/%s", tid, k.name)
+			if err := unix.Mount(src, filepath.Join(dir, k.name), "none", unix.MS_BIND, ""); err != nil {
+				errc <- fmt.Errorf("bind %s namespace: %w", k.name, err)
+				return
+			}
+		}
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		removeNamespaces(dir)
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	return nil
+}
+
+// removeNamespaces unmounts and removes what createNamespaces made; missing
+// pieces are fine.
+func removeNamespaces(dir string) error {
+	var errs []error
+	for _, k := range nsKinds {
+		p := filepath.Join(dir, k.name)
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", p, err))
+		}
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.Remove(dir); err != nil && !os.IsNotExist(err) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// isNamespaceMount reports whether path is a pinned namespace.
+func isNamespaceMount(path string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return false
+	}
+	return st.Type == unix.NSFS_MAGIC
+}
