@@ -14,6 +14,12 @@ import (
 // values seen, and the revision every page reported.
 func listAll(t testing.TB, s storage.Interface, prefix string, opts storage.ListOptions) (map[string]string, []string, int64) {
 	t.Helper()
+	return listPages(t, s, prefix, opts, func() {})
+}
+
+// listPages is listAll calling betweenPages after every page but the last.
+func listPages(t testing.TB, s storage.Interface, prefix string, opts storage.ListOptions, betweenPages func()) (map[string]string, []string, int64) {
+	t.Helper()
 	ctx := ctxFor(t)
 	got := map[string]string{}
 	var order []string
@@ -45,6 +51,7 @@ func listAll(t testing.TB, s storage.Interface, prefix string, opts storage.List
 			return got, order, rev
 		}
 		opts.Continue = res.Continue
+		betweenPages()
 	}
 }
 
@@ -134,32 +141,13 @@ func testPaginationConsistency(t *testing.T, s storage.Interface, _ Backend) {
 			t.Fatal(err)
 		}
 	}
-	paged := map[string]string{}
-	opts := storage.ListOptions{Limit: 7}
-	var rev int64
 	writes := 0
-	for page := 0; ; page++ {
-		res, err := s.List(ctx, "/c/", opts)
-		if err != nil {
-			t.Fatalf("page %d: %v", page, err)
-		}
-		if page == 0 {
-			rev = res.Revision
-		} else if res.Revision != rev {
-			t.Fatalf("page %d read at %d, first page at %d", page, res.Revision, rev)
-		}
-		for _, kv := range res.KVs {
-			paged[kv.Key] = string(kv.Value)
-		}
-		if res.Continue == "" {
-			break
-		}
-		opts.Continue = res.Continue
+	paged, _, rev := listPages(t, s, "/c/", storage.ListOptions{Limit: 7}, func() {
 		for range 5 {
 			churn(writes)
 			writes++
 		}
-	}
+	})
 	whole, _, _ := listAll(t, s, "/c/", storage.ListOptions{Revision: rev})
 	if !reflect.DeepEqual(paged, whole) {
 		t.Fatalf("pages differ from the state at revision %d: %d keys paged, %d at that revision", rev, len(paged), len(whole))
