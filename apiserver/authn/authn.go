@@ -22,8 +22,9 @@ func DefaultPublicPaths() []string {
 type Config struct {
 	// ClientCAs verifies client certificates. nil accepts none.
 	ClientCAs *x509.CertPool
-	// Tokens are the accepted bearer tokens. nil accepts none.
-	Tokens *Tokens
+	// Tokens are the accepted bearer tokens, from any of the sets; a token
+	// in two sets authenticates as the first set's user.
+	Tokens []*Tokens
 	// PublicPaths, with everything below them, are served to requests
 	// without a credential. nil means DefaultPublicPaths().
 	PublicPaths []string
@@ -32,7 +33,7 @@ type Config struct {
 // Authenticator is an http middleware that authenticates every request.
 type Authenticator struct {
 	clientCAs *x509.CertPool
-	tokens    *Tokens
+	tokens    []*Tokens
 	public    []string
 }
 
@@ -47,7 +48,7 @@ func New(cfg Config) (*Authenticator, error) {
 			return nil, errors.New("authn: public path " + p + " must start and not end with /")
 		}
 	}
-	return &Authenticator{clientCAs: cfg.ClientCAs, tokens: cfg.Tokens, public: slices.Clone(public)}, nil
+	return &Authenticator{clientCAs: cfg.ClientCAs, tokens: slices.Clone(cfg.Tokens), public: slices.Clone(public)}, nil
 }
 
 // errNoCredential: the request carried nothing to check.
@@ -119,12 +120,13 @@ func (a *Authenticator) fromToken(header string) (User, error) {
 	if token == "" {
 		return User{}, errors.New("authn: empty bearer token")
 	}
-	u, ok := a.tokens.lookup(token)
-	if !ok {
-		return User{}, errors.New("authn: invalid bearer token")
+	for _, set := range a.tokens {
+		if u, ok := set.lookup(token); ok {
+			u.Groups = withAuthenticated(u.Groups)
+			return u, nil
+		}
 	}
-	u.Groups = withAuthenticated(u.Groups)
-	return u, nil
+	return User{}, errors.New("authn: invalid bearer token")
 }
 
 // withAuthenticated adds system:authenticated, which upstream gives every

@@ -55,7 +55,11 @@ func startCluster(t *testing.T) *cluster {
 	}
 	token, _, _ := strings.Cut(string(data), ",")
 
-	a, err := authn.New(authn.Config{ClientCAs: b.ClientCAs, Tokens: tokens})
+	loopback, err := authn.NewTokens(map[string]authn.User{"loopback-secret": {Name: "system:kube-scheduler"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := authn.New(authn.Config{ClientCAs: b.ClientCAs, Tokens: []*authn.Tokens{tokens, loopback}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +142,7 @@ func TestAuthentication(t *testing.T) {
 	}{
 		{"admin certificate", "/api/v1/pods", &admin, "", 200, "kubernetes-admin system:masters,system:authenticated"},
 		{"bearer token", "/api/v1/pods", nil, c.token, 200, "admin-token system:masters,system:authenticated"},
+		{"in-memory token", "/api/v1/pods", nil, "loopback-secret", 200, "system:kube-scheduler system:authenticated"},
 		{"no credential", "/api", nil, "", 401, ""},
 		{"no credential on a path that only starts like a public one", "/versions", nil, "", 401, ""},
 		{"wrong token", "/api", nil, "not-the-token", 401, ""},
@@ -185,7 +190,7 @@ func TestReadTokenFileUpstreamFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := authn.New(authn.Config{Tokens: tokens})
+	a, err := authn.New(authn.Config{Tokens: []*authn.Tokens{tokens}})
 	if err != nil {
 		t.Fatal(err)
 	}

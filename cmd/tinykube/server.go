@@ -194,7 +194,14 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 	if err != nil {
 		return err
 	}
-	authenticator, err := authn.New(authn.Config{ClientCAs: bundle.ClientCAs, Tokens: tokens})
+	loopback, err := newLoopback(userControllerManager, userScheduler)
+	if err != nil {
+		return err
+	}
+	authenticator, err := authn.New(authn.Config{
+		ClientCAs: bundle.ClientCAs,
+		Tokens:    []*authn.Tokens{tokens, loopback.set},
+	})
 	if err != nil {
 		return err
 	}
@@ -255,6 +262,17 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
 
+	comps, err := startComponents(ctx, componentsConfig{
+		loopback:    loopback,
+		url:         url,
+		caPEM:       bundle.CACertPEM,
+		clusterCIDR: cfg.clusterCIDR,
+	})
+	if err != nil {
+		srv.Close()
+		return err
+	}
+
 	kubeconfigNote := ""
 	if cfg.kubeconfig != "" {
 		kubeconfigNote = " (kubeconfig " + cfg.kubeconfig + ")"
@@ -266,11 +284,15 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 
 	select {
 	case err := <-serveErr:
+		comps.stop()
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
 	stop()
 	logger.Info("shutting down")
+	// In reverse of start: the components first, while the API still
+	// answers their last writes.
+	comps.stop()
 	grace := time.AfterFunc(shutdownGrace, cancelBase)
 	defer grace.Stop()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
