@@ -18,8 +18,12 @@ var systemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem,
 // Bootstrap creates what every cluster has: the system namespaces and the
 // `kubernetes` Service in default with its Endpoints and EndpointSlice
 // pointing at AdvertiseAddress:SecurePort. It is idempotent: existing
-// objects are kept (endpoints are brought up to date).
+// objects are kept (endpoints are brought up to date). It first frees
+// ClusterIPs and node ports that no Service holds any more.
 func (s *Server) Bootstrap(ctx context.Context) error {
+	if err := s.repairAllocations(ctx); err != nil {
+		return err
+	}
 	for _, name := range systemNamespaces {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 		if err := s.ensure(ctx, "namespaces", ns); err != nil {

@@ -162,3 +162,26 @@ func TestLoadBalancerWithLocalTrafficPolicyGetsHealthCheckNodePort(t *testing.T)
 		t.Fatalf("EXTERNAL-IP of a new LoadBalancer %v", got)
 	}
 }
+
+func TestBootstrapFreesAllocationsNoServiceHolds(t *testing.T) {
+	ts := newTestServer(t)
+	// A claim left behind by a crash between allocation and the write of
+	// its Service.
+	if err := ts.api.claim(ctx(t), portKey(30500), allocationOwner{UID: "gone", Namespace: "default", Name: "lost"}, false); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := ts.client.CoreV1().Services("default").Create(ctx(t), makeService("kept", corev1.ServiceTypeNodePort), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.api.Bootstrap(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.client.CoreV1().Services("default").Create(ctx(t), makeService("reuse", corev1.ServiceTypeNodePort, corev1.ServicePort{Port: 80, NodePort: 30500}), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("leaked port not freed: %v", err)
+	}
+	_, err = ts.client.CoreV1().Services("default").Create(ctx(t), makeService("steal", corev1.ServiceTypeNodePort, corev1.ServicePort{Port: 80, NodePort: svc.Spec.Ports[0].NodePort}), metav1.CreateOptions{})
+	if !apierrors.IsInvalid(err) {
+		t.Fatalf("a port in use was freed: %v", err)
+	}
+}
