@@ -42,6 +42,10 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, t requestTar
 	if err != nil {
 		return err
 	}
+	tableOpts, err := tableOptions(r)
+	if err != nil {
+		return err
+	}
 	timeout := time.Duration(float64(minWatchTimeout) * (1 + rand.Float64()))
 	if q.opts.TimeoutSeconds != nil {
 		timeout = time.Duration(*q.opts.TimeoutSeconds) * time.Second
@@ -76,7 +80,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, t requestTar
 		current, _ := s.store.Revision(ctx)
 		return errTooLargeResourceVersion(startRev, current)
 	}
-	stream := &watchStream{s: s, w: w, res: t.res, q: q, format: format}
+	stream := &watchStream{s: s, w: w, res: t.res, q: q, format: format, tableOpts: tableOpts}
 	stream.start()
 	if errors.Is(err, storage.ErrCompacted) {
 		stream.writeError(apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", startRev, s.store.CompactedRevision())))
@@ -206,11 +210,12 @@ func (s *Server) translateEvent(res *resource, q listQuery, ev storage.Event) (w
 
 // watchStream writes WatchEvents in the negotiated form.
 type watchStream struct {
-	s      *Server
-	w      http.ResponseWriter
-	res    *resource
-	q      listQuery
-	format responseFormat
+	s         *Server
+	w         http.ResponseWriter
+	res       *resource
+	q         listQuery
+	format    responseFormat
+	tableOpts metav1.TableOptions
 	// sentColumns: a Table watch sends column definitions only once.
 	sentColumns bool
 }
@@ -229,7 +234,7 @@ func (ws *watchStream) flush() {
 func (ws *watchStream) write(typ watch.EventType, obj runtime.Object) {
 	switch ws.format.as {
 	case "Table":
-		table, err := ws.s.tableFor(ws.res, obj, !ws.sentColumns, ws.q.opts, nil)
+		table, err := ws.s.tableFor(ws.res, obj, !ws.sentColumns, ws.tableOpts.IncludeObject)
 		if err != nil {
 			return
 		}

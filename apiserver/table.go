@@ -50,26 +50,34 @@ func age(t metav1.Time, now time.Time) string {
 	return duration.HumanDuration(now.Sub(t.Time))
 }
 
-// toTable answers as=Table for an object or a list.
-func (s *Server) toTable(r *http.Request, res *resource, obj runtime.Object) (*metav1.Table, error) {
+// tableOptions reads includeObject and noHeaders from the query.
+func tableOptions(r *http.Request) (metav1.TableOptions, error) {
 	var opts metav1.TableOptions
 	q := r.URL.Query()
 	if err := metav1.Convert_url_Values_To_v1_TableOptions(&q, &opts, nil); err != nil {
-		return nil, apierrors.NewBadRequest(err.Error())
+		return opts, apierrors.NewBadRequest(err.Error())
 	}
-	var lopts metav1.ListOptions
-	return s.tableFor(res, obj, !opts.NoHeaders, lopts, &opts)
+	if opts.IncludeObject == "" {
+		opts.IncludeObject = metav1.IncludeMetadata
+	}
+	return opts, nil
 }
 
-// tableFor builds the Table of obj (an object or a list of res).
-func (s *Server) tableFor(res *resource, obj runtime.Object, headers bool, _ metav1.ListOptions, opts *metav1.TableOptions) (*metav1.Table, error) {
+// toTable answers as=Table for an object or a list.
+func (s *Server) toTable(r *http.Request, res *resource, obj runtime.Object) (*metav1.Table, error) {
+	opts, err := tableOptions(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.tableFor(res, obj, !opts.NoHeaders, opts.IncludeObject)
+}
+
+// tableFor builds the Table of obj (an object or a list of res); include
+// says what each row carries in rows[].object.
+func (s *Server) tableFor(res *resource, obj runtime.Object, headers bool, include metav1.IncludeObjectPolicy) (*metav1.Table, error) {
 	tc := res.table
 	if tc == nil {
 		tc = defaultTable
-	}
-	include := metav1.IncludeMetadata
-	if opts != nil && opts.IncludeObject != "" {
-		include = opts.IncludeObject
 	}
 	table := &metav1.Table{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "Table"}}
 	if headers {
