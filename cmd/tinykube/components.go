@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"sync"
 
@@ -17,8 +19,11 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/tinykube/tinykube/apiserver/authn"
+	"github.com/tinykube/tinykube/controller/deployment"
 	"github.com/tinykube/tinykube/controller/nodeipam"
+	"github.com/tinykube/tinykube/controller/replicaset"
 	"github.com/tinykube/tinykube/controller/serviceaccount"
+	"github.com/tinykube/tinykube/scheduler"
 )
 
 // The identities of the in-process components, as upstream names them, so
@@ -77,11 +82,16 @@ type componentsConfig struct {
 	url         string
 	caPEM       []byte
 	clusterCIDR netip.Prefix
+	logger      *slog.Logger
 }
 
-// components are the in-process API clients: the controllers (and, as
-// they land, the scheduler). They start after the API serves and stop
-// before it does.
+// Worker goroutines per controller, as upstream's defaults
+// (--concurrent-deployment-syncs and friends).
+const controllerWorkers = 5
+
+// components are the in-process API clients: the controllers, as
+// upstream's kube-controller-manager runs them, and the scheduler. They
+// start after the API serves and stop before it does.
 type components struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -124,9 +134,50 @@ func startComponents(ctx context.Context, cfg componentsConfig) (*components, er
 		return nil, fmt.Errorf("node IPAM controller: %w", err)
 	}
 
+	deployments, err := deployment.New(deployment.Config{
+		Client:    cs,
+		Informers: factory,
+		Recorder:  recorder("deployment-controller"),
+	})
+	if err != nil {
+		c.stop()
+		return nil, fmt.Errorf("deployment controller: %w", err)
+	}
+	replicaSets, err := replicaset.New(replicaset.Config{
+		Client:    cs,
+		Informers: factory,
+		Recorder:  recorder("replicaset-controller"),
+	})
+	if err != nil {
+		c.stop()
+		return nil, fmt.Errorf("replicaset controller: %w", err)
+	}
+
+	// The scheduler is its own client with its own informers, as the
+	// separate process it is upstream; it starts them itself.
+	schedClient, err := kubernetes.NewForConfig(cfg.loopback.config(cfg.url, cfg.caPEM, userScheduler))
+	if err != nil {
+		c.stop()
+		return nil, err
+	}
+	schedInformers := informers.NewSharedInformerFactory(schedClient, 0)
+	c.stops = append(c.stops, schedInformers.Shutdown)
+	sched, err := scheduler.New(scheduler.Config{Client: schedClient, Informers: schedInformers})
+	if err != nil {
+		c.stop()
+		return nil, fmt.Errorf("scheduler: %w", err)
+	}
+
 	factory.Start(ctx.Done())
 	c.run(func() { sa.Run(ctx, 2) })
 	c.run(func() { ipam.Run(ctx, 1) })
+	c.run(func() { deployments.Run(ctx, controllerWorkers) })
+	c.run(func() { replicaSets.Run(ctx, controllerWorkers) })
+	c.run(func() {
+		if err := sched.Run(ctx); err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
+			cfg.logger.Error("scheduler stopped", "err", err)
+		}
+	})
 	return c, nil
 }
 

@@ -267,6 +267,7 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 		url:         url,
 		caPEM:       bundle.CACertPEM,
 		clusterCIDR: cfg.clusterCIDR,
+		logger:      logger,
 	})
 	if err != nil {
 		srv.Close()
