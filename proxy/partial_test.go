@@ -9,6 +9,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 
@@ -140,6 +141,23 @@ func apply(t *testing.T, tp *testProxier, obj runtime.Object) {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return informerHas(tp, obj) })
+	m := obj.(metav1.Object)
+	name := m.GetName()
+	if s, ok := obj.(*discoveryv1.EndpointSlice); ok {
+		name = s.Labels[discoveryv1.LabelServiceName]
+	}
+	waitDirty(t, tp, types.NamespacedName{Namespace: m.GetNamespace(), Name: name})
+}
+
+// waitDirty waits until the event handlers have recorded a change of k (the
+// informer's store is updated before its handlers run).
+func waitDirty(t *testing.T, tp *testProxier, k types.NamespacedName) {
+	t.Helper()
+	waitFor(t, func() bool {
+		tp.mu.Lock()
+		defer tp.mu.Unlock()
+		return tp.dirty[k]
+	})
 }
 
 func del(t *testing.T, tp *testProxier, resource, ns, name string) {
@@ -152,6 +170,7 @@ func del(t *testing.T, tp *testProxier, resource, ns, name string) {
 		_, err := tp.services.Services(ns).Get(name)
 		return err != nil
 	})
+	waitDirty(t, tp, types.NamespacedName{Namespace: ns, Name: name})
 }
 
 func informerHas(tp *testProxier, obj runtime.Object) bool {
