@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -19,11 +20,22 @@ import (
 func startFakeKubelet(t *testing.T, ts *testServer) {
 	t.Helper()
 	kubelet := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasPrefix(r.URL.Path, "/containerLogs/") {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/containerLogs/"):
+			fmt.Fprintf(w, "log of %s follow=%s\n", r.URL.Path, r.URL.Query().Get("follow"))
+		case strings.HasPrefix(r.URL.Path, "/exec/") && r.Header.Get("Upgrade") == "SPDY/3.1":
+			// Switch protocols, announce what was asked, then echo.
+			conn, rw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			fmt.Fprintf(rw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n%s?%s\n", r.URL.Path, r.URL.RawQuery)
+			rw.Flush()
+			_, _ = io.Copy(conn, rw)
+		default:
 			http.NotFound(w, r)
-			return
 		}
-		fmt.Fprintf(w, "log of %s follow=%s\n", r.URL.Path, r.URL.Query().Get("follow"))
 	}))
 	t.Cleanup(kubelet.Close)
 	ts.api.cfg.KubeletTransport = kubelet.Client().Transport
@@ -79,5 +91,38 @@ func TestWebSocketExecIsRefusedSoClientsFallBackToSPDY(t *testing.T) {
 		"Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Protocol", "v5.channel.k8s.io")
 	if resp.code == http.StatusSwitchingProtocols || resp.code < 400 {
 		t.Fatalf("websocket exec answered %d", resp.code)
+	}
+}
+
+func TestSPDYExecIsTunnelledToTheKubelet(t *testing.T) {
+	ts := newTestServer(t)
+	startFakeKubelet(t, ts)
+	pod := makePod("web")
+	pod.Spec.NodeName = "node-a"
+	if _, err := ts.client.CoreV1().Pods("default").Create(ctx(t), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", ts.http.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /api/v1/namespaces/default/pods/web/exec?command=ls&stdout=true&stdin=true HTTP/1.1\r\nHost: x\r\n"+
+		"Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\nContent-Length: 0\r\n\r\n")
+	reader := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(reader, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	line, _ := reader.ReadString('\n')
+	if line != "/exec/default/web/c?command=ls&input=1&output=1\n" {
+		t.Fatalf("kubelet saw %q", line)
+	}
+	fmt.Fprint(conn, "ping\n")
+	if echo, _ := reader.ReadString('\n'); echo != "ping\n" {
+		t.Fatalf("tunnel echoed %q", echo)
 	}
 }
