@@ -56,7 +56,8 @@ type Config struct {
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
 	// BindWorkers is the number of goroutines that make binding and status
-	// API calls off the scheduling loop; default 16.
+	// API calls off the scheduling loop; default 128. Binding is latency
+	// bound (each write waits for a storage commit), so many run at once.
 	BindWorkers int
 }
 
@@ -118,7 +119,7 @@ func New(cfg Config) (*Scheduler, error) {
 		return nil, fmt.Errorf("scheduler: PercentageOfNodesToScore %d is not in [0, 100]", cfg.PercentageOfNodesToScore)
 	}
 	if cfg.BindWorkers <= 0 {
-		cfg.BindWorkers = 16
+		cfg.BindWorkers = 128
 	}
 	fw, err := framework.New(cfg.Registry, profile, handle{cfg.Informers})
 	if err != nil {
