@@ -35,6 +35,10 @@ func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request, t requestTa
 	if err != nil {
 		return err
 	}
+	if accessor(obj).GetResourceVersion() != "" {
+		// Upstream's storage refuses this with a plain error, hence 500.
+		return apierrors.NewInternalError(errors.New("resourceVersion should not be set on objects to be created"))
+	}
 	obj = s.trackUpdate(t.res, "", nil, obj, managerName(r, opts.FieldManager))
 	created, err := s.createObject(r.Context(), t.res, t.namespace, obj, dryRun)
 	if err != nil {
