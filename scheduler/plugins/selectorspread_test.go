@@ -14,7 +14,9 @@ import (
 	st "github.com/tinykube/tinykube/scheduler/testing"
 )
 
-type fakeHandle struct{ f informers.SharedInformerFactory }
+type fakeHandle struct {
+	f informers.SharedInformerFactory
+}
 
 func (h fakeHandle) Informers() informers.SharedInformerFactory { return h.f }
 
