@@ -21,6 +21,9 @@ const ClusterDomain = "cluster.local"
 const (
 	AdminUser  = "kubernetes-admin"
 	AdminGroup = "system:masters"
+	// KubeletClientUser is the API server when it calls a kubelet (logs,
+	// exec, port-forward), as kubeadm names it.
+	KubeletClientUser = "kube-apiserver-kubelet-client"
 )
 
 // Config says where the material lives and what the serving certificate
@@ -55,6 +58,9 @@ type Bundle struct {
 	// AdminCertPEM and AdminKeyPEM are the admin client credential.
 	AdminCertPEM []byte
 	AdminKeyPEM  []byte
+	// KubeletClient is the API server's client certificate for calls to
+	// kubelets; kubelets verify it against the cluster CA.
+	KubeletClient tls.Certificate
 }
 
 // CAFingerprint is the SHA-256 of the CA certificate, in hex: what a user
@@ -107,9 +113,22 @@ func Ensure(cfg Config) (*Bundle, error) {
 		return nil, err
 	}
 
+	kubeletClient, _, err := ensureLeaf(cfg.Dir, kubeletClientCertFile, kubeletClientKeyFile, ca, template{
+		Subject:  pkix.Name{CommonName: KubeletClientUser, Organization: []string{AdminGroup}},
+		Lifetime: leafLifetime,
+		ExtUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, t, nil)
+	if err != nil {
+		return nil, err
+	}
+
 	pair, err := tls.X509KeyPair(append(slices.Clone(serving.CertPEM), ca.CertPEM...), serving.KeyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("pki: serving key pair: %w", err)
+	}
+	kubeletPair, err := tls.X509KeyPair(kubeletClient.CertPEM, kubeletClient.KeyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("pki: kubelet client key pair: %w", err)
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
@@ -121,6 +140,7 @@ func Ensure(cfg Config) (*Bundle, error) {
 		ServingRenewed: renewed,
 		AdminCertPEM:   admin.CertPEM,
 		AdminKeyPEM:    admin.KeyPEM,
+		KubeletClient:  kubeletPair,
 	}, nil
 }
 

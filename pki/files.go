@@ -19,6 +19,14 @@ const (
 	servingKeyFile  = "serving.key"
 	adminCertFile   = "admin.crt"
 	adminKeyFile    = "admin.key"
+	// The API server's client certificate for kubelets (logs, exec).
+	kubeletClientCertFile = "apiserver-kubelet-client.crt"
+	kubeletClientKeyFile  = "apiserver-kubelet-client.key"
+	// A node's certificates, in the node's own directory.
+	nodeServingCertFile = "kubelet-serving.crt"
+	nodeServingKeyFile  = "kubelet-serving.key"
+	nodeClientCertFile  = "kubelet-client.crt"
+	nodeClientKeyFile   = "kubelet-client.key"
 )
 
 // writeFileAtomic writes data to path with the given mode through a

@@ -18,6 +18,7 @@ type coreConfig struct {
 	nodePortRange    utilnet.PortRange
 	advertiseAddress netip.Addr
 	securePort       int
+	kubeletTransport http.RoundTripper
 }
 
 // core is the REST core on its store, reduced to what `server` does with
@@ -42,6 +43,7 @@ func openCore(cfg coreConfig) (*core, error) {
 		NodePortRange:    apiserver.PortRange{Base: cfg.nodePortRange.Base, Size: cfg.nodePortRange.Size},
 		AdvertiseAddress: cfg.advertiseAddress,
 		SecurePort:       cfg.securePort,
+		KubeletTransport: cfg.kubeletTransport,
 	})
 	if err != nil {
 		store.Close()

@@ -212,6 +212,7 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 		nodePortRange:    cfg.nodePortRange,
 		advertiseAddress: cfg.advertise,
 		securePort:       port,
+		kubeletTransport: kubeletTransport(bundle),
 	})
 	if err != nil {
 		return err
@@ -255,8 +256,11 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 			ClientCAs:  bundle.ClientCAs,
 		},
 		ReadHeaderTimeout: 30 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return base },
-		ErrorLog:          log.New(stderr, "tinykube: http: ", 0),
+		// Idle keep-alive connections from clients that went away are
+		// closed, as upstream does after 90s.
+		IdleTimeout: 90 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return base },
+		ErrorLog:    log.New(stderr, "tinykube: http: ", 0),
 	}
 	srv.RegisterOnShutdown(core.closeWatches)
 	serveErr := make(chan error, 1)
@@ -303,6 +307,25 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 		logger.Warn("connections cut at shutdown timeout", "err", err)
 	}
 	return nil
+}
+
+// kubeletTransport reaches kubelets for logs, exec, attach and
+// port-forward: it checks each kubelet's serving certificate against the
+// cluster CA and presents the API server's kubelet client certificate.
+// HTTP/1.1 only (no ForceAttemptHTTP2), because those streams upgrade the
+// connection; no proxy from the environment, because node traffic never
+// goes through one.
+func kubeletTransport(b *pki.Bundle) *http.Transport {
+	return &http.Transport{
+		TLSClientConfig: &tls.Config{
+			RootCAs:      b.ClientCAs,
+			Certificates: []tls.Certificate{b.KubeletClient},
+			MinVersion:   tls.VersionTLS12,
+		},
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout: 10 * time.Second,
+		IdleConnTimeout:     90 * time.Second,
+	}
 }
 
 // kubeconfigHost is the address local clients use: loopback when the
