@@ -3,6 +3,7 @@ package apiserver
 import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	quantity "k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -40,3 +41,5 @@ func makeService(name string, typ corev1.ServiceType, ports ...corev1.ServicePor
 		Spec:       corev1.ServiceSpec{Type: typ, Selector: map[string]string{"app": name}, Ports: ports},
 	}
 }
+
+func mustQuantity(s string) quantity.Quantity { return quantity.MustParse(s) }

@@ -245,3 +245,49 @@ func TestPodSpecIsImmutableExceptImages(t *testing.T) {
 		t.Fatalf("restartPolicy change: %v", err)
 	}
 }
+
+func TestPodValidationMessages(t *testing.T) {
+	ts := newTestServer(t)
+	tests := []struct {
+		name   string
+		mutate func(*corev1.Pod)
+		want   string
+	}{
+		{"mount of a missing volume", func(p *corev1.Pod) {
+			p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+		}, `spec.containers[0].volumeMounts[0].name: Not found: "data"`},
+		{"bad env name", func(p *corev1.Pod) {
+			p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "1BAD"}}
+		}, `spec.containers[0].env[0].name: Invalid value: "1BAD": a valid environment variable name must consist of`},
+		{"request above limit", func(p *corev1.Pod) {
+			p.Spec.Containers[0].Resources = corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceCPU: mustQuantity("2")},
+				Limits:   corev1.ResourceList{corev1.ResourceCPU: mustQuantity("1")},
+			}
+		}, `spec.containers[0].resources.requests[cpu]: Invalid value: "2": must be less than or equal to cpu limit of 1`},
+		{"missing image", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "" }, `spec.containers[0].image: Required value`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := makePod("bad")
+			tt.mutate(pod)
+			_, err := ts.client.CoreV1().Pods("default").Create(ctx(t), pod, metav1.CreateOptions{})
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v\nwant %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLimitsWithoutRequestsMakeAGuaranteedPod(t *testing.T) {
+	ts := newTestServer(t)
+	pod := makePod("g")
+	pod.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: mustQuantity("500m"), corev1.ResourceMemory: mustQuantity("64Mi")}
+	got, err := ts.client.CoreV1().Pods("default").Create(ctx(t), pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.QOSClass != corev1.PodQOSGuaranteed || got.Spec.Containers[0].Resources.Requests.Cpu().String() != "500m" {
+		t.Fatalf("qos %s requests %v", got.Status.QOSClass, got.Spec.Containers[0].Resources.Requests)
+	}
+}

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"fmt"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -9,6 +10,7 @@ import (
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -102,6 +104,15 @@ func defaultContainer(c *corev1.Container) {
 	for i := range c.Ports {
 		if c.Ports[i].Protocol == "" {
 			c.Ports[i].Protocol = corev1.ProtocolTCP
+		}
+	}
+	// A limit without a request requests the limit.
+	for name, limit := range c.Resources.Limits {
+		if _, ok := c.Resources.Requests[name]; !ok {
+			if c.Resources.Requests == nil {
+				c.Resources.Requests = corev1.ResourceList{}
+			}
+			c.Resources.Requests[name] = limit.DeepCopy()
 		}
 	}
 	for _, probe := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
@@ -280,6 +291,21 @@ func tolerationsAdded(old, updated []corev1.Toleration) bool {
 
 func validatePodSpec(spec *corev1.PodSpec, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
+	volumes := map[string]bool{}
+	for i, v := range spec.Volumes {
+		vp := path.Child("volumes").Index(i).Child("name")
+		switch {
+		case v.Name == "":
+			errs = append(errs, field.Required(vp, ""))
+		case volumes[v.Name]:
+			errs = append(errs, field.Duplicate(vp, v.Name))
+		default:
+			for _, msg := range apimachineryvalidation.NameIsDNSLabel(v.Name, false) {
+				errs = append(errs, field.Invalid(vp, v.Name, msg))
+			}
+		}
+		volumes[v.Name] = true
+	}
 	if len(spec.Containers) == 0 {
 		errs = append(errs, field.Required(path.Child("containers"), ""))
 	}
@@ -301,10 +327,45 @@ func validatePodSpec(spec *corev1.PodSpec, path *field.Path) field.ErrorList {
 			errs = append(errs, field.Required(p.Child("image"), ""))
 		}
 		for j, port := range c.Ports {
+			pp := p.Child("ports").Index(j)
 			if port.ContainerPort < 1 || port.ContainerPort > 65535 {
-				errs = append(errs, field.Invalid(p.Child("ports").Index(j).Child("containerPort"), port.ContainerPort, "must be between 1 and 65535, inclusive"))
+				errs = append(errs, field.Invalid(pp.Child("containerPort"), port.ContainerPort, "must be between 1 and 65535, inclusive"))
+			}
+			if port.HostPort != 0 && (port.HostPort < 1 || port.HostPort > 65535) {
+				errs = append(errs, field.Invalid(pp.Child("hostPort"), port.HostPort, "must be between 1 and 65535, inclusive"))
+			}
+			if port.Name != "" {
+				for _, msg := range validation.IsValidPortName(port.Name) {
+					errs = append(errs, field.Invalid(pp.Child("name"), port.Name, msg))
+				}
 			}
 		}
+		for j, env := range c.Env {
+			for _, msg := range validation.IsEnvVarName(env.Name) {
+				errs = append(errs, field.Invalid(p.Child("env").Index(j).Child("name"), env.Name, msg))
+			}
+		}
+		for j, m := range c.VolumeMounts {
+			mp := p.Child("volumeMounts").Index(j)
+			if !volumes[m.Name] {
+				errs = append(errs, field.NotFound(mp.Child("name"), m.Name))
+			}
+			if m.MountPath == "" {
+				errs = append(errs, field.Required(mp.Child("mountPath"), ""))
+			}
+		}
+		for name, request := range c.Resources.Requests {
+			if limit, ok := c.Resources.Limits[name]; ok && request.Cmp(limit) > 0 {
+				errs = append(errs, field.Invalid(p.Child("resources", "requests").Key(string(name)), request.String(),
+					fmt.Sprintf("must be less than or equal to %s limit of %s", name, limit.String())))
+			}
+		}
+	}
+	switch spec.DNSPolicy {
+	case corev1.DNSClusterFirstWithHostNet, corev1.DNSClusterFirst, corev1.DNSDefault, corev1.DNSNone:
+	default:
+		errs = append(errs, field.NotSupported(path.Child("dnsPolicy"), spec.DNSPolicy,
+			[]string{string(corev1.DNSClusterFirst), string(corev1.DNSClusterFirstWithHostNet), string(corev1.DNSDefault), string(corev1.DNSNone)}))
 	}
 	switch spec.RestartPolicy {
 	case corev1.RestartPolicyAlways, corev1.RestartPolicyOnFailure, corev1.RestartPolicyNever:
