@@ -37,11 +37,30 @@ func preparePod(obj runtime.Object) {
 		pod.Spec.EnableServiceLinks = &t
 	}
 	addDefaultTolerations(&pod.Spec)
+	for i := range pod.Spec.InitContainers {
+		defaultRequestsToLimits(&pod.Spec.InitContainers[i])
+	}
+	for i := range pod.Spec.Containers {
+		defaultRequestsToLimits(&pod.Spec.Containers[i])
+	}
 	pod.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(&pod.Spec)}
 }
 
 func preparePodUpdate(obj, _ runtime.Object) {
 	defaultPodSpec(&obj.(*corev1.Pod).Spec)
+}
+
+// defaultRequestsToLimits: a limit without a request requests the limit.
+// Upstream does this for pods only, not for workload templates.
+func defaultRequestsToLimits(c *corev1.Container) {
+	for name, limit := range c.Resources.Limits {
+		if _, ok := c.Resources.Requests[name]; !ok {
+			if c.Resources.Requests == nil {
+				c.Resources.Requests = corev1.ResourceList{}
+			}
+			c.Resources.Requests[name] = limit.DeepCopy()
+		}
+	}
 }
 
 // addDefaultTolerations adds what upstream's DefaultTolerationSeconds
@@ -106,15 +125,7 @@ func defaultContainer(c *corev1.Container) {
 			c.Ports[i].Protocol = corev1.ProtocolTCP
 		}
 	}
-	// A limit without a request requests the limit.
-	for name, limit := range c.Resources.Limits {
-		if _, ok := c.Resources.Requests[name]; !ok {
-			if c.Resources.Requests == nil {
-				c.Resources.Requests = corev1.ResourceList{}
-			}
-			c.Resources.Requests[name] = limit.DeepCopy()
-		}
-	}
+
 	for _, probe := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
 		defaultProbe(probe)
 	}
