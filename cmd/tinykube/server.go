@@ -169,42 +169,11 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
 
-	names, ips := nodeAddresses()
-	ips = append(ips, cfg.advertise)
-	if !cfg.bind.IsUnspecified() {
-		ips = append(ips, cfg.bind)
-	}
-	bundle, err := pki.Ensure(pki.Config{
-		Dir:       filepath.Join(serverDir, "tls"),
-		ServiceIP: firstServiceIP(cfg.serviceCIDR),
-		DNSNames:  names,
-		IPs:       ips,
-	})
+	sec, err := setUpSecurity(cfg, serverDir, logger)
 	if err != nil {
 		return err
 	}
-	if bundle.ServingRenewed {
-		logger.Info("issued a new serving certificate", "dnsNames", bundle.Serving.Leaf.DNSNames, "ips", bundle.Serving.Leaf.IPAddresses)
-	}
-	tokens, err := authn.EnsureTokenFile(filepath.Join(serverDir, "token.csv"), authn.User{
-		Name:   pki.AdminUser,
-		UID:    pki.AdminUser,
-		Groups: []string{pki.AdminGroup},
-	})
-	if err != nil {
-		return err
-	}
-	loopback, err := newLoopback(userControllerManager, userScheduler)
-	if err != nil {
-		return err
-	}
-	authenticator, err := authn.New(authn.Config{
-		ClientCAs: bundle.ClientCAs,
-		Tokens:    []*authn.Tokens{tokens, loopback.set},
-	})
-	if err != nil {
-		return err
-	}
+	bundle := sec.bundle
 
 	core, err := openCore(coreConfig{
 		dbPath:           filepath.Join(serverDir, "db", "state.db"),
@@ -245,7 +214,7 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	srv := &http.Server{
-		Handler: authenticator.Wrap(core.handler),
+		Handler: sec.authenticator.Wrap(core.handler),
 		TLSConfig: &tls.Config{
 			Certificates: []tls.Certificate{bundle.Serving},
 			MinVersion:   tls.VersionTLS12,
@@ -267,7 +236,7 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 	go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
 
 	comps, err := startComponents(ctx, componentsConfig{
-		loopback:    loopback,
+		loopback:    sec.loopback,
 		url:         url,
 		caPEM:       bundle.CACertPEM,
 		clusterCIDR: cfg.clusterCIDR,
@@ -307,6 +276,57 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 		logger.Warn("connections cut at shutdown timeout", "err", err)
 	}
 	return nil
+}
+
+// security is the server's key material and the authentication built on
+// it.
+type security struct {
+	bundle        *pki.Bundle
+	loopback      *loopback
+	authenticator *authn.Authenticator
+}
+
+// setUpSecurity loads or creates the certificates and the token file, and
+// builds the authenticator: client certificates of the cluster CA, the
+// token file's tokens, and this run's in-memory component tokens.
+func setUpSecurity(cfg *serverConfig, serverDir string, logger *slog.Logger) (*security, error) {
+	names, ips := nodeAddresses()
+	ips = append(ips, cfg.advertise)
+	if !cfg.bind.IsUnspecified() {
+		ips = append(ips, cfg.bind)
+	}
+	bundle, err := pki.Ensure(pki.Config{
+		Dir:       filepath.Join(serverDir, "tls"),
+		ServiceIP: firstServiceIP(cfg.serviceCIDR),
+		DNSNames:  names,
+		IPs:       ips,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if bundle.ServingRenewed {
+		logger.Info("issued a new serving certificate", "dnsNames", bundle.Serving.Leaf.DNSNames, "ips", bundle.Serving.Leaf.IPAddresses)
+	}
+	tokens, err := authn.EnsureTokenFile(filepath.Join(serverDir, "token.csv"), authn.User{
+		Name:   pki.AdminUser,
+		UID:    pki.AdminUser,
+		Groups: []string{pki.AdminGroup},
+	})
+	if err != nil {
+		return nil, err
+	}
+	loopback, err := newLoopback(userControllerManager, userScheduler)
+	if err != nil {
+		return nil, err
+	}
+	authenticator, err := authn.New(authn.Config{
+		ClientCAs: bundle.ClientCAs,
+		Tokens:    []*authn.Tokens{tokens, loopback.set},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &security{bundle: bundle, loopback: loopback, authenticator: authenticator}, nil
 }
 
 // kubeletTransport reaches kubelets for logs, exec, attach and
