@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/tinykube/tinykube/apiserver/apiservertest"
 )
@@ -23,16 +24,23 @@ type cluster struct {
 	sched  *Scheduler
 }
 
-func startCluster(t *testing.T, mutate ...func(*Config)) *cluster {
+// testConfig is the scheduler's Config plus the API server's rest.Config,
+// for tests that build their own client.
+type testConfig struct {
+	Config
+	restConfig *rest.Config
+}
+
+func startCluster(t *testing.T, mutate ...func(*testConfig)) *cluster {
 	t.Helper()
 	s := apiservertest.Start(t, apiservertest.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	factory := informers.NewSharedInformerFactory(s.Client, 0)
-	cfg := Config{Client: s.Client, Informers: factory, InitialBackoff: 100 * time.Millisecond, MaxBackoff: time.Second}
+	cfg := testConfig{Config: Config{Client: s.Client, Informers: factory, InitialBackoff: 100 * time.Millisecond, MaxBackoff: time.Second}, restConfig: s.Config}
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	sched, err := New(cfg)
+	sched, err := New(cfg.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
