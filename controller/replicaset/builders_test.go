@@ -39,7 +39,7 @@ func makeRS(name string, replicas int32) *rsBuilder {
 }
 
 func (b *rsBuilder) minReady(s int32) *rsBuilder { b.rs.Spec.MinReadySeconds = s; return b }
-func (b *rsBuilder) obj() *appsv1.ReplicaSet   { return b.rs }
+func (b *rsBuilder) obj() *appsv1.ReplicaSet     { return b.rs }
 
 type podBuilder struct{ p *corev1.Pod }
 

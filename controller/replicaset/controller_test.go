@@ -59,7 +59,11 @@ func TestReplicaSetKeepsPods(t *testing.T) {
 			theirs,
 		}, want: []string{"theirs"}, created: 3},
 		{name: "ignores finished pods", replica: rs, pods: []runtime.Object{
-			func() runtime.Object { p := makePod("done").ownedBy(rs).obj(); p.Status.Phase = corev1.PodSucceeded; return p }(),
+			func() runtime.Object {
+				p := makePod("done").ownedBy(rs).obj()
+				p.Status.Phase = corev1.PodSucceeded
+				return p
+			}(),
 		}, want: []string{"done"}, created: 3},
 	}
 	for _, tt := range tests {
