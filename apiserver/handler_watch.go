@@ -47,7 +47,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, t requestTar
 		return err
 	}
 	timeout := time.Duration(float64(minWatchTimeout) * (1 + rand.Float64()))
-	if q.opts.TimeoutSeconds != nil {
+	if q.opts.TimeoutSeconds != nil && *q.opts.TimeoutSeconds > 0 {
 		timeout = time.Duration(*q.opts.TimeoutSeconds) * time.Second
 	}
 	ctx, cancel := context.WithCancel(r.Context())

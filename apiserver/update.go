@@ -49,6 +49,9 @@ func (s *Server) updateObject(ctx context.Context, u updateRequest) (runtime.Obj
 			}
 			accessor(desired).SetResourceVersion("")
 			created, err := s.createObject(ctx, u.res, u.namespace, desired, u.dryRun)
+			if apierrors.IsAlreadyExists(err) {
+				continue // created meanwhile: update it instead
+			}
 			return created, err == nil, err
 		}
 		if err != nil {
