@@ -8,12 +8,19 @@ import (
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 
 	"github.com/tinykube/tinykube/apiserver"
+	"github.com/tinykube/tinykube/storage"
 	"github.com/tinykube/tinykube/storage/bolt"
 )
 
-// coreConfig is what the REST core and its store need from the flags.
+// openStore opens the bbolt store at path. It is the first thing the
+// server touches in the data dir: the store's file lock is what keeps a
+// second server off the same data dir, before either writes keys.
+func openStore(path string) (*bolt.Store, error) {
+	return bolt.Open(path, bolt.Options{})
+}
+
+// coreConfig is what the REST core needs from the flags.
 type coreConfig struct {
-	dbPath           string
 	serviceCIDR      netip.Prefix
 	nodePortRange    utilnet.PortRange
 	advertiseAddress netip.Addr
@@ -21,22 +28,16 @@ type coreConfig struct {
 	kubeletTransport http.RoundTripper
 }
 
-// core is the REST core on its store, reduced to what `server` does with
-// them: serve, bootstrap once, end watches when shutdown begins, close
-// last.
+// core is the REST core, reduced to what `server` does with it: serve,
+// bootstrap once, end watches when shutdown begins.
 type core struct {
 	handler      http.Handler
 	bootstrap    func(context.Context) error
 	closeWatches func()
-	close        func() error
 }
 
-// openCore opens the bbolt store and builds the API server on it.
-func openCore(cfg coreConfig) (*core, error) {
-	store, err := bolt.Open(cfg.dbPath, bolt.Options{})
-	if err != nil {
-		return nil, err
-	}
+// newCore builds the API server on store.
+func newCore(store storage.Interface, cfg coreConfig) (*core, error) {
 	api, err := apiserver.New(apiserver.Config{
 		Storage:          store,
 		ServiceCIDR:      cfg.serviceCIDR,
@@ -46,13 +47,11 @@ func openCore(cfg coreConfig) (*core, error) {
 		KubeletTransport: cfg.kubeletTransport,
 	})
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
 	return &core{
 		handler:      api.Handler(),
 		bootstrap:    api.Bootstrap,
 		closeWatches: api.CloseWatches,
-		close:        store.Close,
 	}, nil
 }

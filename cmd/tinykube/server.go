@@ -169,14 +169,23 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
 
+	store, err := openStore(filepath.Join(serverDir, "db", "state.db"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			logger.Error("closing the store", "err", err)
+		}
+	}()
+
 	sec, err := setUpSecurity(cfg, serverDir, logger)
 	if err != nil {
 		return err
 	}
 	bundle := sec.bundle
 
-	core, err := openCore(coreConfig{
-		dbPath:           filepath.Join(serverDir, "db", "state.db"),
+	core, err := newCore(store, coreConfig{
 		serviceCIDR:      cfg.serviceCIDR,
 		nodePortRange:    cfg.nodePortRange,
 		advertiseAddress: cfg.advertise,
@@ -186,11 +195,6 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := core.close(); err != nil {
-			logger.Error("closing the store", "err", err)
-		}
-	}()
 	if err := core.bootstrap(ctx); err != nil {
 		return err
 	}

@@ -383,3 +383,33 @@ func TestServerRejectsBadFlags(t *testing.T) {
 		})
 	}
 }
+
+func TestSecondServerOnSameDataDirFails(t *testing.T) {
+	dataDir := t.TempDir()
+	p := startServer(t, dataDir)
+	ca, err := os.ReadFile(filepath.Join(dataDir, "server", "tls", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // should it start after all, it stops at once
+	var stdout, stderr strings.Builder
+	code := run(ctx, []string{"server", "--data-dir", dataDir, "--bind-address", "127.0.0.1", "--https-listen-port", "0",
+		"--write-kubeconfig", filepath.Join(t.TempDir(), "kc.yaml"), "--disable-agent"}, &stdout, &stderr)
+	if code == 0 {
+		t.Fatal("a second server started on a data dir in use")
+	}
+	if !strings.Contains(stderr.String(), "another process") {
+		t.Errorf("second server's error does not say the data dir is in use:\n%s", stderr.String())
+	}
+	after, err := os.ReadFile(filepath.Join(dataDir, "server", "tls", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(after) != string(ca) {
+		t.Error("the second server touched the CA")
+	}
+	if err := p.stop(t); err != nil {
+		t.Fatalf("first server: exit %v", err)
+	}
+}
