@@ -21,4 +21,9 @@
 //
 // Errors travel as Go errors (apierrors.StatusError or storage sentinels) and
 // become a metav1.Status once, in writeError, at the HTTP edge.
+//
+// README.md beside this file records the decisions that are not obvious
+// from the code (watch semantics, allocation keys, why WebSocket streams are
+// refused, what the OpenAPI documents leave out). Subpackage apiservertest
+// runs the real server on a temp store for client components' tests.
 package apiserver
