@@ -113,6 +113,7 @@ func TestAdoptReleaseAndScaleOnTheRealAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc.Spec.Replicas = 1
+	sc.ResourceVersion = "" // as kubectl scale: no precondition
 	if _, err := s.Client.AppsV1().ReplicaSets("default").UpdateScale(ctx, "web", sc, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
