@@ -1,0 +1,119 @@
+package apiserver
+
+import (
+	"fmt"
+	"net/http"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// serveBinding binds a pod to a node (POST pods/<name>/binding), as the
+// scheduler does.
+func (s *Server) serveBinding(w http.ResponseWriter, r *http.Request, t requestTarget) error {
+	obj, err := s.readObject(w, r, coreV1.WithKind("Binding"))
+	if err != nil {
+		return err
+	}
+	binding := obj.(*corev1.Binding)
+	if binding.Name == "" {
+		binding.Name = t.name
+	}
+	if binding.Name != t.name {
+		return apierrors.NewBadRequest(fmt.Sprintf("name in URL does not match name in Binding object"))
+	}
+	return s.bindPod(w, r, t.namespace, binding)
+}
+
+// serveLegacyBinding is POST namespaces/<ns>/bindings.
+func (s *Server) serveLegacyBinding(w http.ResponseWriter, r *http.Request, t requestTarget) error {
+	obj, err := s.readObject(w, r, coreV1.WithKind("Binding"))
+	if err != nil {
+		return err
+	}
+	return s.bindPod(w, r, t.namespace, obj.(*corev1.Binding))
+}
+
+func (s *Server) bindPod(w http.ResponseWriter, r *http.Request, namespace string, binding *corev1.Binding) error {
+	pods, _ := s.resources.lookup(coreV1.WithResource("pods"))
+	if binding.Target.Kind != "" && binding.Target.Kind != "Node" {
+		return apierrors.NewInvalid(coreV1.WithKind("Binding").GroupKind(), binding.Name,
+			fieldErrors("target.kind", binding.Target.Kind, "must be empty or 'Node'"))
+	}
+	if binding.Target.Name == "" {
+		return apierrors.NewInvalid(coreV1.WithKind("Binding").GroupKind(), binding.Name,
+			requiredError("target.name"))
+	}
+	_, _, err := s.updateObject(r.Context(), updateRequest{
+		res: pods, namespace: namespace, name: binding.Name, subresource: "binding",
+		mutate: func(current runtime.Object) (runtime.Object, error) {
+			pod := current.(*corev1.Pod)
+			if pod.DeletionTimestamp != nil {
+				return nil, apierrors.NewConflict(pods.groupResource(), pod.Name, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", pod.Name))
+			}
+			if pod.Spec.NodeName != "" {
+				return nil, apierrors.NewConflict(pods.groupResource(), pod.Name, fmt.Errorf("pod %s is already assigned to node %q", pod.Name, pod.Spec.NodeName))
+			}
+			pod.Spec.NodeName = binding.Target.Name
+			for k, v := range binding.Annotations {
+				if pod.Annotations == nil {
+					pod.Annotations = map[string]string{}
+				}
+				pod.Annotations[k] = v
+			}
+			setPodCondition(pod, corev1.PodCondition{
+				Type: corev1.PodScheduled, Status: corev1.ConditionTrue,
+				LastTransitionTime: metav1.NewTime(s.now()), ObservedGeneration: pod.Generation,
+			})
+			pod.ResourceVersion = ""
+			return pod, nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	s.encode(w, http.StatusCreated, mediaJSON, &metav1.Status{
+		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess, Code: http.StatusCreated,
+	})
+	return nil
+}
+
+func setPodCondition(pod *corev1.Pod, c corev1.PodCondition) {
+	for i := range pod.Status.Conditions {
+		if pod.Status.Conditions[i].Type == c.Type {
+			if pod.Status.Conditions[i].Status == c.Status {
+				c.LastTransitionTime = pod.Status.Conditions[i].LastTransitionTime
+			}
+			pod.Status.Conditions[i] = c
+			return
+		}
+	}
+	pod.Status.Conditions = append(pod.Status.Conditions, c)
+}
+
+// serveEviction deletes a pod through the eviction API. There are no
+// PodDisruptionBudgets yet, so every eviction is allowed.
+func (s *Server) serveEviction(w http.ResponseWriter, r *http.Request, t requestTarget) error {
+	obj, err := s.readObject(w, r, policyv1.SchemeGroupVersion.WithKind("Eviction"))
+	if err != nil {
+		return err
+	}
+	eviction := obj.(*policyv1.Eviction)
+	if eviction.Name != "" && eviction.Name != t.name {
+		return apierrors.NewBadRequest(fmt.Sprintf("name in URL does not match name in Eviction object"))
+	}
+	opts := metav1.DeleteOptions{}
+	if eviction.DeleteOptions != nil {
+		opts = *eviction.DeleteOptions
+	}
+	if _, _, err := s.deleteObject(r.Context(), t.res, t.namespace, t.name, opts); err != nil {
+		return err
+	}
+	s.encode(w, http.StatusCreated, mediaJSON, &metav1.Status{
+		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess, Code: http.StatusCreated,
+	})
+	return nil
+}
