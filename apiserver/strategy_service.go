@@ -154,6 +154,13 @@ func validateService(obj, old runtime.Object) field.ErrorList {
 			nodePorts[key] = true
 		}
 	}
+	switch {
+	case svc.Spec.Type == corev1.ServiceTypeExternalName && svc.Spec.ClusterIP != "":
+		errs = append(errs, field.Invalid(spec.Child("clusterIPs"), svc.Spec.ClusterIPs, "must be empty when `type` is 'ExternalName'"))
+	case svc.Spec.ClusterIP == corev1.ClusterIPNone && (svc.Spec.Type == corev1.ServiceTypeNodePort || svc.Spec.Type == corev1.ServiceTypeLoadBalancer):
+		errs = append(errs, field.Invalid(spec.Child("clusterIPs").Index(0), svc.Spec.ClusterIP,
+			fmt.Sprintf("may not be set to 'None' for %s services", svc.Spec.Type)))
+	}
 	if ip := svc.Spec.ClusterIP; ip != "" && ip != corev1.ClusterIPNone {
 		if _, err := netip.ParseAddr(ip); err != nil {
 			errs = append(errs, field.Invalid(spec.Child("clusterIPs").Index(0), ip, "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"))
