@@ -1,0 +1,402 @@
+package nodelifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	coordinationlisters "k8s.io/client-go/listers/coordination/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+)
+
+// Component is upstream's event source name for this controller.
+const Component = "node-controller"
+
+// Defaults, as upstream's kube-controller-manager flags.
+const (
+	DefaultNodeMonitorGracePeriod = 40 * time.Second
+	DefaultNodeMonitorPeriod      = 5 * time.Second
+)
+
+// Config wires the controller.
+type Config struct {
+	Client    kubernetes.Interface
+	Informers informers.SharedInformerFactory
+	Recorder  record.EventRecorder
+	// Clock measures grace periods and toleration seconds.
+	Clock clock.PassiveClock
+	// NodeMonitorGracePeriod (--node-monitor-grace-period) defaults to
+	// 40s.
+	NodeMonitorGracePeriod time.Duration
+	// NodeMonitorPeriod (--node-monitor-period) is how often nodes are
+	// checked; default 5s.
+	NodeMonitorPeriod time.Duration
+}
+
+// Controller watches node health, taints and evicts.
+type Controller struct {
+	client  kubernetes.Interface
+	rec     record.EventRecorder
+	clock   clock.PassiveClock
+	grace   time.Duration
+	period  time.Duration
+	nodes   corelisters.NodeLister
+	leases  coordinationlisters.LeaseLister
+	pods    corelisters.PodLister
+	podsIdx cache.Indexer
+	synced  []cache.InformerSynced
+
+	// health is what the controller last saw of each node's kubelet;
+	// only the monitor loop touches it.
+	mu     sync.Mutex
+	health map[string]*nodeHealth
+}
+
+type nodeHealth struct {
+	// probe is when, on the controller's clock, a renewal was last seen.
+	probe         time.Time
+	leaseRenew    time.Time
+	readyBeat     time.Time
+	lastReadyTrue bool
+}
+
+const podsByNode = "nodeName"
+
+// New validates cfg and registers the informers; the caller starts
+// cfg.Informers after New.
+func New(cfg Config) (*Controller, error) {
+	if cfg.Client == nil || cfg.Informers == nil || cfg.Recorder == nil {
+		return nil, errors.New("nodelifecycle: Client, Informers and Recorder are required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.NodeMonitorGracePeriod <= 0 {
+		cfg.NodeMonitorGracePeriod = DefaultNodeMonitorGracePeriod
+	}
+	if cfg.NodeMonitorPeriod <= 0 {
+		cfg.NodeMonitorPeriod = DefaultNodeMonitorPeriod
+	}
+	core := cfg.Informers.Core().V1()
+	leases := cfg.Informers.Coordination().V1().Leases()
+	podInf := core.Pods().Informer()
+	// Index pods by node; a shared informer that is already running
+	// refuses new indexers, which New's contract rules out.
+	if _, ok := podInf.GetIndexer().GetIndexers()[podsByNode]; !ok {
+		if err := podInf.AddIndexers(cache.Indexers{podsByNode: func(obj any) ([]string, error) {
+			if p, ok := obj.(*corev1.Pod); ok && p.Spec.NodeName != "" {
+				return []string{p.Spec.NodeName}, nil
+			}
+			return nil, nil
+		}}); err != nil {
+			return nil, fmt.Errorf("nodelifecycle: indexing pods by node: %w", err)
+		}
+	}
+	return &Controller{
+		client: cfg.Client, rec: cfg.Recorder, clock: cfg.Clock,
+		grace: cfg.NodeMonitorGracePeriod, period: cfg.NodeMonitorPeriod,
+		nodes:   core.Nodes().Lister(),
+		leases:  leases.Lister(),
+		pods:    core.Pods().Lister(),
+		podsIdx: podInf.GetIndexer(),
+		synced:  []cache.InformerSynced{core.Nodes().Informer().HasSynced, leases.Informer().HasSynced, podInf.HasSynced},
+		health:  map[string]*nodeHealth{},
+	}, nil
+}
+
+// Run checks every node each NodeMonitorPeriod until ctx ends. The work
+// is one pass over the nodes, so workers is not used.
+func (c *Controller) Run(ctx context.Context, _ int) {
+	defer utilruntime.HandleCrash()
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return
+	}
+	t := time.NewTicker(c.period)
+	defer t.Stop()
+	for {
+		if err := c.monitor(ctx); err != nil && ctx.Err() == nil {
+			slog.Warn("nodelifecycle: pass incomplete, next pass retries", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// monitor is one pass: health, taints, pods, for every node.
+func (c *Controller) monitor(ctx context.Context) error {
+	nodes, err := c.nodes.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := map[string]bool{}
+	var errs []error
+	for _, n := range nodes {
+		seen[n.Name] = true
+		node, err := c.checkHealth(ctx, n)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if node, err = c.reconcileTaints(ctx, node); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := c.reconcilePods(ctx, node); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for name := range c.health {
+		if !seen[name] {
+			delete(c.health, name)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func readyCondition(n *corev1.Node) *corev1.NodeCondition {
+	for i := range n.Status.Conditions {
+		if n.Status.Conditions[i].Type == corev1.NodeReady {
+			return &n.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// checkHealth updates what is known of the kubelet and, past the grace
+// period, sets the node's conditions to Unknown. It returns the node as
+// stored afterwards.
+func (c *Controller) checkHealth(ctx context.Context, node *corev1.Node) (*corev1.Node, error) {
+	now := c.clock.Now()
+	h := c.health[node.Name]
+	if h == nil {
+		h = &nodeHealth{probe: now, lastReadyTrue: isReady(node)}
+		c.health[node.Name] = h
+		c.rec.Eventf(node, corev1.EventTypeNormal, "RegisteredNode", "Node %s event: Registered Node %s in Controller", node.Name, node.Name)
+	}
+	if ready := readyCondition(node); ready != nil && ready.LastHeartbeatTime.Time.After(h.readyBeat) {
+		h.readyBeat, h.probe = ready.LastHeartbeatTime.Time, now
+	}
+	if lease, err := c.leases.Leases(corev1.NamespaceNodeLease).Get(node.Name); err == nil && lease.Spec.RenewTime != nil &&
+		lease.Spec.RenewTime.Time.After(h.leaseRenew) {
+		h.leaseRenew, h.probe = lease.Spec.RenewTime.Time, now
+	}
+	if now.Sub(h.probe) > c.grace {
+		upd := unknownStatus(node, metav1.NewTime(now))
+		if !apiequality.Semantic.DeepEqual(upd.Status, node.Status) {
+			stored, err := c.client.CoreV1().Nodes().UpdateStatus(ctx, upd, metav1.UpdateOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("setting node %s conditions to Unknown: %w", node.Name, err)
+			}
+			slog.Info("nodelifecycle: node stopped posting status", "node", node.Name, "lastSeen", h.probe)
+			node = stored
+		}
+	}
+	readyNow := isReady(node)
+	if h.lastReadyTrue && !readyNow {
+		c.rec.Eventf(node, corev1.EventTypeNormal, "NodeNotReady", "Node %s status is now: NodeNotReady", node.Name)
+	}
+	h.lastReadyTrue = readyNow
+	return node, nil
+}
+
+func isReady(n *corev1.Node) bool {
+	r := readyCondition(n)
+	return r != nil && r.Status == corev1.ConditionTrue
+}
+
+// unknownStatus is node with every condition Unknown, as upstream writes
+// it when the kubelet stopped posting (or never posted) status.
+func unknownStatus(node *corev1.Node, now metav1.Time) *corev1.Node {
+	upd := node.DeepCopy()
+	for _, t := range []corev1.NodeConditionType{corev1.NodeReady, corev1.NodeMemoryPressure, corev1.NodeDiskPressure, corev1.NodePIDPressure} {
+		if !slices.ContainsFunc(upd.Status.Conditions, func(x corev1.NodeCondition) bool { return x.Type == t }) {
+			upd.Status.Conditions = append(upd.Status.Conditions, corev1.NodeCondition{
+				Type: t, Status: corev1.ConditionUnknown, Reason: "NodeStatusNeverUpdated",
+				Message: "Kubelet never posted node status.", LastHeartbeatTime: node.CreationTimestamp, LastTransitionTime: now,
+			})
+		}
+	}
+	for i := range upd.Status.Conditions {
+		cond := &upd.Status.Conditions[i]
+		if cond.Status != corev1.ConditionUnknown {
+			cond.Status, cond.Reason, cond.Message, cond.LastTransitionTime =
+				corev1.ConditionUnknown, "NodeStatusUnknown", "Kubelet stopped posting node status.", now
+		}
+	}
+	return upd
+}
+
+// wantTaints are the condition taints a node must carry.
+func wantTaints(node *corev1.Node) []string {
+	ready := readyCondition(node)
+	switch {
+	case ready == nil:
+		return nil
+	case ready.Status == corev1.ConditionFalse:
+		return []string{corev1.TaintNodeNotReady}
+	case ready.Status == corev1.ConditionUnknown:
+		return []string{corev1.TaintNodeUnreachable}
+	}
+	return nil
+}
+
+// reconcileTaints puts the not-ready / unreachable taints (NoSchedule and
+// NoExecute) on or off the node.
+func (c *Controller) reconcileTaints(ctx context.Context, node *corev1.Node) (*corev1.Node, error) {
+	want := wantTaints(node)
+	managed := []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable}
+	var taints []corev1.Taint
+	for _, t := range node.Spec.Taints {
+		if !slices.Contains(managed, t.Key) || slices.Contains(want, t.Key) {
+			taints = append(taints, t)
+		}
+	}
+	now := metav1.NewTime(c.clock.Now())
+	for _, key := range want {
+		for _, effect := range []corev1.TaintEffect{corev1.TaintEffectNoSchedule, corev1.TaintEffectNoExecute} {
+			if slices.ContainsFunc(taints, func(t corev1.Taint) bool { return t.Key == key && t.Effect == effect }) {
+				continue
+			}
+			t := corev1.Taint{Key: key, Effect: effect}
+			if effect == corev1.TaintEffectNoExecute {
+				t.TimeAdded = &now
+			}
+			taints = append(taints, t)
+		}
+	}
+	if apiequality.Semantic.DeepEqual(taints, node.Spec.Taints) {
+		return node, nil
+	}
+	upd := node.DeepCopy()
+	upd.Spec.Taints = taints
+	stored, err := c.client.CoreV1().Nodes().Update(ctx, upd, metav1.UpdateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("updating taints of node %s: %w", node.Name, err)
+	}
+	return stored, nil
+}
+
+// reconcilePods marks the pods of a node that is not Ready as not ready,
+// and evicts those whose tolerations of its NoExecute taints ran out.
+func (c *Controller) reconcilePods(ctx context.Context, node *corev1.Node) error {
+	ready := readyCondition(node)
+	notReady := ready != nil && ready.Status != corev1.ConditionTrue
+	var noExecute []corev1.Taint
+	for _, t := range node.Spec.Taints {
+		if t.Effect == corev1.TaintEffectNoExecute {
+			noExecute = append(noExecute, t)
+		}
+	}
+	if !notReady && len(noExecute) == 0 {
+		return nil
+	}
+	objs, err := c.podsIdx.ByIndex(podsByNode, node.Name)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	now := c.clock.Now()
+	for _, obj := range objs {
+		pod := obj.(*corev1.Pod)
+		if pod.DeletionTimestamp != nil {
+			continue
+		}
+		if len(noExecute) > 0 {
+			if due, ok := evictionTime(pod, noExecute); ok && !now.Before(due) {
+				if err := c.evict(ctx, pod); err != nil {
+					errs = append(errs, err)
+				}
+				continue
+			}
+		}
+		if notReady {
+			if err := c.markNotReady(ctx, pod); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// evictionTime is when a pod must leave a node with the given NoExecute
+// taints, as upstream's taint manager decides: at once when one is not
+// tolerated, else the shortest tolerationSeconds among the tolerations
+// used after the taint was added; ok is false when it may stay forever.
+func evictionTime(pod *corev1.Pod, taints []corev1.Taint) (due time.Time, ok bool) {
+	var added time.Time
+	var shortest *int64
+	for _, taint := range taints {
+		tolerated := false
+		for i := range pod.Spec.Tolerations {
+			tol := &pod.Spec.Tolerations[i]
+			if !tol.ToleratesTaint(klog.Background(), &taint, false) {
+				continue
+			}
+			tolerated = true
+			if s := tol.TolerationSeconds; s != nil && (shortest == nil || *s < *shortest) {
+				shortest = s
+			}
+		}
+		if !tolerated {
+			return time.Time{}, true
+		}
+		if taint.TimeAdded != nil && (added.IsZero() || taint.TimeAdded.Time.Before(added)) {
+			added = taint.TimeAdded.Time
+		}
+	}
+	if shortest == nil {
+		return time.Time{}, false
+	}
+	return added.Add(time.Duration(max(*shortest, 0)) * time.Second), true
+}
+
+func (c *Controller) evict(ctx context.Context, pod *corev1.Pod) error {
+	c.rec.Eventf(pod, corev1.EventTypeNormal, "TaintManagerEviction", "Marking for deletion Pod %s/%s", pod.Namespace, pod.Name)
+	slog.Info("nodelifecycle: evicting pod", "pod", pod.Namespace+"/"+pod.Name, "node", pod.Spec.NodeName)
+	err := c.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pod.UID}})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
+}
+
+// markNotReady sets the pod's Ready condition to False, as upstream's
+// MarkPodsNotReady.
+func (c *Controller) markNotReady(ctx context.Context, pod *corev1.Pod) error {
+	i := slices.IndexFunc(pod.Status.Conditions, func(x corev1.PodCondition) bool { return x.Type == corev1.PodReady })
+	if i < 0 || pod.Status.Conditions[i].Status == corev1.ConditionFalse {
+		return nil
+	}
+	upd := pod.DeepCopy()
+	upd.Status.Conditions[i].Status = corev1.ConditionFalse
+	upd.Status.Conditions[i].LastTransitionTime = metav1.NewTime(c.clock.Now())
+	_, err := c.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	if err == nil {
+		c.rec.Eventf(pod, corev1.EventTypeWarning, "NodeNotReady", "Node is not ready")
+	}
+	return err
+}
