@@ -117,11 +117,15 @@ func TestUpdateWithoutClusterIPKeepsAllocationAndTypeChangeReleasesNodePort(t *t
 	if updated.Spec.ClusterIP != ip || updated.Spec.Ports[0].NodePort != port {
 		t.Fatalf("allocation changed: %s %d -> %s %d", ip, port, updated.Spec.ClusterIP, updated.Spec.Ports[0].NodePort)
 	}
+	// Like `kubectl patch -p '{"spec":{"type":"ClusterIP"}}'`: the node
+	// port carried over from the old object is dropped, not refused.
 	updated.Spec.Type = corev1.ServiceTypeClusterIP
-	updated.Spec.Ports[0].NodePort = 0
-	updated.Spec.ExternalTrafficPolicy = ""
-	if _, err := services.Update(ctx(t), updated, metav1.UpdateOptions{}); err != nil {
+	asClusterIP, err := services.Update(ctx(t), updated, metav1.UpdateOptions{})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if asClusterIP.Spec.Ports[0].NodePort != 0 || asClusterIP.Spec.ExternalTrafficPolicy != "" || asClusterIP.Spec.ClusterIP != ip {
+		t.Fatalf("after type change: %+v", asClusterIP.Spec)
 	}
 	other := makeService("other", corev1.ServiceTypeNodePort, corev1.ServicePort{Port: 80, NodePort: port})
 	if _, err := services.Create(ctx(t), other, metav1.CreateOptions{}); err != nil {

@@ -37,7 +37,37 @@ func prepareServiceUpdate(obj, old runtime.Object) {
 			}
 		}
 	}
+	dropTypeDependentFields(svc, oldSvc)
 	defaultService(svc)
+}
+
+// dropTypeDependentFields clears what the new type cannot have but the
+// client merely carried over from the old object (as a patch of only
+// spec.type does), like upstream: node ports when leaving NodePort or
+// LoadBalancer, the ClusterIP when becoming ExternalName.
+func dropTypeDependentFields(svc, oldSvc *corev1.Service) {
+	if !needsNodePorts(svc) && needsNodePorts(oldSvc) {
+		for i := range svc.Spec.Ports {
+			p := &svc.Spec.Ports[i]
+			for _, op := range oldSvc.Spec.Ports {
+				if op.NodePort != 0 && op.NodePort == p.NodePort {
+					p.NodePort = 0
+				}
+			}
+		}
+	}
+	if !needsHealthCheckNodePort(svc) && svc.Spec.HealthCheckNodePort == oldSvc.Spec.HealthCheckNodePort {
+		svc.Spec.HealthCheckNodePort = 0
+	}
+	if svc.Spec.Type != corev1.ServiceTypeNodePort && svc.Spec.Type != corev1.ServiceTypeLoadBalancer &&
+		svc.Spec.ExternalTrafficPolicy == oldSvc.Spec.ExternalTrafficPolicy {
+		svc.Spec.ExternalTrafficPolicy = ""
+	}
+	if svc.Spec.Type == corev1.ServiceTypeExternalName && oldSvc.Spec.Type != corev1.ServiceTypeExternalName &&
+		svc.Spec.ClusterIP == oldSvc.Spec.ClusterIP {
+		svc.Spec.ClusterIP, svc.Spec.ClusterIPs = "", nil
+		svc.Spec.IPFamilies, svc.Spec.IPFamilyPolicy, svc.Spec.InternalTrafficPolicy = nil, nil, nil
+	}
 }
 
 func defaultService(svc *corev1.Service) {
