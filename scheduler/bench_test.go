@@ -65,13 +65,16 @@ func benchmarkSchedule(b *testing.B, numNodes, numPods int) {
 		go func() { defer close(done); _ = sched.Run(ctx) }()
 		<-sched.Ready()
 
-		// An independent watcher counts bound pods, as a user would.
-		watchFactory := informers.NewSharedInformerFactory(client, 0)
+		// An independent watcher counts bound pods, as `kubectl get pods
+		// --field-selector spec.nodeName!= -w` would.
+		watchFactory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = "spec.nodeName!="
+		}))
 		var bound atomic.Int64
 		allBound := make(chan struct{})
 		seen := sync.Map{}
 		_, _ = watchFactory.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-			UpdateFunc: func(_, obj any) {
+			AddFunc: func(obj any) {
 				p := obj.(*corev1.Pod)
 				if p.Spec.NodeName == "" {
 					return

@@ -22,6 +22,7 @@ type cluster struct {
 	ctx    context.Context
 	client kubernetes.Interface
 	sched  *Scheduler
+	api    *apiservertest.Server
 }
 
 // testConfig is the scheduler's Config plus the API server's rest.Config,
@@ -61,7 +62,7 @@ func startCluster(t *testing.T, mutate ...func(*testConfig)) *cluster {
 	case <-time.After(30 * time.Second):
 		t.Fatal("scheduler did not become ready")
 	}
-	return &cluster{t: t, ctx: ctx, client: s.Client, sched: sched}
+	return &cluster{t: t, ctx: ctx, client: s.Client, sched: sched, api: s}
 }
 
 func (c *cluster) createNode(n *corev1.Node) {

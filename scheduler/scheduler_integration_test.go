@@ -309,3 +309,39 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		t.Fatalf("timed out waiting for %s", what)
 	}
 }
+
+func TestPodsOfOtherSchedulersOrWithNodeNameAreLeftAlone(t *testing.T) {
+	c := startCluster(t)
+	c.createNode(st.MakeNode().Name("a").Obj())
+	c.createNode(st.MakeNode().Name("b").Obj())
+	c.createPod(st.MakePod().Name("pinned").Node("b").Obj())
+	other := st.MakePod().Name("custom").Obj()
+	other.Spec.SchedulerName = "my-scheduler"
+	c.createPod(other)
+	// A pod created after them is placed: the scheduler has seen both.
+	c.createPod(st.MakePod().Name("marker").Obj())
+	c.waitBound("default", "marker")
+	waitFor(t, "the pinned pod to be counted on b", func() bool { return c.sched.cache.PodCount() == 2 })
+	p, err := c.client.CoreV1().Pods("default").Get(c.ctx, "custom", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Spec.NodeName != "" || scheduledCondition(p) != nil {
+		t.Fatalf("pod of another scheduler was touched: nodeName=%q conditions=%v", p.Spec.NodeName, p.Status.Conditions)
+	}
+	if a, b, u := c.sched.queue.Counts(); a+b+u != 0 {
+		t.Fatalf("queue holds %d/%d/%d pods, want none", a, b, u)
+	}
+}
+
+func TestSchedulingContinuesAcrossAnAPIServerRestart(t *testing.T) {
+	c := startCluster(t)
+	c.createNode(st.MakeNode().Name("a").Obj())
+	c.createPod(st.MakePod().Name("before").Obj())
+	c.waitBound("default", "before")
+	c.api.Restart()
+	c.createPod(st.MakePod().Name("after").Obj())
+	if got := c.waitBound("default", "after"); got != "a" {
+		t.Fatalf("after restart the pod went to %q", got)
+	}
+}
