@@ -186,11 +186,13 @@ func (s *Server) admitService(ctx context.Context, obj, old runtime.Object, dryR
 	if needsClusterIP(svc) {
 		switch {
 		case svc.Spec.ClusterIP == "":
-			n, err := s.claimRandom(ctx, s.serviceIPs.size, func(n int64) string { return ipKey(s.serviceIPs.nth(n).String()) }, owner, dryRun)
+			// The first address is kept for the `kubernetes` Service, so
+			// a restart can always give it back.
+			n, err := s.claimRandom(ctx, s.serviceIPs.size-1, func(n int64) string { return ipKey(s.serviceIPs.nth(n+1).String()) }, owner, dryRun)
 			if err != nil {
 				return apierrors.NewInternalError(fmt.Errorf("failed to allocate a serviceIP: %v", err))
 			}
-			ip := s.serviceIPs.nth(n).String()
+			ip := s.serviceIPs.nth(n + 1).String()
 			claimed = append(claimed, ipKey(ip))
 			svc.Spec.ClusterIP, svc.Spec.ClusterIPs = ip, []string{ip}
 		case oldSvc == nil || oldSvc.Spec.ClusterIP != svc.Spec.ClusterIP:

@@ -40,8 +40,14 @@ func (s *Server) Bootstrap(ctx context.Context) error {
 				TargetPort: intstr.FromInt32(int32(s.cfg.SecurePort))}},
 		},
 	}
-	if err := s.ensure(ctx, "services", svc); err != nil {
-		return err
+	if err := s.ensure(ctx, "services", svc.DeepCopy()); err != nil {
+		// Someone asked for the first service IP explicitly: the
+		// `kubernetes` Service then gets another one rather than the
+		// server not starting.
+		svc.Spec.ClusterIP = ""
+		if err := s.ensure(ctx, "services", svc); err != nil {
+			return err
+		}
 	}
 	if !s.cfg.AdvertiseAddress.IsValid() {
 		return nil

@@ -189,3 +189,24 @@ func TestBootstrapFreesAllocationsNoServiceHolds(t *testing.T) {
 		t.Fatalf("a port in use was freed: %v", err)
 	}
 }
+
+func TestKubernetesServiceComesBackOnBootstrapWithItsIP(t *testing.T) {
+	ts := newTestServer(t)
+	services := ts.client.CoreV1().Services("default")
+	if err := services.Delete(ctx(t), "kubernetes", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		svc, err := services.Create(ctx(t), makeService(fmt.Sprint("r", i), corev1.ServiceTypeClusterIP), metav1.CreateOptions{})
+		if err != nil || svc.Spec.ClusterIP == "10.43.0.1" {
+			t.Fatalf("random allocation must never hand out the first IP: %v %v", err, svc.Spec.ClusterIP)
+		}
+	}
+	if err := ts.api.Bootstrap(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := services.Get(ctx(t), "kubernetes", metav1.GetOptions{})
+	if err != nil || svc.Spec.ClusterIP != "10.43.0.1" {
+		t.Fatalf("kubernetes service: %v %+v", err, svc)
+	}
+}
