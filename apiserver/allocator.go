@@ -188,7 +188,7 @@ func (s *Server) admitService(ctx context.Context, obj, old runtime.Object, dryR
 		case svc.Spec.ClusterIP == "":
 			// The first address is kept for the `kubernetes` Service, so
 			// a restart can always give it back.
-			n, err := s.claimRandom(ctx, s.serviceIPs.size-1, func(n int64) string { return ipKey(s.serviceIPs.nth(n+1).String()) }, owner, dryRun)
+			n, err := s.claimRandom(ctx, s.serviceIPs.size-1, func(n int64) string { return ipKey(s.serviceIPs.nth(n + 1).String()) }, owner, dryRun)
 			if err != nil {
 				return apierrors.NewInternalError(fmt.Errorf("failed to allocate a serviceIP: %v", err))
 			}
