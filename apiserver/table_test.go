@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -143,5 +144,24 @@ func TestSecretStringDataIsFoldedIntoData(t *testing.T) {
 	got, err := ts.client.CoreV1().Secrets("default").Create(ctx(t), secret, metav1.CreateOptions{})
 	if err != nil || string(got.Data["password"]) != "hunter2" || got.StringData != nil || got.Type != corev1.SecretTypeOpaque {
 		t.Fatalf("%v %+v", err, got)
+	}
+}
+
+// Every printer must give one cell per column, also for an object with
+// nothing set (a cell count mismatch makes kubectl print garbage).
+func TestEveryTableHasOneCellPerColumn(t *testing.T) {
+	ts := newTestServer(t)
+	for gvr, res := range ts.api.resources.byGVR {
+		tc := res.table
+		if tc == nil {
+			tc = defaultTable
+		}
+		obj, err := ts.api.newObject(res)
+		if err != nil {
+			t.Fatalf("%v: %v", gvr, err)
+		}
+		if cells := tc.cells(obj, time.Now()); len(cells) != len(tc.columns) {
+			t.Errorf("%v: %d cells for %d columns", gvr, len(cells), len(tc.columns))
+		}
 	}
 }
