@@ -61,6 +61,10 @@ type Config struct {
 	BindWorkers int
 }
 
+// shutdownGrace is how long Run lets started API calls finish after its
+// context ends.
+const shutdownGrace = 2 * time.Second
+
 // Scheduler binds pending pods to nodes.
 type Scheduler struct {
 	client        kubernetes.Interface
@@ -170,11 +174,17 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		return fmt.Errorf("scheduler: informers did not sync: %w", ctx.Err())
 	}
 	var wg sync.WaitGroup
+	// API calls already started may finish after ctx ends, for a short
+	// grace; queued ones are dropped (a pod assumed but never bound stays
+	// pending for the next start).
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	for range s.bindWorkers {
 		wg.Go(func() {
 			for task := range s.tasks {
+				if ctx.Err() != nil {
+					continue
+				}
 				task(workCtx)
 			}
 		})
@@ -186,12 +196,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 	s.queue.Close()
 	close(s.tasks)
-	// Let started API calls finish, but not forever.
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-s.clock.After(shutdownGrace):
 		cancelWork()
 		<-done
 	}
