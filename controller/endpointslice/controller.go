@@ -31,7 +31,7 @@ import (
 
 // Names and labels, as upstream.
 const (
-	Component          = "endpointslice-controller"
+	Component          = "endpoint-slice-controller"
 	ControllerName     = "endpointslice-controller.k8s.io"
 	labelHeadless      = "service.kubernetes.io/headless"
 	annotationTrigger  = corev1.EndpointsLastChangeTriggerTime

@@ -1,0 +1,237 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
+
+	"github.com/tinykube/tinykube/controller/deployment"
+	"github.com/tinykube/tinykube/controller/endpointslice"
+	"github.com/tinykube/tinykube/controller/garbagecollector"
+	"github.com/tinykube/tinykube/controller/namespace"
+	"github.com/tinykube/tinykube/controller/nodeipam"
+	"github.com/tinykube/tinykube/controller/nodelifecycle"
+	"github.com/tinykube/tinykube/controller/replicaset"
+	"github.com/tinykube/tinykube/controller/serviceaccount"
+)
+
+// Defaults of the manager's settings, as upstream's
+// kube-controller-manager and kube-apiserver flags.
+const (
+	DefaultClusterCIDR            = "10.42.0.0/16"
+	DefaultTolerationSeconds      = 300
+	DefaultNodeMonitorGracePeriod = nodelifecycle.DefaultNodeMonitorGracePeriod
+	DefaultNodeMonitorPeriod      = nodelifecycle.DefaultNodeMonitorPeriod
+	defaultResync                 = 12 * time.Hour
+)
+
+// ManagerConfig configures the controller manager.
+type ManagerConfig struct {
+	// RESTConfig reaches the API server (required). The manager sets its
+	// own user agent on a copy.
+	RESTConfig *rest.Config
+	// ClusterCIDR is the range node pod CIDRs come from (--cluster-cidr);
+	// default 10.42.0.0/16.
+	ClusterCIDR netip.Prefix
+	// NodeCIDRMaskSize (--node-cidr-mask-size) defaults to 24 (64 for
+	// IPv6).
+	NodeCIDRMaskSize int
+	// NodeMonitorGracePeriod (--node-monitor-grace-period) defaults to
+	// 40s; NodeMonitorPeriod (--node-monitor-period) to 5s.
+	NodeMonitorGracePeriod time.Duration
+	NodeMonitorPeriod      time.Duration
+	// DefaultNotReadyTolerationSeconds and
+	// DefaultUnreachableTolerationSeconds (default 300) are the
+	// tolerationSeconds the API server's admission gives pods; they are
+	// accepted here so `tinykube server` can take upstream's flags, and
+	// are logged when they differ from what the API server applies.
+	DefaultNotReadyTolerationSeconds    int64
+	DefaultUnreachableTolerationSeconds int64
+	// Clock is for tests; nil is the real clock.
+	Clock clock.PassiveClock
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Manager runs every controller on one shared informer factory and one
+// event broadcaster, as upstream's kube-controller-manager.
+type Manager struct {
+	cfg         ManagerConfig
+	client      kubernetes.Interface
+	factory     informers.SharedInformerFactory
+	broadcaster record.EventBroadcaster
+	runners     []runner
+}
+
+// runner is one controller and its worker count (upstream's
+// --concurrent-*-syncs defaults).
+type runner struct {
+	name    string
+	workers int
+	run     func(ctx context.Context, workers int)
+}
+
+// NewManager validates cfg and builds every controller; nothing talks to
+// the API server before Run.
+func NewManager(cfg ManagerConfig) (*Manager, error) {
+	if cfg.RESTConfig == nil {
+		return nil, errors.New("controller: RESTConfig is required")
+	}
+	if !cfg.ClusterCIDR.IsValid() {
+		cfg.ClusterCIDR = netip.MustParsePrefix(DefaultClusterCIDR)
+	}
+	if cfg.NodeMonitorGracePeriod == 0 {
+		cfg.NodeMonitorGracePeriod = DefaultNodeMonitorGracePeriod
+	}
+	if cfg.NodeMonitorPeriod == 0 {
+		cfg.NodeMonitorPeriod = DefaultNodeMonitorPeriod
+	}
+	if cfg.NodeMonitorGracePeriod < 0 || cfg.NodeMonitorPeriod < 0 {
+		return nil, errors.New("controller: node monitor periods must be positive")
+	}
+	if cfg.DefaultNotReadyTolerationSeconds == 0 {
+		cfg.DefaultNotReadyTolerationSeconds = DefaultTolerationSeconds
+	}
+	if cfg.DefaultUnreachableTolerationSeconds == 0 {
+		cfg.DefaultUnreachableTolerationSeconds = DefaultTolerationSeconds
+	}
+	if cfg.DefaultNotReadyTolerationSeconds < 0 || cfg.DefaultUnreachableTolerationSeconds < 0 {
+		return nil, errors.New("controller: default toleration seconds must not be negative")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	restCfg := rest.CopyConfig(cfg.RESTConfig)
+	if restCfg.UserAgent == "" {
+		restCfg.UserAgent = "tinykube/kube-controller-manager"
+	}
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return nil, err
+	}
+	md, err := metadata.NewForConfig(restCfg)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{
+		cfg:         cfg,
+		client:      client,
+		factory:     informers.NewSharedInformerFactory(client, defaultResync),
+		broadcaster: record.NewBroadcaster(),
+	}
+	rec := func(component string) record.EventRecorder {
+		return m.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component})
+	}
+	f := m.factory
+	add := func(name string, workers int, build func() (func(context.Context, int), error)) error {
+		run, err := build()
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		m.runners = append(m.runners, runner{name: name, workers: workers, run: run})
+		return nil
+	}
+	steps := []struct {
+		name    string
+		workers int
+		build   func() (func(context.Context, int), error)
+	}{
+		{"deployment", 5, func() (func(context.Context, int), error) {
+			c, err := deployment.New(deployment.Config{Client: client, Informers: f, Recorder: rec(deployment.Name), Clock: cfg.Clock})
+			return runOf(c, err)
+		}},
+		{"replicaset", 5, func() (func(context.Context, int), error) {
+			c, err := replicaset.New(replicaset.Config{Client: client, Informers: f, Recorder: rec(replicaset.Name), Clock: cfg.Clock})
+			return runOf(c, err)
+		}},
+		{"endpointslice", 5, func() (func(context.Context, int), error) {
+			c, err := endpointslice.New(endpointslice.Config{Client: client, Informers: f, Recorder: rec(endpointslice.Component), Clock: cfg.Clock})
+			return runOf(c, err)
+		}},
+		{"garbagecollector", 20, func() (func(context.Context, int), error) {
+			c, err := garbagecollector.New(garbagecollector.Config{Client: client, Metadata: md, Informers: f, Recorder: rec(garbagecollector.Component)})
+			return runOf(c, err)
+		}},
+		{"namespace", 10, func() (func(context.Context, int), error) {
+			c, err := namespace.New(namespace.Config{Client: client, Metadata: md, Informers: f, Recorder: rec(namespace.Component), Clock: cfg.Clock})
+			return runOf(c, err)
+		}},
+		{"nodeipam", 1, func() (func(context.Context, int), error) {
+			c, err := nodeipam.New(nodeipam.Config{Client: client, Informers: f, Recorder: rec(nodeipam.Component),
+				ClusterCIDR: cfg.ClusterCIDR, NodeCIDRMaskSize: cfg.NodeCIDRMaskSize})
+			return runOf(c, err)
+		}},
+		{"nodelifecycle", 1, func() (func(context.Context, int), error) {
+			c, err := nodelifecycle.New(nodelifecycle.Config{Client: client, Informers: f, Recorder: rec(nodelifecycle.Component), Clock: cfg.Clock,
+				NodeMonitorGracePeriod: cfg.NodeMonitorGracePeriod, NodeMonitorPeriod: cfg.NodeMonitorPeriod})
+			return runOf(c, err)
+		}},
+		{"serviceaccount", 1, func() (func(context.Context, int), error) {
+			c, err := serviceaccount.New(serviceaccount.Config{Client: client, Informers: f, Recorder: rec("serviceaccount-controller")})
+			return runOf(c, err)
+		}},
+	}
+	for _, s := range steps {
+		if err := add(s.name, s.workers, s.build); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// runOf adapts a controller constructor's result.
+func runOf[C interface{ Run(context.Context, int) }](c C, err error) (func(context.Context, int), error) {
+	if err != nil {
+		return nil, err
+	}
+	return c.Run, nil
+}
+
+// Client is the manager's clientset (for callers that wait on what the
+// controllers write).
+func (m *Manager) Client() kubernetes.Interface { return m.client }
+
+// Run starts the event sink, the informers and every controller, and
+// blocks until ctx ends and they have all stopped.
+func (m *Manager) Run(ctx context.Context) error {
+	for _, pair := range []struct {
+		name string
+		v    int64
+	}{
+		{"--default-not-ready-toleration-seconds", m.cfg.DefaultNotReadyTolerationSeconds},
+		{"--default-unreachable-toleration-seconds", m.cfg.DefaultUnreachableTolerationSeconds},
+	} {
+		if pair.v != DefaultTolerationSeconds {
+			m.cfg.Logger.Warn(fmt.Sprintf("the API server's admission still gives pods %ds tolerations; %s is not applied yet", DefaultTolerationSeconds, pair.name), "value", pair.v)
+		}
+	}
+	m.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: m.client.CoreV1().Events("")})
+	defer m.broadcaster.Shutdown()
+	var wg sync.WaitGroup
+	for _, r := range m.runners {
+		wg.Go(func() { r.run(ctx, r.workers) })
+	}
+	m.factory.Start(ctx.Done())
+	m.cfg.Logger.Info("controller manager started", "controllers", len(m.runners))
+	<-ctx.Done()
+	wg.Wait()
+	m.factory.Shutdown()
+	return nil
+}
