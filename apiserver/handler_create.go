@@ -19,8 +19,17 @@ import (
 
 // serveCreate answers POST on a collection.
 func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request, t requestTarget) error {
-	if t.res.gvr.Resource == "bindings" {
-		return s.serveLegacyBinding(w, r, t)
+	if t.res.createOnly != nil {
+		obj, err := s.readObject(w, r, t.res.gvk())
+		if err != nil {
+			return err
+		}
+		answer, err := t.res.createOnly(r, t, obj)
+		if err != nil {
+			return err
+		}
+		s.encode(w, http.StatusCreated, mediaJSON, answer)
+		return nil
 	}
 	var opts metav1.CreateOptions
 	q := r.URL.Query()

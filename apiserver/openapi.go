@@ -69,7 +69,7 @@ func operation(swagger2 bool, id string, res *resource, params ...string) map[st
 func (s *Server) openAPIPaths(gv schema.GroupVersion, swagger2 bool) map[string]any {
 	paths := map[string]any{}
 	for _, res := range s.sortedResources(gv) {
-		if res.gvr.Resource == "bindings" {
+		if res.createOnly != nil {
 			continue
 		}
 		collection, item := resourcePaths(res)

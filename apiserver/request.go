@@ -104,6 +104,8 @@ func (s *Server) serveResourceRequest(groupParam string) http.HandlerFunc {
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, t requestTarget) {
 	var err error
 	switch {
+	case t.res.createOnly != nil && (r.Method != http.MethodPost || t.name != "" || t.subresource != ""):
+		err = errMethodNotSupported(r)
 	case t.subresource != "":
 		err = s.serveSubresource(w, r, t)
 	case t.name == "":

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"net/http"
 	"slices"
 
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -55,6 +56,10 @@ type resource struct {
 	released func(ctx context.Context, obj runtime.Object)
 	// table prints rows for as=Table; nil prints NAME and AGE.
 	table *tableConvertor
+	// createOnly, when set, makes the resource a create-only request that
+	// is answered, not stored (bindings, reviews). It gets the decoded
+	// body and returns the answer.
+	createOnly func(r *http.Request, t requestTarget, obj runtime.Object) (runtime.Object, error)
 	// storedAs, when set, stores this resource as another one's objects
 	// (events.k8s.io/v1 Events are core/v1 Events in storage).
 	storedAs *storageConversion
@@ -127,7 +132,7 @@ func newResourceTable(s *Server) *resourceTable {
 	all := []string{"all"}
 
 	t.add(&resource{gvr: coreV1.WithResource("bindings"), kind: "Binding", singular: "binding", namespaced: true,
-		nameValidation: subdomain})
+		nameValidation: subdomain, createOnly: s.createLegacyBinding})
 	t.add(&resource{gvr: coreV1.WithResource("configmaps"), kind: "ConfigMap", singular: "configmap", namespaced: true,
 		shortNames: []string{"cm"}, nameValidation: subdomain, validate: validateConfigMap, table: configMapTable()})
 	t.add(&resource{gvr: coreV1.WithResource("endpoints"), kind: "Endpoints", singular: "endpoints", namespaced: true,
@@ -186,6 +191,10 @@ func newResourceTable(s *Server) *resourceTable {
 	for _, r := range rbacResources() {
 		t.add(r)
 	}
+	t.add(&resource{gvr: authenticationV1.WithResource("selfsubjectreviews"), kind: "SelfSubjectReview", singular: "selfsubjectreview",
+		createOnly: selfSubjectReview})
+	t.add(&resource{gvr: authorizationV1.WithResource("selfsubjectaccessreviews"), kind: "SelfSubjectAccessReview", singular: "selfsubjectaccessreview",
+		createOnly: selfSubjectAccessReview})
 	t.add(&resource{gvr: coordinationV1.WithResource("leases"), kind: "Lease", singular: "lease", namespaced: true,
 		nameValidation: subdomain, allowCreateOnUpdate: true, table: leaseTable()})
 	t.add(&resource{gvr: discoveryV1.WithResource("endpointslices"), kind: "EndpointSlice", singular: "endpointslice", namespaced: true,
@@ -198,7 +207,7 @@ func newResourceTable(s *Server) *resourceTable {
 
 // verbs lists the verbs served on the main resource.
 func (r *resource) verbs() metav1.Verbs {
-	if r.gvr.Resource == "bindings" {
+	if r.createOnly != nil {
 		return metav1.Verbs{"create"}
 	}
 	return metav1.Verbs{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}

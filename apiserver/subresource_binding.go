@@ -25,19 +25,31 @@ func (s *Server) serveBinding(w http.ResponseWriter, r *http.Request, t requestT
 	if binding.Name != t.name {
 		return apierrors.NewBadRequest(fmt.Sprintf("name in URL does not match name in Binding object"))
 	}
-	return s.bindPod(w, r, t.namespace, binding)
-}
-
-// serveLegacyBinding is POST namespaces/<ns>/bindings.
-func (s *Server) serveLegacyBinding(w http.ResponseWriter, r *http.Request, t requestTarget) error {
-	obj, err := s.readObject(w, r, coreV1.WithKind("Binding"))
-	if err != nil {
+	if err := s.bindPod(r, t.namespace, binding); err != nil {
 		return err
 	}
-	return s.bindPod(w, r, t.namespace, obj.(*corev1.Binding))
+	s.encode(w, http.StatusCreated, mediaJSON, createdStatus())
+	return nil
 }
 
-func (s *Server) bindPod(w http.ResponseWriter, r *http.Request, namespace string, binding *corev1.Binding) error {
+// createLegacyBinding is POST namespaces/<ns>/bindings.
+func (s *Server) createLegacyBinding(r *http.Request, t requestTarget, obj runtime.Object) (runtime.Object, error) {
+	if err := s.bindPod(r, t.namespace, obj.(*corev1.Binding)); err != nil {
+		return nil, err
+	}
+	return createdStatus(), nil
+}
+
+// createdStatus is upstream's answer to a successful binding or eviction.
+func createdStatus() *metav1.Status {
+	return &metav1.Status{
+		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess, Code: http.StatusCreated,
+	}
+}
+
+// bindPod sets the pod's node and its PodScheduled condition; 409 when the
+// pod is already bound or being deleted.
+func (s *Server) bindPod(r *http.Request, namespace string, binding *corev1.Binding) error {
 	pods, _ := s.resources.lookup(coreV1.WithResource("pods"))
 	if binding.Target.Kind != "" && binding.Target.Kind != "Node" {
 		return apierrors.NewInvalid(coreV1.WithKind("Binding").GroupKind(), binding.Name,
@@ -72,13 +84,7 @@ func (s *Server) bindPod(w http.ResponseWriter, r *http.Request, namespace strin
 			return pod, nil
 		},
 	})
-	if err != nil {
-		return err
-	}
-	s.encode(w, http.StatusCreated, mediaJSON, &metav1.Status{
-		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess, Code: http.StatusCreated,
-	})
-	return nil
+	return err
 }
 
 func setPodCondition(pod *corev1.Pod, c corev1.PodCondition) {
@@ -112,8 +118,6 @@ func (s *Server) serveEviction(w http.ResponseWriter, r *http.Request, t request
 	if _, _, err := s.deleteObject(r.Context(), t.res, t.namespace, t.name, opts); err != nil {
 		return err
 	}
-	s.encode(w, http.StatusCreated, mediaJSON, &metav1.Status{
-		TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess, Code: http.StatusCreated,
-	})
+	s.encode(w, http.StatusCreated, mediaJSON, createdStatus())
 	return nil
 }
