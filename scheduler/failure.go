@@ -46,7 +46,7 @@ func (s *Scheduler) handleFailure(ctx context.Context, qp *queue.QueuedPod, cycl
 	if hasCondition(pod, cond) {
 		return
 	}
-	s.submit(ctx, func(ctx context.Context) { s.patchCondition(ctx, pod, cond) })
+	s.submit(func(ctx context.Context) { s.patchCondition(ctx, pod, cond) })
 }
 
 func hasCondition(pod *corev1.Pod, want corev1.PodCondition) bool {

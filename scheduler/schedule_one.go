@@ -48,12 +48,12 @@ func (s *Scheduler) scheduleOne(ctx context.Context) bool {
 	pi := *state.PodInfo(pod)
 	pi.Pod = assumed
 	s.cache.AssumePod(&pi)
-	s.submit(ctx, func(ctx context.Context) { s.bind(ctx, qp, cycle, assumed) })
+	s.submit(func(ctx context.Context) { s.bind(ctx, qp, cycle, assumed) })
 	return true
 }
 
 // submit hands an API call to the workers.
-func (s *Scheduler) submit(ctx context.Context, task func(context.Context)) {
+func (s *Scheduler) submit(task func(context.Context)) {
 	s.tasks <- task
 }
 
