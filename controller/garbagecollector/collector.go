@@ -162,6 +162,7 @@ func (c *Collector) handler(gvr schema.GroupVersionResource) cache.ResourceEvent
 				return
 			}
 			old := c.graph.remove(m.GetUID())
+			c.graph.markAbsent(m.GetUID())
 			// Dependents may have lost their last owner.
 			for _, d := range c.graph.dependentsOf(m.GetUID()) {
 				c.queue.Add(d.uid)
@@ -296,6 +297,9 @@ func (c *Collector) ownerState(ctx context.Context, dep *node, ref metav1.OwnerR
 		}
 		return solid, nil
 	}
+	if c.graph.isAbsent(ref.UID) {
+		return dangling, nil
+	}
 	info, ok := c.kinds[schema.FromAPIVersionAndKind(ref.APIVersion, ref.Kind)]
 	if !ok {
 		// A kind the server does not serve: leave the dependent alone.
@@ -310,6 +314,7 @@ func (c *Collector) ownerState(ctx context.Context, dep *node, ref metav1.OwnerR
 	}
 	live, err := c.metadata.Resource(info.gvr).Namespace(ns).Get(ctx, ref.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
+		c.graph.markAbsent(ref.UID)
 		return dangling, nil
 	}
 	if err != nil {

@@ -36,10 +36,32 @@ type graph struct {
 	mu         sync.RWMutex
 	nodes      map[types.UID]*node
 	dependents map[types.UID]map[types.UID]bool
+	// absent are UIDs known to be gone (seen deleted, or not found),
+	// so their dependents need no lookup; bounded by maxAbsent.
+	absent map[types.UID]bool
 }
 
+// maxAbsent bounds the absent-owner cache; past it the cache starts over.
+const maxAbsent = 10000
+
 func newGraph() *graph {
-	return &graph{nodes: map[types.UID]*node{}, dependents: map[types.UID]map[types.UID]bool{}}
+	return &graph{nodes: map[types.UID]*node{}, dependents: map[types.UID]map[types.UID]bool{}, absent: map[types.UID]bool{}}
+}
+
+// markAbsent remembers that uid is gone for good (UIDs are never reused).
+func (g *graph) markAbsent(uid types.UID) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.absent) >= maxAbsent {
+		g.absent = map[types.UID]bool{}
+	}
+	g.absent[uid] = true
+}
+
+func (g *graph) isAbsent(uid types.UID) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.absent[uid]
 }
 
 // upsert records n and returns what was there before.

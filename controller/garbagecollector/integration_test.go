@@ -114,7 +114,9 @@ func rawDelete(t *testing.T, cs kubernetes.Interface, name string, policy metav1
 	return d
 }
 
-func startCollector(t *testing.T, s *apiservertest.Server) {
+func startCollector(t testing.TB, s *apiservertest.Server) { startCollectorWorkers(t, s, 2) }
+
+func startCollectorWorkers(t testing.TB, s *apiservertest.Server, workers int) {
 	t.Helper()
 	md, err := metadata.NewForConfig(s.Config)
 	if err != nil {
@@ -126,7 +128,7 @@ func startCollector(t *testing.T, s *apiservertest.Server) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx, 2) }()
+	go func() { defer close(done); c.Run(ctx, workers) }()
 	t.Cleanup(func() { cancel(); <-done })
 }
 
