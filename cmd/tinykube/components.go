@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -103,7 +105,7 @@ type components struct {
 func startComponents(ctx context.Context, cfg componentsConfig) (*components, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	c := &components{cancel: cancel}
-	cs, err := kubernetes.NewForConfig(cfg.loopback.config(cfg.url, cfg.caPEM, userControllerManager))
+	cs, err := c.client(cfg, userControllerManager)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -155,7 +157,7 @@ func startComponents(ctx context.Context, cfg componentsConfig) (*components, er
 
 	// The scheduler is its own client with its own informers, as the
 	// separate process it is upstream; it starts them itself.
-	schedClient, err := kubernetes.NewForConfig(cfg.loopback.config(cfg.url, cfg.caPEM, userScheduler))
+	schedClient, err := c.client(cfg, userScheduler)
 	if err != nil {
 		c.stop()
 		return nil, err
@@ -181,6 +183,20 @@ func startComponents(ctx context.Context, cfg componentsConfig) (*components, er
 	return c, nil
 }
 
+// client is a clientset for user. Its connections are closed when the
+// components stop: the server's graceful shutdown waits for every open
+// HTTP/2 connection, and one that a client opened but never used would
+// hold it up until its timeout.
+func (c *components) client(cfg componentsConfig, user string) (kubernetes.Interface, error) {
+	rc := cfg.loopback.config(cfg.url, cfg.caPEM, user)
+	hc, err := rest.HTTPClientFor(rc)
+	if err != nil {
+		return nil, err
+	}
+	c.stops = append(c.stops, func() { utilnet.CloseIdleConnectionsFor(hc.Transport) })
+	return kubernetes.NewForConfigAndClient(rc, hc)
+}
+
 func (c *components) run(f func()) {
 	c.wg.Add(1)
 	go func() {
@@ -189,11 +205,28 @@ func (c *components) run(f func()) {
 	}()
 }
 
-// stop ends every component and waits for them.
-func (c *components) stop() {
+// componentsStopTimeout bounds how long shutdown waits for components to
+// finish their work in flight; a component with a long backlog (say, the
+// scheduler with thousands of status updates queued) must not keep the
+// server from exiting.
+const componentsStopTimeout = 5 * time.Second
+
+// stop ends every component and waits for them, at most
+// componentsStopTimeout; it reports whether they all finished.
+func (c *components) stop() bool {
 	c.cancel()
-	c.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		c.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(componentsStopTimeout):
+		return false
+	}
 	for i := len(c.stops) - 1; i >= 0; i-- {
 		c.stops[i]()
 	}
+	return true
 }

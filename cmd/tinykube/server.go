@@ -270,7 +270,9 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 	logger.Info("shutting down")
 	// In reverse of start: the components first, while the API still
 	// answers their last writes.
-	comps.stop()
+	if !comps.stop() {
+		logger.Warn("components still busy at shutdown; not waiting for them", "after", componentsStopTimeout)
+	}
 	grace := time.AfterFunc(shutdownGrace, cancelBase)
 	defer grace.Stop()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)

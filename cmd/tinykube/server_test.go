@@ -157,6 +157,23 @@ func (p *serverProcess) restConfig(t *testing.T) *rest.Config {
 	return cfg
 }
 
+// clientset is a client-go clientset from the written kubeconfig, with the
+// rate limits lifted that would otherwise make benchmarks measure the
+// client.
+func (p *serverProcess) clientset(t testing.TB) kubernetes.Interface {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", p.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.QPS, cfg.Burst = -1, 0
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
 // anonymousClient trusts the cluster CA but presents no credential.
 func anonymousClient(t *testing.T, cfg *rest.Config) *http.Client {
 	t.Helper()
