@@ -139,3 +139,42 @@ func TestAdoptReleaseAndScaleOnTheRealAPIServer(t *testing.T) {
 		return n == 2, nil
 	})
 }
+
+// Pods on a node get a grace period when deleted: until the kubelet is
+// done they count as terminatingReplicas, not replicas, and are replaced
+// at once.
+func TestTerminatingPodsAreReportedAndReplaced(t *testing.T) {
+	s := apiservertest.Start(t, apiservertest.Options{})
+	ctx := context.Background()
+	rs := web(2)
+	rs.Spec.Template.Spec.NodeName = "node-1"
+	if _, err := s.Client.AppsV1().ReplicaSets("default").Create(ctx, rs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start(t, s.Client)
+	pods := s.Client.CoreV1().Pods("default")
+	var first string
+	poll(t, "2 pods", func(ctx context.Context) (bool, error) {
+		l, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil || len(l.Items) != 2 {
+			return false, err
+		}
+		first = l.Items[0].Name
+		return true, nil
+	})
+	if err := pods.Delete(ctx, first, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "a replacement and the terminating pod counted", func(ctx context.Context) (bool, error) {
+		l, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil || len(l.Items) != 3 {
+			return false, err
+		}
+		got, err := s.Client.AppsV1().ReplicaSets("default").Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		st := got.Status
+		return st.Replicas == 2 && st.TerminatingReplicas != nil && *st.TerminatingReplicas == 1, nil
+	})
+}
