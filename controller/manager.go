@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"sync"
 	"time"
@@ -42,8 +43,11 @@ const (
 // ManagerConfig configures the controller manager.
 type ManagerConfig struct {
 	// RESTConfig reaches the API server (required). The manager sets its
-	// own user agent on a copy.
+	// own user agent on a copy when it has none.
 	RESTConfig *rest.Config
+	// HTTPClient, when set, carries every request (so its owner can close
+	// its connections at shutdown); else one is built from RESTConfig.
+	HTTPClient *http.Client
 	// ClusterCIDR is the range node pod CIDRs come from (--cluster-cidr);
 	// default 10.42.0.0/16.
 	ClusterCIDR netip.Prefix
@@ -122,11 +126,18 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if restCfg.UserAgent == "" {
 		restCfg.UserAgent = "tinykube/kube-controller-manager"
 	}
-	client, err := kubernetes.NewForConfig(restCfg)
+	hc := cfg.HTTPClient
+	if hc == nil {
+		var err error
+		if hc, err = rest.HTTPClientFor(restCfg); err != nil {
+			return nil, err
+		}
+	}
+	client, err := kubernetes.NewForConfigAndClient(restCfg, hc)
 	if err != nil {
 		return nil, err
 	}
-	md, err := metadata.NewForConfig(restCfg)
+	md, err := metadata.NewForConfigAndClient(restCfg, hc)
 	if err != nil {
 		return nil, err
 	}
