@@ -43,6 +43,7 @@ const (
 	mapServiceNodePorts    = "service-nodeports"
 	mapNoEndpointServices  = "no-endpoint-services"
 	mapNoEndpointNodePorts = "no-endpoint-nodeports"
+	setHairpin             = "hairpin"
 )
 
 // Prefixes of the per-Service chains and sets.
@@ -52,6 +53,7 @@ const (
 	prefixLocal    = "local-"
 	prefixEndpoint = "endpoint-"
 	prefixAffinity = "affinity-"
+	prefixBackends = "backends-"
 )
 
 // masqueradeMark is the packet mark bit that asks nat-postrouting to
@@ -87,6 +89,15 @@ func serviceChain(sp servicePortName) string  { return hashName(prefixService, s
 func externalChain(sp servicePortName) string { return hashName(prefixExternal, sp.String()) }
 func localChain(sp servicePortName) string    { return hashName(prefixLocal, sp.String()) }
 
+// backendsMap names the map from numgen index to endpoint of a Service
+// port's cluster (local false) or local (true) endpoints.
+func backendsMap(sp servicePortName, local bool) string {
+	if local {
+		return hashName(prefixBackends, sp.String()+"/local")
+	}
+	return hashName(prefixBackends, sp.String())
+}
+
 func endpointID(sp servicePortName, ep netip.AddrPort) string {
 	return sp.String() + "__" + ep.Addr().String() + "/" + strconv.Itoa(int(ep.Port()))
 }
@@ -102,7 +113,7 @@ func affinitySet(sp servicePortName, ep netip.AddrPort) string {
 // isServiceOwned tells whether a chain or set name belongs to a Service (and
 // so may be deleted when that Service goes away).
 func isServiceOwned(name string) bool {
-	for _, p := range []string{prefixService, prefixExternal, prefixLocal, prefixEndpoint, prefixAffinity} {
+	for _, p := range []string{prefixService, prefixExternal, prefixLocal, prefixEndpoint, prefixAffinity, prefixBackends} {
 		if strings.HasPrefix(name, p) {
 			return true
 		}

@@ -41,6 +41,14 @@ func (e element) id() string { return e.set + " " + strings.Join(e.key, " . ") }
 type fragment struct {
 	chains   []chain
 	affinity []affinity
+	backends []backends
+	elements []element
+}
+
+// backends is a map from numgen index to endpoint address . port.
+type backends struct {
+	name     string
+	protocol string
 	elements []element
 }
 
@@ -81,15 +89,17 @@ func (f *fragment) addPort(cfg *ruleConfig, sp *servicePort) {
 		noEndpoints = verdictReject
 	}
 
-	// Endpoint chains, one per endpoint the Service may use.
-	seen := map[netip.AddrPort]bool{}
-	for _, eps := range [][]endpoint{clusterEPs, localEPs} {
-		for _, ep := range eps {
-			if seen[ep.addr] {
-				continue
+	// With session affinity every endpoint gets a chain that remembers its
+	// clients; without, endpoints are picked inside one DNAT rule.
+	if sp.affinitySeconds > 0 {
+		seen := map[netip.AddrPort]bool{}
+		for _, eps := range [][]endpoint{clusterEPs, localEPs} {
+			for _, ep := range eps {
+				if !seen[ep.addr] {
+					seen[ep.addr] = true
+					f.addEndpoint(sp, ep)
+				}
 			}
-			seen[ep.addr] = true
-			f.addEndpoint(sp, ep)
 		}
 	}
 
@@ -102,7 +112,7 @@ func (f *fragment) addPort(cfg *ruleConfig, sp *servicePort) {
 			masq += " ip saddr != " + cfg.clusterCIDR.String()
 		}
 		rules := []string{masq + " jump " + chainMarkForMasquerade}
-		rules = append(rules, balanceRules(sp, clusterEPs)...)
+		rules = append(rules, f.balanceRules(sp, clusterEPs, false)...)
 		f.chains = append(f.chains, chain{name: svcChain, rules: rules})
 		f.elements = append(f.elements, element{
 			set: mapServiceIPs, key: []string{sp.clusterIP.String(), proto, port}, value: gotoChain(svcChain)})
@@ -139,7 +149,7 @@ func (f *fragment) addPort(cfg *ruleConfig, sp *servicePort) {
 			}
 			lc := localChain(sp.name)
 			rules = append(rules, "goto "+lc)
-			f.chains = append(f.chains, chain{name: lc, rules: balanceRules(sp, localEPs)})
+			f.chains = append(f.chains, chain{name: lc, rules: f.balanceRules(sp, localEPs, true)})
 		}
 		f.chains = append(f.chains, chain{name: extChain, rules: rules})
 	}
@@ -161,41 +171,68 @@ func (f *fragment) addPort(cfg *ruleConfig, sp *servicePort) {
 	}
 }
 
-// addEndpoint adds the chain that DNATs to one endpoint.
+// addEndpoint adds the chain of one endpoint of a Service with session
+// affinity: it remembers the client, then DNATs.
 func (f *fragment) addEndpoint(sp *servicePort, ep endpoint) {
 	ip := ep.addr.Addr().String()
-	rules := []string{
+	set := affinitySet(sp.name, ep.addr)
+	f.affinity = append(f.affinity, affinity{name: set, timeout: time.Duration(sp.affinitySeconds) * time.Second})
+	f.chains = append(f.chains, chain{name: endpointChain(sp.name, ep.addr), rules: []string{
 		// hairpin: a pod reaching itself through the Service
 		"ip saddr " + ip + " jump " + chainMarkForMasquerade,
-	}
-	if sp.affinitySeconds > 0 {
-		set := affinitySet(sp.name, ep.addr)
-		f.affinity = append(f.affinity, affinity{name: set, timeout: time.Duration(sp.affinitySeconds) * time.Second})
-		rules = append(rules, "update @"+set+" { ip saddr }")
-	}
-	rules = append(rules, fmt.Sprintf("meta l4proto %s dnat ip to %s", sp.name.Protocol, ep.addr))
-	f.chains = append(f.chains, chain{name: endpointChain(sp.name, ep.addr), rules: rules})
+		"update @" + set + " { ip saddr }",
+		fmt.Sprintf("meta l4proto %s dnat ip to %s", sp.name.Protocol, ep.addr),
+	}})
 }
 
-// balanceRules picks one of eps at random with equal weight, after sending
-// clients with session affinity back to the endpoint they used before.
-func balanceRules(sp *servicePort, eps []endpoint) []string {
-	var rules []string
+// balanceRules sends a new connection to one of eps, at random with equal
+// weight. Without session affinity that is one DNAT rule through a named map
+// from a numgen index to the endpoint: no per-endpoint chains and no
+// anonymous sets (the kernel names each anonymous set by scanning all sets
+// of the table, so thousands of them make a full sync quadratic). Local
+// endpoints go into the shared hairpin set, so that a pod reaching itself
+// through the Service is masqueraded. With affinity, clients seen recently
+// go back to their endpoint's chain, others pick one through a numgen
+// verdict map.
+func (f *fragment) balanceRules(sp *servicePort, eps []endpoint, local bool) []string {
 	if sp.affinitySeconds > 0 {
+		var rules []string
 		for _, ep := range eps {
 			rules = append(rules, "ip saddr @"+affinitySet(sp.name, ep.addr)+" goto "+endpointChain(sp.name, ep.addr))
 		}
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "numgen random mod %d vmap { ", len(eps))
-	for i, ep := range eps {
-		if i > 0 {
-			b.WriteString(" , ")
+		var b strings.Builder
+		fmt.Fprintf(&b, "numgen random mod %d vmap { ", len(eps))
+		for i, ep := range eps {
+			if i > 0 {
+				b.WriteString(" , ")
+			}
+			fmt.Fprintf(&b, "%d : goto %s", i, endpointChain(sp.name, ep.addr))
 		}
-		fmt.Fprintf(&b, "%d : goto %s", i, endpointChain(sp.name, ep.addr))
+		b.WriteString(" }")
+		return append(rules, b.String())
 	}
-	b.WriteString(" }")
-	return append(rules, b.String())
+	m := backends{name: backendsMap(sp.name, local), protocol: sp.name.Protocol}
+	for i, ep := range eps {
+		ip := ep.addr.Addr().String()
+		m.elements = append(m.elements, element{
+			set: m.name, key: []string{strconv.Itoa(i)}, value: []string{ip, strconv.Itoa(int(ep.addr.Port()))}})
+		if ep.local {
+			f.addElement(element{set: setHairpin, key: []string{ip, ip}})
+		}
+	}
+	f.backends = append(f.backends, m)
+	return []string{fmt.Sprintf("meta l4proto %s dnat ip addr . port to numgen random mod %d map @%s", sp.name.Protocol, len(eps), m.name)}
+}
+
+// addElement adds e unless the fragment has it already.
+func (f *fragment) addElement(e element) {
+	id := e.id()
+	for _, x := range f.elements {
+		if x.id() == id {
+			return
+		}
+	}
+	f.elements = append(f.elements, e)
 }
 
 // baseChain describes a chain hooked into netfilter.
@@ -246,7 +283,11 @@ func staticChains(cfg *ruleConfig) []chain {
 		{chainFilterOutputPostDNAT, []string{"ct state new jump " + chainClusterIPsCheck}},
 		{chainNATPrerouting, []string{"jump " + chainServices}},
 		{chainNATOutput, natOutput},
-		{chainNATPostrouting, []string{"jump " + chainMasquerading}},
+		{chainNATPostrouting, []string{
+			"jump " + chainMasquerading,
+			// hairpin: after DNAT, a pod talking to itself
+			"ip saddr . ip daddr @" + setHairpin + " masquerade fully-random",
+		}},
 		{chainServices, []string{
 			"ip daddr . meta l4proto . th dport vmap @" + mapServiceIPs,
 			"ip daddr @" + setNodePortIPs + " meta l4proto . th dport vmap @" + mapServiceNodePorts,
@@ -272,6 +313,7 @@ func sharedSets() []knftables.Object {
 	protoPort := "inet_proto . inet_service : verdict"
 	return []knftables.Object{
 		&knftables.Set{Name: setClusterIPs, Type: "ipv4_addr", Comment: knftables.PtrTo("active ClusterIPs")},
+		&knftables.Set{Name: setHairpin, Type: "ipv4_addr . ipv4_addr", Comment: knftables.PtrTo("local endpoints as address . address: a pod reaching itself through a Service")},
 		&knftables.Set{Name: setNodePortIPs, Type: "ipv4_addr", Comment: knftables.PtrTo("addresses that accept NodePort traffic")},
 		&knftables.Map{Name: mapServiceIPs, Type: addrProtoPort, Comment: knftables.PtrTo("ClusterIP, external IP and LoadBalancer IP traffic")},
 		&knftables.Map{Name: mapServiceNodePorts, Type: protoPort, Comment: knftables.PtrTo("NodePort traffic")},
