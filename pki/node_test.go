@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -87,5 +88,27 @@ func TestEnsureNodeNeedsTheCA(t *testing.T) {
 	_, err := EnsureNode(NodeConfig{CADir: t.TempDir(), Dir: t.TempDir(), NodeName: "n"})
 	if err == nil {
 		t.Fatal("EnsureNode issued certificates without a CA")
+	}
+}
+
+func TestEnsureServiceAccountKeyIsStableAndPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tls")
+	first, err := EnsureServiceAccountKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := EnsureServiceAccountKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !first.Equal(second) {
+		t.Error("service account key changed on restart")
+	}
+	fi, err := os.Stat(filepath.Join(dir, serviceAccountKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("service account key mode %v", fi.Mode().Perm())
 	}
 }

@@ -25,6 +25,9 @@ type Config struct {
 	// Tokens are the accepted bearer tokens, from any of the sets; a token
 	// in two sets authenticates as the first set's user.
 	Tokens []*Tokens
+	// ServiceAccounts verifies service account tokens (JWTs). nil accepts
+	// none.
+	ServiceAccounts *ServiceAccountTokens
 	// PublicPaths, with everything below them, are served to requests
 	// without a credential. nil means DefaultPublicPaths().
 	PublicPaths []string
@@ -34,6 +37,7 @@ type Config struct {
 type Authenticator struct {
 	clientCAs *x509.CertPool
 	tokens    []*Tokens
+	sa        *ServiceAccountTokens
 	public    []string
 }
 
@@ -48,7 +52,7 @@ func New(cfg Config) (*Authenticator, error) {
 			return nil, errors.New("authn: public path " + p + " must start and not end with /")
 		}
 	}
-	return &Authenticator{clientCAs: cfg.ClientCAs, tokens: slices.Clone(cfg.Tokens), public: slices.Clone(public)}, nil
+	return &Authenticator{clientCAs: cfg.ClientCAs, tokens: slices.Clone(cfg.Tokens), sa: cfg.ServiceAccounts, public: slices.Clone(public)}, nil
 }
 
 // errNoCredential: the request carried nothing to check.
@@ -119,6 +123,17 @@ func (a *Authenticator) fromToken(header string) (User, error) {
 	token = strings.TrimSpace(token)
 	if token == "" {
 		return User{}, errors.New("authn: empty bearer token")
+	}
+	if a.sa != nil {
+		c, err := a.sa.verify(token)
+		switch {
+		case err == nil:
+			u := c.user()
+			u.Groups = withAuthenticated(u.Groups)
+			return u, nil
+		case !errors.Is(err, errNotServiceAccountToken):
+			return User{}, err
+		}
 	}
 	for _, set := range a.tokens {
 		if u, ok := set.lookup(token); ok {

@@ -1,0 +1,117 @@
+package authn_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tinykube/tinykube/apiserver/authn"
+)
+
+func newSATokens(t *testing.T, now func() time.Time, audiences ...string) *authn.ServiceAccountTokens {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := authn.NewServiceAccountTokens(authn.ServiceAccountTokensConfig{Key: key, Now: now, Audiences: audiences})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// whoami answers with the authenticated user, or the status code.
+func whoami(t *testing.T, a *authn.Authenticator, token string) (int, string) {
+	t.Helper()
+	h := a.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, _ := authn.UserFrom(r.Context())
+		fmt.Fprintf(w, "%s %s %s", u.Name, u.UID, strings.Join(u.Groups, ","))
+	}))
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/namespaces", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.String()
+}
+
+func TestServiceAccountTokens(t *testing.T) {
+	now := time.Now()
+	clock := func() time.Time { return now }
+	sa := newSATokens(t, clock)
+	static, err := authn.NewTokens(map[string]authn.User{"a.b.c": {Name: "dotted-static"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := authn.New(authn.Config{ServiceAccounts: sa, Tokens: []*authn.Tokens{static}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := authn.ServiceAccountClaims{
+		Namespace:      "team-a",
+		ServiceAccount: authn.ObjectRef{Name: "builder", UID: "sa-uid"},
+		Pod:            &authn.ObjectRef{Name: "web-1", UID: "pod-uid"},
+	}
+	token, exp, err := sa.Issue(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := now.Add(time.Hour).Truncate(time.Second); !exp.Equal(want) {
+		t.Errorf("expiry %v, want one hour: %v", exp, want)
+	}
+
+	t.Run("valid token is the service account", func(t *testing.T) {
+		code, body := whoami(t, a, token)
+		want := "system:serviceaccount:team-a:builder sa-uid system:serviceaccounts,system:serviceaccounts:team-a,system:authenticated"
+		if code != 200 || body != want {
+			t.Errorf("%d %q, want %q", code, body, want)
+		}
+	})
+	t.Run("expired token", func(t *testing.T) {
+		now = now.Add(time.Hour + 2*time.Minute)
+		defer func() { now = now.Add(-time.Hour - 2*time.Minute) }()
+		if code, body := whoami(t, a, token); code != 401 {
+			t.Errorf("expired token: %d %s", code, body)
+		}
+	})
+	t.Run("tampered payload", func(t *testing.T) {
+		parts := strings.Split(token, ".")
+		other, _, err := sa.Issue(authn.ServiceAccountClaims{Namespace: "kube-system", ServiceAccount: authn.ObjectRef{Name: "admin"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged := parts[0] + "." + strings.Split(other, ".")[1] + "." + parts[2]
+		if code, body := whoami(t, a, forged); code != 401 {
+			t.Errorf("forged token: %d %s", code, body)
+		}
+	})
+	t.Run("signed by another key", func(t *testing.T) {
+		foreign, _, err := newSATokens(t, clock).Issue(claims)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, body := whoami(t, a, foreign); code != 401 {
+			t.Errorf("foreign token: %d %s", code, body)
+		}
+	})
+	t.Run("another audience", func(t *testing.T) {
+		vault, _, err := sa.Issue(authn.ServiceAccountClaims{Namespace: "team-a", ServiceAccount: authn.ObjectRef{Name: "builder"}, Audiences: []string{"vault"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, body := whoami(t, a, vault); code != 401 {
+			t.Errorf("token for another audience: %d %s", code, body)
+		}
+	})
+	t.Run("static token with dots still works", func(t *testing.T) {
+		if code, body := whoami(t, a, "a.b.c"); code != 200 || !strings.HasPrefix(body, "dotted-static ") {
+			t.Errorf("static token: %d %s", code, body)
+		}
+	})
+}
