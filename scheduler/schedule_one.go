@@ -13,9 +13,11 @@ import (
 	"github.com/tinykube/tinykube/scheduler/internal/queue"
 )
 
-// Upstream's preemption wording, used to tell users whether evicting pods
-// could help (this scheduler does not evict).
+// Upstream's post-filter wording: the DynamicResources plugin's note for
+// pods without resource claims, then the preemption outcome, which tells
+// users whether evicting pods could help (this scheduler does not evict).
 const (
+	noClaimsToDeallocate = "no new claims to deallocate"
 	preemptionNotHelpful = "Preemption is not helpful for scheduling"
 	noPreemptionVictims  = "No preemption victims found for incoming pod"
 	preemptionNever      = "not eligible due to preemptionPolicy=Never."
@@ -81,7 +83,9 @@ func (s *Scheduler) schedulePod(ctx context.Context, state *framework.CycleState
 		}
 		if len(feasible) == 0 {
 			fitErr := &framework.FitError{Pod: pod, NumAllNodes: len(nodes), Diagnosis: framework.Diagnosis{NodeToStatus: statuses}}
-			fitErr.Diagnosis.PostFilterMsg = s.preemptionMessage(ctx, state, pod, nodes, statuses)
+			if msg := s.preemptionMessage(ctx, state, pod, nodes, statuses); msg != "" {
+				fitErr.Diagnosis.PostFilterMsg = noClaimsToDeallocate + ", " + msg
+			}
 			err = fitErr
 			return
 		}

@@ -48,8 +48,8 @@ func TestResourceExhaustionMessageIsUpstreams(t *testing.T) {
 	c.createNode(st.MakeNode().Name("tainted-a").Taint("dedicated", "gpu", corev1.TaintEffectNoSchedule).Obj())
 	c.createNode(st.MakeNode().Name("tainted-b").Taint("dedicated", "gpu", corev1.TaintEffectNoSchedule).Obj())
 	c.createPod(st.MakePod().Name("big").Req("cpu", "2").Obj())
-	want := "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {dedicated: gpu}. " +
-		"preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+	want := "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint(s). " +
+		"no new claims to deallocate, preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
 	if got := c.waitUnschedulable("default", "big"); got != want {
 		t.Fatalf("message:\n got %q\nwant %q", got, want)
 	}
@@ -66,7 +66,7 @@ func TestUnschedulableMessageSaysWhenNoVictimsExist(t *testing.T) {
 	}
 	c.createPod(st.MakePod().Name("second").Req("cpu", "1").Obj())
 	want := "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) were unschedulable. " +
-		"preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, 1 Preemption is not helpful for scheduling."
+		"no new claims to deallocate, preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, 1 Preemption is not helpful for scheduling."
 	if got := c.waitUnschedulable("default", "second"); got != want {
 		t.Fatalf("message:\n got %q\nwant %q", got, want)
 	}
@@ -78,8 +78,8 @@ func TestTaintsAndTolerations(t *testing.T) {
 	c.createNode(st.MakeNode().Name("draining").Taint("maintenance", "", corev1.TaintEffectNoExecute).Obj())
 
 	c.createPod(st.MakePod().Name("plain").Obj())
-	want := "0/2 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 1 node(s) had untolerated taint {maintenance: }. " +
-		"preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
+	want := "0/2 nodes are available: 2 node(s) had untolerated taint(s). " +
+		"no new claims to deallocate, preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
 	if got := c.waitUnschedulable("default", "plain"); got != want {
 		t.Fatalf("message:\n got %q\nwant %q", got, want)
 	}
@@ -108,7 +108,7 @@ func TestNodeSelectorPicksTheLabelledNode(t *testing.T) {
 	}
 	c.createPod(st.MakePod().Name("nvme").NodeSelector(map[string]string{"disk": "nvme"}).Obj())
 	want := "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector. " +
-		"preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
+		"no new claims to deallocate, preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
 	if got := c.waitUnschedulable("default", "nvme"); got != want {
 		t.Fatalf("message:\n got %q\nwant %q", got, want)
 	}
@@ -155,7 +155,7 @@ func TestCordonedNodeGetsNoNewPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.createPod(st.MakePod().Name("late").Obj())
-	want := "0/2 nodes are available: 2 node(s) were unschedulable. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
+	want := "0/2 nodes are available: 2 node(s) were unschedulable. no new claims to deallocate, preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
 	if got := c.waitUnschedulable("default", "late"); got != want {
 		t.Fatalf("message:\n got %q\nwant %q", got, want)
 	}
@@ -181,7 +181,7 @@ func TestHostPortsAreNotShared(t *testing.T) {
 	}
 	c.createPod(st.MakePod().Name("ingress-2").HostPort(443, corev1.ProtocolTCP, "").Obj())
 	want := "0/2 nodes are available: 2 node(s) didn't have free ports for the requested pod ports. " +
-		"preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod."
+		"no new claims to deallocate, preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod."
 	if got := c.waitUnschedulable("default", "ingress-2"); got != want {
 		t.Fatalf("message:\n got %q\nwant %q", got, want)
 	}
@@ -207,7 +207,7 @@ func TestPodBecomesSchedulableWhenANodeIsAdded(t *testing.T) {
 		t.Fatalf("message with no nodes = %q", scheduledCondition(got).Message)
 	}
 	c.createNode(st.MakeNode().Name("small").Capacity("cpu", "500m").Obj())
-	want := "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
+	want := "0/1 nodes are available: 1 Insufficient cpu. no new claims to deallocate, preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
 	waitFor(t, "message about the small node", func() bool {
 		p, err := c.client.CoreV1().Pods("default").Get(c.ctx, "early", metav1.GetOptions{})
 		return err == nil && scheduledCondition(p) != nil && scheduledCondition(p).Message == want
@@ -343,5 +343,18 @@ func TestSchedulingContinuesAcrossAnAPIServerRestart(t *testing.T) {
 	c.createPod(st.MakePod().Name("after").Obj())
 	if got := c.waitBound("default", "after"); got != "a" {
 		t.Fatalf("after restart the pod went to %q", got)
+	}
+}
+
+func TestPodThatMayNotPreemptSaysSo(t *testing.T) {
+	c := startCluster(t)
+	c.createNode(st.MakeNode().Name("a").Capacity("cpu", "1").Obj())
+	never := corev1.PreemptNever
+	p := st.MakePod().Name("polite").Req("cpu", "2").Obj()
+	p.Spec.PreemptionPolicy = &never
+	c.createPod(p)
+	want := "0/1 nodes are available: 1 Insufficient cpu. no new claims to deallocate, preemption: not eligible due to preemptionPolicy=Never."
+	if got := c.waitUnschedulable("default", "polite"); got != want {
+		t.Fatalf("message:\n got %q\nwant %q", got, want)
 	}
 }

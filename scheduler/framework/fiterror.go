@@ -19,8 +19,9 @@ type Diagnosis struct {
 	// PreFilterMsg is set when a PreFilter plugin rejected the pod for
 	// all nodes.
 	PreFilterMsg string
-	// PostFilterMsg is the preemption outcome, e.g. "preemption: 0/3
-	// nodes are available: 3 Preemption is not helpful for scheduling."
+	// PostFilterMsg is the post-filter outcome, e.g. "no new claims to
+	// deallocate, preemption: 0/3 nodes are available: 3 Preemption is not
+	// helpful for scheduling."
 	PostFilterMsg string
 	// AbsentStatus counts for every node missing from NodeToStatus.
 	AbsentStatus *Status
@@ -35,7 +36,8 @@ type FitError struct {
 
 // Error renders upstream's message: "0/N nodes are available: " then a
 // sorted histogram of reasons ("1 Insufficient cpu, 2 node(s) had
-// untolerated taint {k: v}.") then the preemption message.
+// untolerated taint(s).") then the post-filter message ("no new claims to
+// deallocate, preemption: ...").
 func (f *FitError) Error() string {
 	msg := fmt.Sprintf("0/%v nodes are available:", f.NumAllNodes)
 	if f.Diagnosis.PreFilterMsg != "" {

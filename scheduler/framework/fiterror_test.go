@@ -5,7 +5,7 @@ import (
 )
 
 func TestFitErrorMessage(t *testing.T) {
-	taint := "node(s) had untolerated taint {dedicated: gpu}"
+	taint := "node(s) had untolerated taint(s)"
 	cases := []struct {
 		name string
 		err  FitError
@@ -19,9 +19,9 @@ func TestFitErrorMessage(t *testing.T) {
 					"b": NewStatus(UnschedulableAndUnresolvable, taint),
 					"c": NewStatus(UnschedulableAndUnresolvable, taint),
 				},
-				PostFilterMsg: "preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.",
+				PostFilterMsg: "no new claims to deallocate, preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.",
 			}},
-			want: "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {dedicated: gpu}. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.",
+			want: "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint(s). no new claims to deallocate, preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.",
 		},
 		{
 			name: "every reason of a node counts",

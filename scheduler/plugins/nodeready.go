@@ -42,10 +42,10 @@ func ImpliedTaint(node *corev1.Node) (taint corev1.Taint, ok bool) {
 }
 
 // Filter implements framework.FilterPlugin.
-func (NodeReady) Filter(_ context.Context, _ *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) *framework.Status {
+func (NodeReady) Filter(ctx context.Context, _ *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) *framework.Status {
 	taint, ok := ImpliedTaint(n.Node)
 	if !ok || tolerates(pod.Spec.Tolerations, &taint) {
 		return nil
 	}
-	return framework.NewStatus(framework.UnschedulableAndUnresolvable, UntoleratedTaintReason(taint))
+	return untolerated(ctx, pod, n, taint)
 }

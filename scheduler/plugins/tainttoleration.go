@@ -2,7 +2,6 @@ package plugins
 
 import (
 	"context"
-	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
@@ -33,20 +32,26 @@ func tolerates(tolerations []corev1.Toleration, taint *corev1.Taint) bool {
 	return false
 }
 
-// UntoleratedTaintReason is upstream's reason for a taint.
-func UntoleratedTaintReason(t corev1.Taint) string {
-	return fmt.Sprintf("node(s) had untolerated taint {%s: %s}", t.Key, t.Value)
+// ErrReasonUntoleratedTaint is upstream's reason for a node with a taint the
+// pod does not tolerate. Current upstream no longer names the taint in the
+// message (older releases printed "{key: value}"), so taint values do not leak
+// into pod status; the taint is logged at V(4).
+const ErrReasonUntoleratedTaint = "node(s) had untolerated taint(s)"
+
+func untolerated(ctx context.Context, pod *corev1.Pod, n *framework.NodeInfo, t corev1.Taint) *framework.Status {
+	klog.FromContext(ctx).V(4).Info("node had untolerated taints", "node", klog.KObj(n.Node), "pod", klog.KObj(pod), "untoleratedTaint", t)
+	return framework.NewStatus(framework.UnschedulableAndUnresolvable, ErrReasonUntoleratedTaint)
 }
 
 // Filter implements framework.FilterPlugin.
-func (TaintToleration) Filter(_ context.Context, _ *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) *framework.Status {
+func (TaintToleration) Filter(ctx context.Context, _ *framework.CycleState, pod *corev1.Pod, n *framework.NodeInfo) *framework.Status {
 	for i := range n.Node.Spec.Taints {
 		t := &n.Node.Spec.Taints[i]
 		if t.Effect != corev1.TaintEffectNoSchedule && t.Effect != corev1.TaintEffectNoExecute {
 			continue
 		}
 		if !tolerates(pod.Spec.Tolerations, t) {
-			return framework.NewStatus(framework.UnschedulableAndUnresolvable, UntoleratedTaintReason(*t))
+			return untolerated(ctx, pod, n, *t)
 		}
 	}
 	return nil
