@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
 
 	"github.com/tinykube/tinykube/apiserver/apiservertest"
 	"github.com/tinykube/tinykube/controller/deployment"
@@ -397,3 +398,53 @@ func TestDeleteWithoutGarbageCollectorLeavesReplicaSetsAndPods(t *testing.T) {
 }
 
 var _ = corev1.PodRunning
+
+// Nothing changes after the pods were created (they never get ready), yet
+// the Deployment reports the missed deadline: the controller wakes itself.
+func TestProgressDeadlineExceededWithoutFurtherEvents(t *testing.T) {
+	s := apiservertest.Start(t, apiservertest.Options{})
+	startControllers(t, s.Client)
+	d := nginx(2).obj()
+	d.Spec.ProgressDeadlineSeconds = ptr.To[int32](2)
+	if _, err := s.Client.AppsV1().Deployments("default").Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ProgressDeadlineExceeded", 15*time.Second, func(ctx context.Context) (bool, error) {
+		got, err := getDeployment(ctx, s.Client, d.Name)
+		if err != nil {
+			return false, err
+		}
+		c := condition(got, appsv1.DeploymentProgressing)
+		return c != nil && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" &&
+			c.Message == `ReplicaSet "nginx-deployment-585c5579f6" has timed out progressing.`, nil
+	})
+}
+
+// With minReadySeconds, ready pods become available only later, with no
+// event to say so; the rollout still completes.
+func TestMinReadySecondsDelaysAvailability(t *testing.T) {
+	s := apiservertest.Start(t, apiservertest.Options{})
+	startControllers(t, s.Client)
+	startKubelet(t, s.Client)
+	d := nginx(2).obj()
+	d.Spec.MinReadySeconds = 2
+	created := time.Now()
+	if _, err := s.Client.AppsV1().Deployments("default").Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ready pods", 10*time.Second, func(ctx context.Context) (bool, error) {
+		got, err := getDeployment(ctx, s.Client, d.Name)
+		return err == nil && got.Status.ReadyReplicas == 2, err
+	})
+	got := waitRolledOut(t, s.Client, d.Name, "nginx:latest")
+	if since := time.Since(created); since < 2*time.Second {
+		t.Errorf("available after %v, before minReadySeconds", since)
+	}
+	rss, err := listReplicaSets(context.Background(), s.Client)
+	if err != nil || len(rss) != 1 || rss[0].Spec.MinReadySeconds != 2 {
+		t.Fatalf("ReplicaSets %v (%v): want one with minReadySeconds 2", len(rss), err)
+	}
+	if got.Status.AvailableReplicas != 2 {
+		t.Errorf("status %+v", got.Status)
+	}
+}
