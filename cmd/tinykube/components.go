@@ -11,20 +11,13 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/record"
 
 	"github.com/tinykube/tinykube/apiserver/authn"
-	"github.com/tinykube/tinykube/controller/deployment"
-	"github.com/tinykube/tinykube/controller/nodeipam"
-	"github.com/tinykube/tinykube/controller/replicaset"
-	"github.com/tinykube/tinykube/controller/serviceaccount"
+	"github.com/tinykube/tinykube/controller"
 	"github.com/tinykube/tinykube/scheduler"
 )
 
@@ -85,11 +78,11 @@ type componentsConfig struct {
 	caPEM       []byte
 	clusterCIDR netip.Prefix
 	logger      *slog.Logger
+	// Node lifecycle settings (upstream's flag names).
+	nodeMonitorGracePeriod              time.Duration
+	defaultNotReadyTolerationSeconds    int64
+	defaultUnreachableTolerationSeconds int64
 }
-
-// Worker goroutines per controller, as upstream's defaults
-// (--concurrent-deployment-syncs and friends).
-const controllerWorkers = 5
 
 // components are the in-process API clients: the controllers, as
 // upstream's kube-controller-manager runs them, and the scheduler. They
@@ -105,54 +98,27 @@ type components struct {
 func startComponents(ctx context.Context, cfg componentsConfig) (*components, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	c := &components{cancel: cancel}
-	cs, err := c.client(cfg, userControllerManager)
+	// The controllers, as upstream's kube-controller-manager runs them:
+	// one manager, one informer factory, one event broadcaster.
+	rc := cfg.loopback.config(cfg.url, cfg.caPEM, userControllerManager)
+	hc, err := rest.HTTPClientFor(rc)
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	factory := informers.NewSharedInformerFactory(cs, 0)
-	broadcaster := record.NewBroadcaster()
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cs.CoreV1().Events("")})
-	recorder := func(component string) record.EventRecorder {
-		return broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component})
-	}
-	// In reverse of start: the informers stop after the controllers that
-	// read them, the event sink last so their final events are sent.
-	c.stops = append(c.stops, broadcaster.Shutdown, factory.Shutdown)
-
-	sa, err := serviceaccount.New(serviceaccount.Config{Client: cs, Informers: factory})
-	if err != nil {
-		c.stop()
-		return nil, fmt.Errorf("serviceaccount controller: %w", err)
-	}
-	ipam, err := nodeipam.New(nodeipam.Config{
-		Client:      cs,
-		Informers:   factory,
-		Recorder:    recorder("node-ipam-controller"),
-		ClusterCIDR: cfg.clusterCIDR,
+	c.stops = append(c.stops, func() { utilnet.CloseIdleConnectionsFor(hc.Transport) })
+	manager, err := controller.NewManager(controller.ManagerConfig{
+		RESTConfig:                          rc,
+		HTTPClient:                          hc,
+		ClusterCIDR:                         cfg.clusterCIDR,
+		NodeMonitorGracePeriod:              cfg.nodeMonitorGracePeriod,
+		DefaultNotReadyTolerationSeconds:    cfg.defaultNotReadyTolerationSeconds,
+		DefaultUnreachableTolerationSeconds: cfg.defaultUnreachableTolerationSeconds,
+		Logger:                              cfg.logger,
 	})
 	if err != nil {
 		c.stop()
-		return nil, fmt.Errorf("node IPAM controller: %w", err)
-	}
-
-	deployments, err := deployment.New(deployment.Config{
-		Client:    cs,
-		Informers: factory,
-		Recorder:  recorder("deployment-controller"),
-	})
-	if err != nil {
-		c.stop()
-		return nil, fmt.Errorf("deployment controller: %w", err)
-	}
-	replicaSets, err := replicaset.New(replicaset.Config{
-		Client:    cs,
-		Informers: factory,
-		Recorder:  recorder("replicaset-controller"),
-	})
-	if err != nil {
-		c.stop()
-		return nil, fmt.Errorf("replicaset controller: %w", err)
+		return nil, fmt.Errorf("controller manager: %w", err)
 	}
 
 	// The scheduler is its own client with its own informers, as the
@@ -170,11 +136,7 @@ func startComponents(ctx context.Context, cfg componentsConfig) (*components, er
 		return nil, fmt.Errorf("scheduler: %w", err)
 	}
 
-	factory.Start(ctx.Done())
-	c.run(func() { sa.Run(ctx, 2) })
-	c.run(func() { ipam.Run(ctx, 1) })
-	c.run(func() { deployments.Run(ctx, controllerWorkers) })
-	c.run(func() { replicaSets.Run(ctx, controllerWorkers) })
+	c.run(func() { _ = manager.Run(ctx) })
 	c.run(func() {
 		if err := sched.Run(ctx); err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
 			cfg.logger.Error("scheduler stopped", "err", err)

@@ -39,6 +39,16 @@ type serverOptions struct {
 	clusterCIDR      string
 	nodePortRange    string
 	disableAgent     bool
+	nodeLifecycle    nodeLifecycleFlags
+}
+
+// nodeLifecycleFlags are upstream's kube-controller-manager and
+// kube-apiserver flags for unreachable nodes, passed to the controller
+// manager as they are.
+type nodeLifecycleFlags struct {
+	monitorGracePeriod           time.Duration
+	notReadyTolerationSeconds    int64
+	unreachableTolerationSeconds int64
 }
 
 // defaultKubeconfig is where `server` writes the admin kubeconfig and where
@@ -76,6 +86,9 @@ func newServerCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.StringVar(&o.clusterCIDR, "cluster-cidr", "10.42.0.0/16", "range of pod IPs")
 	f.StringVar(&o.nodePortRange, "service-node-port-range", "30000-32767", "range of NodePorts")
 	f.BoolVar(&o.disableAgent, "disable-agent", false, "run no kubelet or proxy on this host (control plane only)")
+	f.DurationVar(&o.nodeLifecycle.monitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "how long a node may go without renewing its lease before it is marked unreachable")
+	f.Int64Var(&o.nodeLifecycle.notReadyTolerationSeconds, "default-not-ready-toleration-seconds", 300, "tolerationSeconds of the default toleration for node.kubernetes.io/not-ready:NoExecute")
+	f.Int64Var(&o.nodeLifecycle.unreachableTolerationSeconds, "default-unreachable-toleration-seconds", 300, "tolerationSeconds of the default toleration for node.kubernetes.io/unreachable:NoExecute")
 	return cmd
 }
 
@@ -90,10 +103,14 @@ type serverConfig struct {
 	clusterCIDR   netip.Prefix
 	nodePortRange utilnet.PortRange
 	disableAgent  bool
+	nodeLifecycle nodeLifecycleFlags
 }
 
 func (o *serverOptions) parse() (*serverConfig, error) {
-	c := &serverConfig{dataDir: o.dataDir, port: o.port, kubeconfig: o.writeKubeconfig, disableAgent: o.disableAgent}
+	c := &serverConfig{dataDir: o.dataDir, port: o.port, kubeconfig: o.writeKubeconfig, disableAgent: o.disableAgent, nodeLifecycle: o.nodeLifecycle}
+	if nl := o.nodeLifecycle; nl.monitorGracePeriod <= 0 || nl.notReadyTolerationSeconds < 0 || nl.unreachableTolerationSeconds < 0 {
+		return nil, errors.New("--node-monitor-grace-period must be positive and the default toleration seconds not negative")
+	}
 	var err error
 	if c.dataDir == "" {
 		return nil, errors.New("--data-dir must not be empty")
@@ -245,6 +262,10 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 		caPEM:       bundle.CACertPEM,
 		clusterCIDR: cfg.clusterCIDR,
 		logger:      logger,
+
+		nodeMonitorGracePeriod:              cfg.nodeLifecycle.monitorGracePeriod,
+		defaultNotReadyTolerationSeconds:    cfg.nodeLifecycle.notReadyTolerationSeconds,
+		defaultUnreachableTolerationSeconds: cfg.nodeLifecycle.unreachableTolerationSeconds,
 	})
 	if err != nil {
 		srv.Close()
