@@ -139,7 +139,7 @@ func newResourceTable(s *Server) *resourceTable {
 		shortNames: []string{"ep"}, nameValidation: subdomain, allowCreateOnUpdate: true, table: endpointsTable()})
 	t.add(&resource{gvr: coreV1.WithResource("events"), kind: "Event", singular: "event", namespaced: true,
 		shortNames: []string{"ev"}, nameValidation: subdomain, keepStatusOnCreate: true, allowCreateOnUpdate: true,
-		selectableFields: coreEventFields, table: coreEventTable()})
+		selectableFields: coreEventFields, admit: s.admitEvent, table: coreEventTable()})
 	t.add(&resource{gvr: coreV1.WithResource("namespaces"), kind: "Namespace", singular: "namespace",
 		shortNames: []string{"ns"}, subresources: []string{"status", "finalize"},
 		nameValidation: apimachineryvalidation.ValidateNamespaceName, returnDeletedObject: true,
@@ -201,7 +201,7 @@ func newResourceTable(s *Server) *resourceTable {
 		nameValidation: subdomain, table: endpointSliceTable()})
 	t.add(&resource{gvr: eventsV1.WithResource("events"), kind: "Event", singular: "event", namespaced: true,
 		shortNames: []string{"ev"}, nameValidation: subdomain, keepStatusOnCreate: true, allowCreateOnUpdate: true,
-		table: eventsV1Table(), storedAs: eventsAsCoreEvents()})
+		admit: s.admitEvent, table: eventsV1Table(), storedAs: eventsAsCoreEvents()})
 	return t
 }
 

@@ -61,10 +61,15 @@ type Server struct {
 	// watchesDone is closed by CloseWatches to end every running watch.
 	watchesDone      chan struct{}
 	closeWatchesOnce sync.Once
-	openAPIOnce      sync.Once
-	openAPIV3Docs    map[schema.GroupVersion][]byte
-	serviceIPs       *ipAllocator
-	nodePorts        *portAllocator
+	// eventSweep rate-limits sweeps of expired events.
+	eventSweep struct {
+		sync.Mutex
+		last time.Time
+	}
+	openAPIOnce   sync.Once
+	openAPIV3Docs map[schema.GroupVersion][]byte
+	serviceIPs    *ipAllocator
+	nodePorts     *portAllocator
 }
 
 // New validates cfg, fills in defaults and returns a Server.

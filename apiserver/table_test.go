@@ -3,6 +3,7 @@ package apiserver
 import (
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -165,3 +166,33 @@ func TestEveryTableHasOneCellPerColumn(t *testing.T) {
 		}
 	}
 }
+
+func TestExpiredEventsAreSweptByLaterEventWrites(t *testing.T) {
+	ts := newTestServer(t)
+	var clock atomicTime
+	clock.set(time.Now())
+	ts.api.now = clock.get
+	events := ts.client.CoreV1().Events("default")
+	old := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "old"}, InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "p"}, Reason: "Old"}
+	if _, err := events.Create(ctx(t), old, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	clock.set(clock.get().Add(2 * time.Hour))
+	fresh := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "fresh"}, InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "p"}, Reason: "Fresh"}
+	if _, err := events.Create(ctx(t), fresh, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the expired event to be deleted", func() bool {
+		list, err := events.List(ctx(t), metav1.ListOptions{})
+		return err == nil && len(list.Items) == 1 && list.Items[0].Name == "fresh"
+	})
+}
+
+// atomicTime is a settable clock safe for the server's goroutines.
+type atomicTime struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (a *atomicTime) set(t time.Time) { a.mu.Lock(); a.t = t; a.mu.Unlock() }
+func (a *atomicTime) get() time.Time  { a.mu.Lock(); defer a.mu.Unlock(); return a.t }
