@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,7 +42,7 @@ const labNode = "lab-node"
 // lab is one node namespace running the proxier, a client namespace and
 // pod namespaces running HTTP servers that answer with their name.
 type lab struct {
-	t      *testing.T
+	t      testing.TB
 	net    *netlab.Lab
 	node   *netlab.NS
 	client *netlab.NS
@@ -50,7 +51,7 @@ type lab struct {
 	proxy  *proxy.Proxier
 }
 
-func newLab(t *testing.T, pods ...string) *lab {
+func newLab(t testing.TB, pods ...string) *lab {
 	t.Helper()
 	nl := netlab.New(t)
 	l := &lab{t: t, net: nl, pods: map[string]netip.Addr{}}
@@ -90,6 +91,20 @@ func newLab(t *testing.T, pods ...string) *lab {
 			t.Fatal(err)
 		}
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/bytes" {
+				// a bulk download for throughput benchmarks
+				n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+				w.Header().Set("Content-Length", strconv.Itoa(n))
+				buf := make([]byte, 64<<10)
+				for n > 0 {
+					k := min(n, len(buf))
+					if _, err := w.Write(buf[:k]); err != nil {
+						return
+					}
+					n -= k
+				}
+				return
+			}
 			fmt.Fprintf(w, "%s %s", name, r.RemoteAddr)
 		})}
 		go srv.Serve(ln)
