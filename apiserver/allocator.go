@@ -9,9 +9,11 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -317,9 +319,20 @@ func (s *Server) releaseDropped(ctx context.Context, svc, oldSvc *corev1.Service
 	}
 }
 
-// releaseService frees everything a deleted Service held.
+// releaseService frees everything a deleted Service held. A deleted
+// `kubernetes` Service comes straight back, as upstream's endpoint
+// reconciler brings it back.
 func (s *Server) releaseService(ctx context.Context, obj runtime.Object) {
 	svc := obj.(*corev1.Service)
+	if svc.Namespace == metav1.NamespaceDefault && svc.Name == "kubernetes" {
+		defer func() {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				_ = s.ensureKubernetesService(ctx)
+			}()
+		}()
+	}
 	owner := ownerOf(svc)
 	if svc.Spec.ClusterIP != "" && svc.Spec.ClusterIP != corev1.ClusterIPNone {
 		s.release(ctx, ipKey(svc.Spec.ClusterIP), owner)

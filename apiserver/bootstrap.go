@@ -30,6 +30,12 @@ func (s *Server) Bootstrap(ctx context.Context) error {
 			return err
 		}
 	}
+	return s.ensureKubernetesService(ctx)
+}
+
+// ensureKubernetesService creates the `kubernetes` Service in default, and
+// its Endpoints and EndpointSlice, unless they exist.
+func (s *Server) ensureKubernetesService(ctx context.Context) error {
 	ip := s.FirstServiceIP().String()
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "kubernetes", Namespace: metav1.NamespaceDefault,

@@ -100,6 +100,9 @@ func (s *Server) deleteObject(ctx context.Context, res *resource, namespace, nam
 	if err != nil {
 		return nil, false, err
 	}
+	if res.gvr == coreV1.WithResource("namespaces") && immortalNamespaces[name] {
+		return nil, false, apierrors.NewForbidden(res.groupResource(), name, errors.New("this namespace may not be deleted"))
+	}
 	key := res.key(namespace, name)
 	for {
 		kv, err := s.store.Get(ctx, key, 0)
@@ -217,6 +220,10 @@ func (s *Server) markForDeletion(res *resource, obj runtime.Object, opts metav1.
 	}
 	return false, false
 }
+
+// immortalNamespaces may not be deleted, as upstream's NamespaceLifecycle
+// admission says.
+var immortalNamespaces = map[string]bool{metav1.NamespaceDefault: true, metav1.NamespaceSystem: true, metav1.NamespacePublic: true}
 
 // gracePeriod is how long a pod gets to stop; 0 for every other kind and for
 // pods that never ran or have finished.

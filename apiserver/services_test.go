@@ -210,3 +210,24 @@ func TestKubernetesServiceComesBackOnBootstrapWithItsIP(t *testing.T) {
 		t.Fatalf("kubernetes service: %v %+v", err, svc)
 	}
 }
+
+func TestDeletedKubernetesServiceComesBack(t *testing.T) {
+	ts := newTestServer(t)
+	services := ts.client.CoreV1().Services("default")
+	old, _ := services.Get(ctx(t), "kubernetes", metav1.GetOptions{})
+	if err := services.Delete(ctx(t), "kubernetes", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the kubernetes Service to be recreated", func() bool {
+		svc, err := services.Get(ctx(t), "kubernetes", metav1.GetOptions{})
+		return err == nil && svc.UID != old.UID && svc.Spec.ClusterIP == "10.43.0.1"
+	})
+}
+
+func TestSystemNamespacesCannotBeDeleted(t *testing.T) {
+	ts := newTestServer(t)
+	err := ts.client.CoreV1().Namespaces().Delete(ctx(t), "default", metav1.DeleteOptions{})
+	if !apierrors.IsForbidden(err) || err.Error() != `namespaces "default" is forbidden: this namespace may not be deleted` {
+		t.Fatalf("delete default: %v", err)
+	}
+}
