@@ -1,11 +1,14 @@
 package apiserver
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 func TestTypedClientCreateGetUpdateDeleteConfigMap(t *testing.T) {
@@ -81,5 +84,32 @@ func TestBootstrapCreatesSystemNamespacesAndKubernetesService(t *testing.T) {
 	// Bootstrap again (a restart) changes nothing and fails on nothing.
 	if err := ts.api.Bootstrap(ctx(t)); err != nil {
 		t.Fatalf("second Bootstrap: %v", err)
+	}
+}
+
+// Patches carry no resourceVersion, so concurrent ones are retried against
+// fresh state and none is lost.
+func TestConcurrentPatchesAreAllApplied(t *testing.T) {
+	ts := newTestServer(t)
+	cms := ts.client.CoreV1().ConfigMaps("default")
+	if _, err := cms.Create(ctx(t), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "shared"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const writers = 20
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			patch := fmt.Sprintf(`{"metadata":{"annotations":{"w%d":"x"}}}`, i)
+			if _, err := cms.Patch(ctx(t), "shared", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+				t.Errorf("patch %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := cms.Get(ctx(t), "shared", metav1.GetOptions{})
+	if err != nil || len(got.Annotations) != writers {
+		t.Fatalf("%v: %d of %d annotations", err, len(got.Annotations), writers)
 	}
 }
