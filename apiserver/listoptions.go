@@ -75,10 +75,10 @@ func (s *Server) parseListQuery(r *http.Request, res *resource, watch bool) (lis
 	}
 	var err error
 	if q.labels, err = labels.Parse(q.opts.LabelSelector); err != nil {
-		return q, apierrors.NewBadRequest(fmt.Sprintf("unable to parse requirement: %v", err))
+		return q, apierrors.NewBadRequest(err.Error())
 	}
 	if q.fields, err = fields.ParseSelector(q.opts.FieldSelector); err != nil {
-		return q, apierrors.NewBadRequest(fmt.Sprintf("invalid field selector: %v", err))
+		return q, apierrors.NewBadRequest(err.Error())
 	}
 	supported := s.selectableFields(res, nil)
 	for _, req := range q.fields.Requirements() {
