@@ -32,6 +32,7 @@ const Component = "node-controller"
 const (
 	DefaultNodeMonitorGracePeriod = 40 * time.Second
 	DefaultNodeMonitorPeriod      = 5 * time.Second
+	DefaultNodeStartupGracePeriod = time.Minute
 )
 
 // Config wires the controller.
@@ -47,6 +48,10 @@ type Config struct {
 	// NodeMonitorPeriod (--node-monitor-period) is how often nodes are
 	// checked; default 5s.
 	NodeMonitorPeriod time.Duration
+	// NodeStartupGracePeriod (--node-startup-grace-period) is the grace
+	// period of a node whose kubelet never posted a Ready condition;
+	// default 1m.
+	NodeStartupGracePeriod time.Duration
 }
 
 // Controller watches node health, taints and evicts.
@@ -55,6 +60,7 @@ type Controller struct {
 	rec     record.EventRecorder
 	clock   clock.PassiveClock
 	grace   time.Duration
+	startup time.Duration
 	period  time.Duration
 	nodes   corelisters.NodeLister
 	leases  coordinationlisters.LeaseLister
@@ -93,6 +99,9 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.NodeMonitorPeriod <= 0 {
 		cfg.NodeMonitorPeriod = DefaultNodeMonitorPeriod
 	}
+	if cfg.NodeStartupGracePeriod <= 0 {
+		cfg.NodeStartupGracePeriod = DefaultNodeStartupGracePeriod
+	}
 	core := cfg.Informers.Core().V1()
 	leases := cfg.Informers.Coordination().V1().Leases()
 	podInf := core.Pods().Informer()
@@ -110,7 +119,7 @@ func New(cfg Config) (*Controller, error) {
 	}
 	return &Controller{
 		client: cfg.Client, rec: cfg.Recorder, clock: cfg.Clock,
-		grace: cfg.NodeMonitorGracePeriod, period: cfg.NodeMonitorPeriod,
+		grace: cfg.NodeMonitorGracePeriod, startup: cfg.NodeStartupGracePeriod, period: cfg.NodeMonitorPeriod,
 		nodes:   core.Nodes().Lister(),
 		leases:  leases.Lister(),
 		pods:    core.Pods().Lister(),
@@ -201,7 +210,11 @@ func (c *Controller) checkHealth(ctx context.Context, node *corev1.Node) (*corev
 		lease.Spec.RenewTime.Time.After(h.leaseRenew) {
 		h.leaseRenew, h.probe = lease.Spec.RenewTime.Time, now
 	}
-	if now.Sub(h.probe) > c.grace {
+	grace := c.grace
+	if readyCondition(node) == nil {
+		grace = c.startup
+	}
+	if now.Sub(h.probe) > grace {
 		upd := unknownStatus(node, metav1.NewTime(now))
 		if !apiequality.Semantic.DeepEqual(upd.Status, node.Status) {
 			stored, err := c.client.CoreV1().Nodes().UpdateStatus(ctx, upd, metav1.UpdateOptions{})

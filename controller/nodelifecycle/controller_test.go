@@ -303,6 +303,43 @@ func TestNotReadyNodeGetsNotReadyTaints(t *testing.T) {
 	waitNode(t, client, "n1", "no taints", hasTaints())
 }
 
+func TestNodeThatNeverPostedStatusGetsTheStartupGracePeriod(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	client := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "new"}})
+	rec := start(t, client, clk)
+	select {
+	case <-rec.Events: // registered: the first pass has seen the node
+	case <-time.After(10 * time.Second):
+		t.Fatal("node not registered")
+	}
+	clk.Step(grace + time.Second)
+	// Give the controller passes to (wrongly) act on the normal grace
+	// period, then check via a second node that a pass ran.
+	if _, err := client.CoreV1().Nodes().Create(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "marker"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-rec.Events:
+	case <-time.After(10 * time.Second):
+		t.Fatal("marker node not registered")
+	}
+	n, err := client.CoreV1().Nodes().Get(context.Background(), "new", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(n.Status.Conditions) != 0 {
+		t.Fatalf("node marked within its startup grace period: %+v", n.Status.Conditions)
+	}
+	clk.Step(DefaultNodeStartupGracePeriod)
+	n = waitNode(t, client, "new", "Ready=Unknown after the startup grace period", func(n *corev1.Node) bool {
+		r := readyCondition(n)
+		return r != nil && r.Status == corev1.ConditionUnknown && r.Reason == "NodeStatusNeverUpdated"
+	})
+	if r := readyCondition(n); r.Message != "Kubelet never posted node status." {
+		t.Errorf("message %q", r.Message)
+	}
+}
+
 func TestEvictionTime(t *testing.T) {
 	added := metav1.NewTime(t0)
 	unreachable := corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute, TimeAdded: &added}
