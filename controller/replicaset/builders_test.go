@@ -61,6 +61,10 @@ func (b *podBuilder) created(sec int64) *podBuilder {
 	b.p.CreationTimestamp = metav1.NewTime(time.Unix(sec, 0))
 	return b
 }
+func (b *podBuilder) createdAt(t time.Time) *podBuilder {
+	b.p.CreationTimestamp = metav1.NewTime(t)
+	return b
+}
 func (b *podBuilder) running() *podBuilder { b.p.Status.Phase = corev1.PodRunning; return b }
 
 // readySince marks the pod running and ready since t.

@@ -170,14 +170,16 @@ func TestPodsToDeleteOrder(t *testing.T) {
 		{"lower deletion cost first", []*corev1.Pod{makePod("high").node("n").cost("10").obj(), makePod("low").node("n").cost("-5").obj()}, "low"},
 		{"doubled-up node first", []*corev1.Pod{makePod("alone").node("a").obj(), makePod("crowded").node("b").obj(), makePod("crowded2").node("b").created(999).obj()}, "crowded"},
 		{"ready for less time first", []*corev1.Pod{makePod("long").node("n").readySince(now.Add(-time.Hour)).obj(), makePod("short").node("n").readySince(now).obj()}, "short"},
-		{"newer first", []*corev1.Pod{makePod("old").node("n").created(1).obj(), makePod("new").node("n").created(2).obj()}, "new"},
+		{"newer first", []*corev1.Pod{makePod("old").node("n").createdAt(now.Add(-time.Hour)).obj(), makePod("new").node("n").createdAt(now.Add(-time.Minute)).obj()}, "new"},
+		{"similar age: by UID", []*corev1.Pod{makePod("b").node("n").createdAt(now.Add(-61 * time.Minute)).obj(), makePod("a").node("n").createdAt(now.Add(-60 * time.Minute)).obj()}, "a"},
+		{"similar age by UID even if newer", []*corev1.Pod{makePod("z").node("n").createdAt(now.Add(-60 * time.Minute)).obj(), makePod("a").node("n").createdAt(now.Add(-61 * time.Minute)).obj()}, "a"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, p := range tt.pods {
 				p.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(rs, controllerKind)}
 			}
-			got := podsToDelete(tt.pods, tt.pods, 1)
+			got := podsToDelete(tt.pods, tt.pods, 1, now)
 			if got[0].Name != tt.wantFirst {
 				t.Fatalf("deletes %s first, want %s", got[0].Name, tt.wantFirst)
 			}

@@ -1,8 +1,10 @@
 package replicaset
 
 import (
+	"math"
 	"sort"
 	"strconv"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -49,8 +51,11 @@ func relatedPods(rs *appsv1.ReplicaSet, owned, all []*corev1.Pod, lister appslis
 // unscheduled before scheduled; pending before unknown before running;
 // not ready before ready; lower pod-deletion-cost first; more related
 // pods on the same node first; ready for a shorter time first; more
-// container restarts first; newer first.
-func podsToDelete(pods, related []*corev1.Pod, n int) []*corev1.Pod {
+// container restarts first; newer first. Ready and creation times are
+// compared in powers of two of their age at now, with ties broken by UID,
+// as upstream's LogarithmicScaleDown does, so scale-down spreads over
+// pods of similar age instead of always taking the very newest.
+func podsToDelete(pods, related []*corev1.Pod, n int, now time.Time) []*corev1.Pod {
 	if n >= len(pods) {
 		return pods
 	}
@@ -62,14 +67,14 @@ func podsToDelete(pods, related []*corev1.Pod, n int) []*corev1.Pod {
 	}
 	ranked := append([]*corev1.Pod(nil), pods...)
 	sort.SliceStable(ranked, func(i, j int) bool {
-		return lessValuable(ranked[i], ranked[j], onNode)
+		return lessValuable(ranked[i], ranked[j], onNode, now)
 	})
 	return ranked[:n]
 }
 
 var phaseOrder = map[corev1.PodPhase]int{corev1.PodPending: 0, corev1.PodUnknown: 1, corev1.PodRunning: 2}
 
-func lessValuable(a, b *corev1.Pod, onNode map[string]int) bool {
+func lessValuable(a, b *corev1.Pod, onNode map[string]int, now time.Time) bool {
 	if (a.Spec.NodeName == "") != (b.Spec.NodeName == "") {
 		return a.Spec.NodeName == ""
 	}
@@ -88,16 +93,37 @@ func lessValuable(a, b *corev1.Pod, onNode map[string]int) bool {
 	if podReady(a) {
 		ta, tb := readyCondition(a).LastTransitionTime, readyCondition(b).LastTransitionTime
 		if !ta.Equal(&tb) {
-			return tb.Before(&ta)
+			return youngerFirst(a, b, ta.Time, tb.Time, now)
 		}
 	}
 	if ra, rb := restarts(a), restarts(b); ra != rb {
 		return ra > rb
 	}
 	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return b.CreationTimestamp.Before(&a.CreationTimestamp)
+		return youngerFirst(a, b, a.CreationTimestamp.Time, b.CreationTimestamp.Time, now)
 	}
-	return a.Name > b.Name
+	return false
+}
+
+// youngerFirst: a goes before b when ta is in a younger power-of-two age
+// bucket than tb; in the same bucket the lower UID goes first. Zero times
+// count as youngest.
+func youngerFirst(a, b *corev1.Pod, ta, tb, now time.Time) bool {
+	if ta.IsZero() || tb.IsZero() || now.IsZero() {
+		return ta.IsZero() && !tb.IsZero() || !ta.IsZero() && !tb.IsZero() && ta.After(tb)
+	}
+	if d := ageBucket(ta, now) - ageBucket(tb, now); d != 0 {
+		return d < 0
+	}
+	return a.UID < b.UID
+}
+
+func ageBucket(t, now time.Time) int {
+	age := now.Sub(t)
+	if age <= 0 {
+		return -1
+	}
+	return int(math.Log2(float64(age)))
 }
 
 func rankOnNode(p *corev1.Pod, onNode map[string]int) int {

@@ -110,7 +110,7 @@ func (c *Controller) manageReplicas(ctx context.Context, owned, all []*corev1.Po
 		return err
 	case diff > 0:
 		n := min(diff, burstReplicas)
-		victims := podsToDelete(owned, relatedPods(rs, owned, all, c.rsLister), n)
+		victims := podsToDelete(owned, relatedPods(rs, owned, all, c.rsLister), n, c.clock.Now())
 		podKeys := make([]string, len(victims))
 		for i, p := range victims {
 			podKeys[i], _ = cache.MetaNamespaceKeyFunc(p)
