@@ -1,4 +1,11 @@
 // Package kubelet is the node agent: node registration and lease, pod
 // workers, the containerd runtime, CNI pod networking, images, probes, logs
-// and the exec/attach/port-forward server. It is a client-go client of the API.
+// and the exec/attach/port-forward server. It is a client-go client of the
+// API.
+//
+// Subpackages own the pieces: supervisor runs tinykube's own containerd,
+// images imports and pulls images, sandbox owns a pod's namespaces and CNI
+// attachment, containers runs containers in containerd. This package ties
+// them to the API: it watches the pods bound to its node, reconciles each
+// from full state in a pod worker and writes pod status.
 package kubelet

@@ -74,7 +74,13 @@ func New(cfg Config) (*Supervisor, error) {
 		return nil, err
 	}
 	cfg.Dir = abs
-	return &Supervisor{cfg: cfg, ready: make(chan struct{})}, nil
+	s := &Supervisor{cfg: cfg, ready: make(chan struct{})}
+	// containerd refuses socket paths over 104 bytes (its ttrpc socket
+	// adds ".ttrpc").
+	if n := len(s.Address() + ".ttrpc"); n > 104 {
+		return nil, fmt.Errorf("supervisor: containerd socket path %s.ttrpc is %d bytes, over the 104 unix sockets allow: use a shorter data dir", s.Address(), n)
+	}
+	return s, nil
 }
 
 // Address is the containerd socket path.

@@ -26,7 +26,7 @@ func TestNewNamesTheMissingPackage(t *testing.T) {
 
 func TestSupervisorRestartsContainerdAndStopsIt(t *testing.T) {
 	nodetest.RequireRoot(t)
-	s, err := New(Config{Dir: t.TempDir(), RestartDelay: 10 * time.Millisecond})
+	s, err := New(Config{Dir: nodetest.ShortTempDir(t), RestartDelay: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,34 +50,8 @@ func RequireRoot(t testing.TB, binaries ...string) {
 func Containerd(t testing.TB) (*supervisor.Supervisor, *client.Client) {
 	t.Helper()
 	RequireRoot(t)
-	s, err := supervisor.New(supervisor.Config{Dir: filepath.Join(t.TempDir(), "containerd")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	select {
-	case <-s.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("containerd: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		<-done
-		t.Fatal("containerd not ready after 30s")
-	}
-	c, err := client.New(s.Address(), client.WithDefaultNamespace(images.Namespace))
-	if err != nil {
-		cancel()
-		<-done
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c.Close()
-		cancel()
-		<-done
-	})
+	s, c, stop := ContainerdAt(t, filepath.Join(ShortTempDir(t), "containerd"))
+	t.Cleanup(stop)
 	return s, c
 }
 
@@ -138,4 +112,55 @@ func MountsUnder(t testing.TB, dir string) []string {
 		}
 	}
 	return found
+}
+
+// ContainerdAt starts a supervised containerd on an existing containerd dir
+// (a node's, after its kubelet stopped); stop ends it.
+func ContainerdAt(t testing.TB, dir string) (*supervisor.Supervisor, *client.Client, func()) {
+	t.Helper()
+	s, err := supervisor.New(supervisor.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	select {
+	case <-s.Ready():
+	case err := <-done:
+		cancel()
+		t.Fatalf("containerd: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		<-done
+		t.Fatal("containerd not ready after 30s")
+	}
+	c, err := client.New(s.Address(), client.WithDefaultNamespace(images.Namespace))
+	if err != nil {
+		cancel()
+		<-done
+		t.Fatal(err)
+	}
+	return s, c, func() {
+		c.Close()
+		cancel()
+		<-done
+	}
+}
+
+// ShortTempDir is a temp dir with a short path, removed at cleanup:
+// containerd's sockets live under a node's data dir and unix socket paths
+// are limited to 104 bytes, which t.TempDir's long names exceed.
+func ShortTempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "tk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("remove %s: %v", dir, err)
+		}
+	})
+	return dir
 }

@@ -1,0 +1,348 @@
+package kubelet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/errdefs"
+	"github.com/distribution/reference"
+	"github.com/tinykube/tinykube/kubelet/containers"
+	"github.com/tinykube/tinykube/kubelet/images"
+	"github.com/tinykube/tinykube/kubelet/sandbox"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+)
+
+// normalizeImage turns "nginx" into "docker.io/library/nginx:latest".
+func normalizeImage(image string) (string, error) {
+	named, err := reference.ParseDockerRef(image)
+	if err != nil {
+		return "", err
+	}
+	return named.String(), nil
+}
+
+// ensureImage makes the container's image present according to its
+// imagePullPolicy and returns its normalized reference, or why the
+// container waits.
+func (k *Kubelet) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Container) (string, waiting, error) {
+	ref, err := normalizeImage(c.Image)
+	if err != nil {
+		return "", waiting{reason: "InvalidImageName", message: fmt.Sprintf("Failed to apply default image tag %q: %v", c.Image, err)}, nil
+	}
+	ctx = namespacedContext(ctx)
+	_, getErr := k.containerd.GetImage(ctx, ref)
+	present := getErr == nil
+	if getErr != nil && !errdefs.IsNotFound(getErr) {
+		return "", waiting{}, getErr
+	}
+	policy := c.ImagePullPolicy
+	if policy == "" {
+		policy = corev1.PullIfNotPresent
+		if strings.HasSuffix(ref, ":latest") && !strings.Contains(c.Image, "@") {
+			policy = corev1.PullAlways
+		}
+	}
+	switch {
+	case policy == corev1.PullNever && !present:
+		return "", waiting{reason: "ErrImageNeverPull", message: fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)}, nil
+	case present && policy != corev1.PullAlways:
+		return ref, waiting{}, nil
+	}
+	if _, err := k.containerd.Pull(ctx, ref, client.WithPullUnpack, client.WithPullSnapshotter(images.Snapshotter)); err != nil {
+		if present {
+			// Keep running what we have when the registry is unreachable.
+			klog.Warningf("pull %s: %v; using the image present", ref, err)
+			return ref, waiting{}, nil
+		}
+		key := string(pod.UID) + "/" + c.Name + "/pull"
+		k.mu.Lock()
+		_, failedBefore := k.backoff[key]
+		k.backoff[key] = &backoffEntry{}
+		k.mu.Unlock()
+		reason := "ErrImagePull"
+		if failedBefore {
+			reason = "ImagePullBackOff"
+		}
+		msg := fmt.Sprintf("failed to pull and unpack image %q: %v", ref, err)
+		if reason == "ImagePullBackOff" {
+			msg = fmt.Sprintf("Back-off pulling image %q: ErrImagePull: %v", c.Image, err)
+		}
+		return "", waiting{reason: reason, message: msg}, nil
+	}
+	k.mu.Lock()
+	delete(k.backoff, string(pod.UID)+"/"+c.Name+"/pull")
+	k.mu.Unlock()
+	return ref, waiting{}, nil
+}
+
+// containerSpec builds what the runtime runs for container c.
+func (k *Kubelet) containerSpec(ctx context.Context, pod *corev1.Pod, c *corev1.Container, image string, attempt int, sb sandbox.Sandbox, init bool) (containers.Spec, waiting, error) {
+	env, err := k.containerEnv(ctx, pod, c, sb)
+	if err != nil {
+		var cfgErr configError
+		if errors.As(err, &cfgErr) {
+			return containers.Spec{}, waiting{reason: "CreateContainerConfigError", message: err.Error()}, nil
+		}
+		return containers.Spec{}, waiting{}, err
+	}
+	vars := map[string]string{}
+	for _, e := range env {
+		name, value, _ := strings.Cut(e, "=")
+		vars[name] = value
+	}
+	s := containers.Spec{
+		Pod:         containers.Pod{UID: string(pod.UID), Namespace: pod.Namespace, Name: pod.Name},
+		Name:        c.Name,
+		Attempt:     attempt,
+		Init:        init,
+		Image:       image,
+		Command:     expandAll(c.Command, vars),
+		Args:        expandAll(c.Args, vars),
+		Env:         env,
+		WorkingDir:  c.WorkingDir,
+		NetNS:       sb.NetNS,
+		UTSNS:       sb.UTSNS,
+		IPCNS:       sb.IPCNS,
+		Mounts:      k.podMounts(pod),
+		LogPath:     k.logPath(pod, c.Name, attempt),
+		GracePeriod: pod.Spec.TerminationGracePeriodSeconds,
+	}
+	return s, waiting{}, nil
+}
+
+// configError is a container config the kubelet cannot satisfy yet (a
+// missing ConfigMap or Secret key): CreateContainerConfigError.
+type configError struct{ error }
+
+// containerEnv resolves env and envFrom, upstream's order: envFrom first,
+// then env, with $(VAR) expanded from earlier entries. HOSTNAME is the pod's
+// hostname.
+func (k *Kubelet) containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container, sb sandbox.Sandbox) ([]string, error) {
+	vars := map[string]string{}
+	var order []string
+	set := func(name, value string) {
+		if _, ok := vars[name]; !ok {
+			order = append(order, name)
+		}
+		vars[name] = value
+	}
+	set("HOSTNAME", podHostname(pod))
+	for _, ef := range c.EnvFrom {
+		var data map[string]string
+		switch {
+		case ef.ConfigMapRef != nil:
+			cm, err := k.client.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, ef.ConfigMapRef.Name, metav1.GetOptions{})
+			if err != nil {
+				if apierrors.IsNotFound(err) && ef.ConfigMapRef.Optional != nil && *ef.ConfigMapRef.Optional {
+					continue
+				}
+				return nil, configError{fmt.Errorf("configmap %q not found", ef.ConfigMapRef.Name)}
+			}
+			data = cm.Data
+		case ef.SecretRef != nil:
+			sec, err := k.client.CoreV1().Secrets(pod.Namespace).Get(ctx, ef.SecretRef.Name, metav1.GetOptions{})
+			if err != nil {
+				if apierrors.IsNotFound(err) && ef.SecretRef.Optional != nil && *ef.SecretRef.Optional {
+					continue
+				}
+				return nil, configError{fmt.Errorf("secret %q not found", ef.SecretRef.Name)}
+			}
+			data = map[string]string{}
+			for key, v := range sec.Data {
+				data[key] = string(v)
+			}
+		}
+		keys := make([]string, 0, len(data))
+		for key := range data {
+			keys = append(keys, key)
+		}
+		sort.Strings(keys)
+		for _, key := range keys {
+			set(ef.Prefix+key, data[key])
+		}
+	}
+	for _, e := range c.Env {
+		if e.ValueFrom == nil {
+			set(e.Name, expand(e.Value, vars))
+			continue
+		}
+		v, skip, err := k.envValueFrom(ctx, pod, c, e.ValueFrom, sb)
+		if err != nil {
+			return nil, err
+		}
+		if !skip {
+			set(e.Name, v)
+		}
+	}
+	out := make([]string, 0, len(order))
+	for _, n := range order {
+		out = append(out, n+"="+vars[n])
+	}
+	return out, nil
+}
+
+func (k *Kubelet) envValueFrom(ctx context.Context, pod *corev1.Pod, c *corev1.Container, from *corev1.EnvVarSource, sb sandbox.Sandbox) (string, bool, error) {
+	switch {
+	case from.FieldRef != nil:
+		return podField(pod, from.FieldRef.FieldPath, sb, k.cfg.NodeIP.String()), false, nil
+	case from.ConfigMapKeyRef != nil:
+		ref := from.ConfigMapKeyRef
+		optional := ref.Optional != nil && *ref.Optional
+		cm, err := k.client.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			if optional && apierrors.IsNotFound(err) {
+				return "", true, nil
+			}
+			return "", false, configError{fmt.Errorf("configmap %q not found", ref.Name)}
+		}
+		v, ok := cm.Data[ref.Key]
+		if !ok {
+			if optional {
+				return "", true, nil
+			}
+			return "", false, configError{fmt.Errorf("couldn't find key %s in ConfigMap %s/%s", ref.Key, pod.Namespace, ref.Name)}
+		}
+		return v, false, nil
+	case from.SecretKeyRef != nil:
+		ref := from.SecretKeyRef
+		optional := ref.Optional != nil && *ref.Optional
+		sec, err := k.client.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			if optional && apierrors.IsNotFound(err) {
+				return "", true, nil
+			}
+			return "", false, configError{fmt.Errorf("secret %q not found", ref.Name)}
+		}
+		v, ok := sec.Data[ref.Key]
+		if !ok {
+			if optional {
+				return "", true, nil
+			}
+			return "", false, configError{fmt.Errorf("couldn't find key %s in Secret %s/%s", ref.Key, pod.Namespace, ref.Name)}
+		}
+		return string(v), false, nil
+	case from.ResourceFieldRef != nil:
+		return resourceField(c, from.ResourceFieldRef), false, nil
+	}
+	return "", true, nil
+}
+
+// podField resolves a downward API fieldPath.
+func podField(pod *corev1.Pod, path string, sb sandbox.Sandbox, hostIP string) string {
+	switch path {
+	case "metadata.name":
+		return pod.Name
+	case "metadata.namespace":
+		return pod.Namespace
+	case "metadata.uid":
+		return string(pod.UID)
+	case "spec.nodeName":
+		return pod.Spec.NodeName
+	case "spec.serviceAccountName":
+		return pod.Spec.ServiceAccountName
+	case "status.hostIP", "status.hostIPs":
+		return hostIP
+	case "status.podIP", "status.podIPs":
+		if sb.IP.IsValid() {
+			return sb.IP.String()
+		}
+		if pod.Spec.HostNetwork {
+			return hostIP
+		}
+		return ""
+	}
+	for _, m := range []struct {
+		prefix string
+		values map[string]string
+	}{{"metadata.labels['", pod.Labels}, {"metadata.annotations['", pod.Annotations}} {
+		if key, ok := strings.CutPrefix(path, m.prefix); ok {
+			return m.values[strings.TrimSuffix(key, "']")]
+		}
+	}
+	return ""
+}
+
+func resourceField(c *corev1.Container, ref *corev1.ResourceFieldSelector) string {
+	divisor := ref.Divisor
+	var q = c.Resources.Limits
+	name := ref.Resource
+	if after, ok := strings.CutPrefix(name, "requests."); ok {
+		q = c.Resources.Requests
+		name = after
+	} else {
+		name = strings.TrimPrefix(name, "limits.")
+	}
+	v, ok := q[corev1.ResourceName(name)]
+	if !ok {
+		return "0"
+	}
+	if divisor.IsZero() {
+		if name == "cpu" {
+			return strconv.FormatInt(v.MilliValue()/1000+boolInt(v.MilliValue()%1000 != 0), 10)
+		}
+		return strconv.FormatInt(v.Value(), 10)
+	}
+	return strconv.FormatInt((v.MilliValue()+divisor.MilliValue()-1)/divisor.MilliValue(), 10)
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// expand replaces $(VAR) with earlier variables, leaves unknown references
+// as they are and turns $$ into $, as upstream.
+func expand(s string, vars map[string]string) string {
+	if !strings.Contains(s, "$") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 >= len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '(':
+			end := strings.IndexByte(s[i+2:], ')')
+			if end < 0 {
+				b.WriteString(s[i:])
+				return b.String()
+			}
+			name := s[i+2 : i+2+end]
+			if v, ok := vars[name]; ok {
+				b.WriteString(v)
+			} else {
+				b.WriteString(s[i : i+3+end])
+			}
+			i += 2 + end
+		default:
+			b.WriteByte('$')
+		}
+	}
+	return b.String()
+}
+
+func expandAll(in []string, vars map[string]string) []string {
+	if in == nil {
+		return nil
+	}
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = expand(s, vars)
+	}
+	return out
+}

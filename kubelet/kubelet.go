@@ -1,0 +1,421 @@
+package kubelet
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/tinykube/tinykube/kubelet/containers"
+	"github.com/tinykube/tinykube/kubelet/images"
+	"github.com/tinykube/tinykube/kubelet/sandbox"
+	"github.com/tinykube/tinykube/kubelet/supervisor"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+)
+
+// Version is the kubelet version the node reports.
+const Version = "v1.37.2+tinykube"
+
+// Config configures a Kubelet.
+type Config struct {
+	// Client talks to the API server. Required.
+	Client kubernetes.Interface
+	// NodeName is the Node this kubelet registers. Required.
+	NodeName string
+	// NodeIP is the node's InternalIP. Required.
+	NodeIP netip.Addr
+	// DataDir holds the node's state under DataDir/agent. Required.
+	DataDir string
+	// ContainerRuntimeEndpoint is the socket of an existing containerd;
+	// empty starts and supervises tinykube's own.
+	ContainerRuntimeEndpoint string
+	// PodCIDR is the node's pod range; when unset the kubelet waits for
+	// the Node's spec.podCIDR.
+	PodCIDR netip.Prefix
+	// Bridge is the pods' Linux bridge; default "tinykube0".
+	Bridge string
+	// IPMasq masquerades pod traffic leaving the pod network.
+	IPMasq bool
+	// CNIPluginDirs are searched for CNI plugins.
+	CNIPluginDirs []string
+	// LogDir holds container logs; default /var/log/pods.
+	LogDir string
+	// ResolvConf is copied into pods; default /etc/resolv.conf.
+	ResolvConf string
+	// Workers is how many pods are synced at once; default 16.
+	Workers int
+	// NodeStatusUpdateFrequency is how often node status is posted;
+	// default 10s. The Lease is renewed at the same period.
+	NodeStatusUpdateFrequency time.Duration
+	// ResyncPeriod is how often every pod is reconciled without an event;
+	// default 10s.
+	ResyncPeriod time.Duration
+	// ServingCert is the kubelet API's HTTPS certificate; nil serves no
+	// API (no logs, exec or port-forward through the API server).
+	ServingCert *tls.Certificate
+	// ClientCAs verifies clients of the kubelet API; required with
+	// ServingCert.
+	ClientCAs *x509.CertPool
+	// ListenAddress is the kubelet API's address; default ":10250". Its
+	// port is advertised in the Node's daemonEndpoints.
+	ListenAddress string
+	// Clock is injected for tests; default the real clock.
+	Clock clock.WithTicker
+}
+
+// Kubelet runs the pods bound to one node.
+type Kubelet struct {
+	cfg    Config
+	client kubernetes.Interface
+	clock  clock.WithTicker
+
+	ready     chan struct{}
+	readyOnce sync.Once
+
+	// Set in Run.
+	containerd *client.Client
+	runtime    ContainerRuntime
+	network    PodNetwork
+	podCIDR    netip.Prefix
+	pods       cache.SharedIndexInformer
+	queue      workqueue.TypedRateLimitingInterface[string]
+	probes     *probeManager
+	port       int32 // the kubelet API's port
+
+	mu      sync.Mutex
+	backoff map[string]*backoffEntry // by podUID/container
+	started map[string]time.Time     // pod start times by UID
+	// deleted holds the final state of pods the informer saw deleted,
+	// until their cleanup is done.
+	deleted map[string]*corev1.Pod
+	// lastStatus is the status last written per pod UID.
+	lastStatus map[string]corev1.PodStatus
+}
+
+// New validates cfg and fills defaults. It starts nothing.
+func New(cfg Config) (*Kubelet, error) {
+	var errs []error
+	if cfg.Client == nil {
+		errs = append(errs, errors.New("Client is required"))
+	}
+	if cfg.NodeName == "" {
+		errs = append(errs, errors.New("NodeName is required"))
+	}
+	if !cfg.NodeIP.IsValid() {
+		errs = append(errs, errors.New("NodeIP is required"))
+	}
+	if cfg.DataDir == "" {
+		errs = append(errs, errors.New("DataDir is required"))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("kubelet: %w", errors.Join(errs...))
+	}
+	if err := supervisor.CheckHost(cfg.ContainerRuntimeEndpoint == ""); err != nil {
+		return nil, err
+	}
+	dirs := cfg.CNIPluginDirs
+	if len(dirs) == 0 {
+		dirs = sandbox.DefaultPluginDirs
+	}
+	if err := sandbox.CheckPlugins(dirs); err != nil {
+		return nil, err
+	}
+	if cfg.ServingCert != nil && cfg.ClientCAs == nil {
+		return nil, errors.New("kubelet: ClientCAs is required with ServingCert")
+	}
+	if cfg.ListenAddress == "" {
+		cfg.ListenAddress = fmt.Sprintf(":%d", KubeletPort)
+	}
+	if cfg.LogDir == "" {
+		cfg.LogDir = "/var/log/pods"
+	}
+	if cfg.ResolvConf == "" {
+		cfg.ResolvConf = "/etc/resolv.conf"
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 16
+	}
+	if cfg.NodeStatusUpdateFrequency <= 0 {
+		cfg.NodeStatusUpdateFrequency = 10 * time.Second
+	}
+	if cfg.ResyncPeriod <= 0 {
+		cfg.ResyncPeriod = 10 * time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DataDir = abs
+	return &Kubelet{
+		cfg:     cfg,
+		client:  cfg.Client,
+		clock:   cfg.Clock,
+		ready:   make(chan struct{}),
+		backoff: map[string]*backoffEntry{},
+		started: map[string]time.Time{},
+
+		lastStatus: map[string]corev1.PodStatus{},
+		deleted:    map[string]*corev1.Pod{},
+	}, nil
+}
+
+// Ready is closed once the node is registered and pods are being synced.
+func (k *Kubelet) Ready() <-chan struct{} { return k.ready }
+
+// Run starts containerd (unless an endpoint is configured), imports queued
+// image tarballs, registers the node and runs pods until ctx ends. Running
+// containers outlive Run: a new kubelet re-adopts them.
+func (k *Kubelet) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	address := k.cfg.ContainerRuntimeEndpoint
+	if address == "" {
+		sup, err := supervisor.New(supervisor.Config{Dir: ContainerdDir(k.cfg.DataDir)})
+		if err != nil {
+			return err
+		}
+		supErr := make(chan error, 1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			supErr <- sup.Run(ctx)
+		}()
+		select {
+		case <-sup.Ready():
+		case err := <-supErr:
+			if err == nil {
+				err = ctx.Err()
+			}
+			return fmt.Errorf("kubelet: containerd: %w", err)
+		}
+		address = sup.Address()
+	}
+	c, err := client.New(address, client.WithDefaultNamespace(images.Namespace))
+	if err != nil {
+		return fmt.Errorf("kubelet: connect to containerd at %s: %w", address, err)
+	}
+	defer c.Close()
+	k.containerd = c
+	nsCtx := namespacedContext(ctx)
+	if names, err := images.ImportDir(nsCtx, c, ImagesDir(k.cfg.DataDir)); err != nil {
+		klog.Errorf("importing images from %s: %v", ImagesDir(k.cfg.DataDir), err)
+	} else if len(names) > 0 {
+		klog.Infof("imported images %v", names)
+	}
+
+	if k.cfg.ServingCert != nil {
+		l, err := net.Listen("tcp", k.cfg.ListenAddress)
+		if err != nil {
+			return fmt.Errorf("kubelet: API: %w", err)
+		}
+		k.port = int32(l.Addr().(*net.TCPAddr).Port)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := k.serve(ctx, l); err != nil {
+				klog.Errorf("kubelet API: %v", err)
+			}
+		}()
+	}
+	cidr, err := k.registerNode(ctx)
+	if err != nil {
+		return err
+	}
+	k.podCIDR = cidr
+	if err := k.renewLease(ctx); err != nil {
+		klog.Warningf("creating node lease: %v", err)
+	}
+	net, err := sandbox.New(sandbox.Config{
+		Dir:        cniDir(k.cfg.DataDir),
+		PluginDirs: k.cfg.CNIPluginDirs,
+		Bridge:     k.cfg.Bridge,
+		PodCIDR:    cidr,
+		IPMasq:     k.cfg.IPMasq,
+	})
+	if err != nil {
+		return err
+	}
+	k.network = net
+
+	k.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 30*time.Second),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "pods", Clock: k.clock})
+	defer k.queue.ShutDown()
+	rt, err := containers.New(containers.Config{
+		Client:      c,
+		Namespace:   images.Namespace,
+		Snapshotter: images.Snapshotter,
+		FIFODir:     filepath.Join(k.cfg.DataDir, "agent", "fifo"),
+		OnExit:      func(uid string) { k.queue.Add(uid) },
+		Now:         k.clock.Now,
+	})
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	k.runtime = rt
+	k.probes = newProbeManager(k)
+	defer k.probes.stopAll()
+
+	k.pods = informers.NewSharedInformerFactoryWithOptions(k.client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", k.cfg.NodeName).String()
+		})).Core().V1().Pods().Informer()
+	if err := k.pods.AddIndexers(cache.Indexers{uidIndex: func(obj any) ([]string, error) {
+		return []string{string(obj.(*corev1.Pod).UID)}, nil
+	}}); err != nil {
+		return err
+	}
+	enqueue := func(obj any) {
+		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = t.Obj
+		}
+		if p, ok := obj.(*corev1.Pod); ok {
+			k.queue.Add(string(p.UID))
+		}
+	}
+	if _, err := k.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueue,
+		UpdateFunc: func(_, obj any) { enqueue(obj) },
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if p, ok := obj.(*corev1.Pod); ok {
+				k.mu.Lock()
+				k.deleted[string(p.UID)] = p
+				k.mu.Unlock()
+			}
+			enqueue(obj)
+		},
+	}); err != nil {
+		return err
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		k.pods.Run(ctx.Done())
+	}()
+	if !cache.WaitForCacheSync(ctx.Done(), k.pods.HasSynced) {
+		return ctx.Err()
+	}
+	for i := 0; i < k.cfg.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k.processNext(ctx) {
+			}
+		}()
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		k.heartbeat(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		k.housekeeping(ctx)
+	}()
+	k.readyOnce.Do(func() { close(k.ready) })
+	klog.Infof("kubelet: node %s ready, pod CIDR %s", k.cfg.NodeName, cidr)
+	<-ctx.Done()
+	k.queue.ShutDown()
+	return nil
+}
+
+const uidIndex = "uid"
+
+// housekeeping enqueues every pod with a sandbox or containers on the node
+// and every pod bound to it, now and every ResyncPeriod: pods deleted while
+// the kubelet was down get cleaned up, and pods are reconciled without
+// events.
+func (k *Kubelet) housekeeping(ctx context.Context) {
+	t := k.clock.NewTicker(k.cfg.ResyncPeriod)
+	defer t.Stop()
+	for {
+		seen := map[string]bool{}
+		for _, obj := range k.pods.GetStore().List() {
+			seen[string(obj.(*corev1.Pod).UID)] = true
+		}
+		if cs, err := k.runtime.List(ctx); err == nil {
+			for _, c := range cs {
+				seen[c.Pod.UID] = true
+			}
+		} else if ctx.Err() == nil {
+			klog.Warningf("housekeeping: %v", err)
+		}
+		if uids, err := k.network.List(); err == nil {
+			for _, u := range uids {
+				seen[u] = true
+			}
+		}
+		for uid := range seen {
+			k.queue.Add(uid)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+	}
+}
+
+func (k *Kubelet) processNext(ctx context.Context) bool {
+	uid, shutdown := k.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer k.queue.Done(uid)
+	requeue, err := k.syncPod(ctx, uid)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		klog.Warningf("sync pod %s: %v", uid, err)
+		k.queue.AddRateLimited(uid)
+	case requeue > 0:
+		k.queue.Forget(uid)
+		k.queue.AddAfter(uid, requeue)
+	default:
+		k.queue.Forget(uid)
+	}
+	return true
+}
+
+// podByUID returns the pod with uid from the informer, or nil.
+func (k *Kubelet) podByUID(uid string) *corev1.Pod {
+	objs, err := k.pods.GetIndexer().ByIndex(uidIndex, uid)
+	if err != nil || len(objs) == 0 {
+		return nil
+	}
+	return objs[0].(*corev1.Pod)
+}
+
+func (k *Kubelet) podDir(uid string) string { return filepath.Join(podsDir(k.cfg.DataDir), uid) }
+
+func removePodDir(dir string) error {
+	if err := os.RemoveAll(dir); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
+}

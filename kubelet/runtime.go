@@ -1,0 +1,46 @@
+package kubelet
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/tinykube/tinykube/kubelet/containers"
+	"github.com/tinykube/tinykube/kubelet/sandbox"
+)
+
+// ContainerRuntime is what the pod workers need from the container runtime.
+// Methods are safe for concurrent use; calls for one pod are serialized by
+// its worker.
+type ContainerRuntime interface {
+	// Start creates and starts a container and returns its ID.
+	Start(ctx context.Context, s containers.Spec) (string, error)
+	// ListPod returns the containers of one pod, all attempts, in any state.
+	ListPod(ctx context.Context, podUID string) ([]containers.Status, error)
+	// List returns every container on the node.
+	List(ctx context.Context) ([]containers.Status, error)
+	// Stop ends a container: SIGTERM, then SIGKILL after grace. Stopping a
+	// stopped container is fine.
+	Stop(ctx context.Context, id string, grace time.Duration) error
+	// Remove deletes a container and its root filesystem; fine when gone.
+	Remove(ctx context.Context, id string) error
+	// Exec runs cmd in a running container, output to out.
+	Exec(ctx context.Context, id string, cmd []string, out io.Writer) (int, error)
+	// ImageID is the digest of an image present on the node.
+	ImageID(ctx context.Context, ref string) (string, error)
+}
+
+// PodNetwork is what the pod workers need from pod sandboxes.
+type PodNetwork interface {
+	// Setup creates or returns the pod's namespaces and address.
+	Setup(ctx context.Context, pod sandbox.Pod, hostname string, ports []sandbox.PortMapping) (sandbox.Sandbox, error)
+	// Teardown removes them; fine when gone.
+	Teardown(ctx context.Context, uid string) error
+	// List returns the UIDs of pods that have a sandbox.
+	List() ([]string, error)
+}
+
+var (
+	_ ContainerRuntime = (*containers.Runtime)(nil)
+	_ PodNetwork       = (*sandbox.Manager)(nil)
+)
