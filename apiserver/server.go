@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -129,6 +130,7 @@ func (s *Server) CloseWatches() {
 // caller puts that in front.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
+	r.Use(recoverAsStatus)
 	r.Get("/version", s.serveVersion)
 	for _, p := range []string{"/healthz", "/livez", "/readyz"} {
 		r.Get(p, s.serveHealth)
@@ -151,4 +153,21 @@ func (s *Server) Handler() http.Handler {
 		s.writeError(w, req, errMethodNotSupported(req))
 	})
 	return r
+}
+
+// recoverAsStatus turns a handler panic into a 500 Status, so that even a
+// bug answers in the shape clients expect. http.ErrAbortHandler keeps its
+// meaning (abort the response silently).
+func recoverAsStatus(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				writeStatus(w, statusFor(apierrors.NewInternalError(fmt.Errorf("panic: %v", v))))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
 }
