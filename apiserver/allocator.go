@@ -291,6 +291,13 @@ func (s *Server) admitService(ctx context.Context, obj, old runtime.Object, dryR
 		undo()
 		return apierrors.NewInvalid(corev1.SchemeGroupVersion.WithKind("Service").GroupKind(), svc.Name, errs)
 	}
+	if svc.Spec.Type != corev1.ServiceTypeExternalName && len(svc.Spec.IPFamilies) == 0 {
+		family := corev1.IPv4Protocol
+		if s.cfg.ServiceCIDR.Addr().Is6() {
+			family = corev1.IPv6Protocol
+		}
+		svc.Spec.IPFamilies = []corev1.IPFamily{family}
+	}
 	if oldSvc != nil && !dryRun {
 		s.releaseDropped(ctx, svc, oldSvc)
 	}

@@ -2,7 +2,9 @@ package apiserver
 
 import (
 	"fmt"
+	"net/http/httptest"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +12,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/tinykube/tinykube/storage/bolt"
 )
 
 func TestNodePortServiceGetsClusterIPAndNodePortInRange(t *testing.T) {
@@ -229,5 +235,31 @@ func TestSystemNamespacesCannotBeDeleted(t *testing.T) {
 	err := ts.client.CoreV1().Namespaces().Delete(ctx(t), "default", metav1.DeleteOptions{})
 	if !apierrors.IsForbidden(err) || err.Error() != `namespaces "default" is forbidden: this namespace may not be deleted` {
 		t.Fatalf("delete default: %v", err)
+	}
+}
+
+func TestIPv6ServiceCIDR(t *testing.T) {
+	store, err := bolt.Open(filepath.Join(t.TempDir(), "db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	api, err := New(Config{Storage: store, ServiceCIDR: netip.MustParsePrefix("fd00:43::/108"), AdvertiseAddress: netip.MustParseAddr("::1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := api.Bootstrap(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api.Handler())
+	defer srv.Close()
+	client := kubernetes.NewForConfigOrDie(&rest.Config{Host: srv.URL})
+	svc, err := client.CoreV1().Services("default").Get(ctx(t), "kubernetes", metav1.GetOptions{})
+	if err != nil || svc.Spec.ClusterIP != "fd00:43::1" || svc.Spec.IPFamilies[0] != corev1.IPv6Protocol {
+		t.Fatalf("kubernetes service: %v %+v", err, svc.Spec)
+	}
+	created, err := client.CoreV1().Services("default").Create(ctx(t), makeService("v6", corev1.ServiceTypeClusterIP), metav1.CreateOptions{})
+	if err != nil || !netip.MustParsePrefix("fd00:43::/108").Contains(netip.MustParseAddr(created.Spec.ClusterIP)) {
+		t.Fatalf("v6 service: %v %+v", err, created)
 	}
 }

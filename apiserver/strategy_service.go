@@ -104,9 +104,6 @@ func defaultService(svc *corev1.Service) {
 	if spec.ClusterIP != "" && len(spec.ClusterIPs) == 0 {
 		spec.ClusterIPs = []string{spec.ClusterIP}
 	}
-	if len(spec.IPFamilies) == 0 {
-		spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol}
-	}
 	if spec.IPFamilyPolicy == nil {
 		p := corev1.IPFamilyPolicySingleStack
 		spec.IPFamilyPolicy = &p
