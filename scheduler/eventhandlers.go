@@ -36,8 +36,13 @@ func terminal(pod *corev1.Pod) bool {
 	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
 }
 
-// responsible reports whether pod is pending for this scheduler.
+// responsible reports whether pod is pending for this scheduler. Pods with
+// scheduling gates wait outside the queue until the gates are removed, as
+// upstream's SchedulingGates plugin keeps them.
 func (s *Scheduler) responsible(pod *corev1.Pod) bool {
+	if len(pod.Spec.SchedulingGates) > 0 {
+		return false
+	}
 	name := pod.Spec.SchedulerName
 	if name == "" {
 		name = corev1.DefaultSchedulerName

@@ -209,3 +209,12 @@ func TestPopReturnsNilWhenTheContextEnds(t *testing.T) {
 		t.Fatal("Pop did not return after cancel")
 	}
 }
+
+func TestUpdateQueuesAPodNotYetQueued(t *testing.T) {
+	// A pod whose scheduling gates were removed arrives as an update.
+	q, _ := newQueue()
+	q.Update(st.MakePod().Name("ungated").Obj())
+	if a, _, _ := q.Counts(); a != 1 {
+		t.Fatal("an update of an unknown pending pod did not queue it")
+	}
+}
