@@ -196,3 +196,25 @@ type atomicTime struct {
 
 func (a *atomicTime) set(t time.Time) { a.mu.Lock(); a.t = t; a.mu.Unlock() }
 func (a *atomicTime) get() time.Time  { a.mu.Lock(); defer a.mu.Unlock(); return a.t }
+
+func TestPodStatusColumnShowsInitProgress(t *testing.T) {
+	ts := newTestServer(t)
+	pod := makePod("init")
+	pod.Spec.InitContainers = []corev1.Container{{Name: "a", Image: "busybox"}, {Name: "b", Image: "busybox"}}
+	pod.Spec.NodeName = "n"
+	created, err := ts.client.CoreV1().Pods("default").Create(ctx(t), pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created.Status.InitContainerStatuses = []corev1.ContainerStatus{
+		{Name: "a", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed"}}},
+		{Name: "b", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}},
+	}
+	if _, err := ts.client.CoreV1().Pods("default").UpdateStatus(ctx(t), created, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	table := getTable(t, ts, "/api/v1/namespaces/default/pods/init")
+	if got := table.Rows[0].Cells[2]; got != "Init:1/2" {
+		t.Fatalf("STATUS %v", got)
+	}
+}

@@ -42,8 +42,28 @@ func podTable() *tableConvertor {
 			if pod.Status.Reason != "" {
 				reason = pod.Status.Reason
 			}
+			initializing := false
+			for i, cs := range pod.Status.InitContainerStatuses {
+				restarts += int(cs.RestartCount)
+				switch {
+				case cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0:
+					continue
+				case cs.State.Terminated != nil && cs.State.Terminated.Reason != "":
+					reason = "Init:" + cs.State.Terminated.Reason
+				case cs.State.Terminated != nil && cs.State.Terminated.Signal != 0:
+					reason = fmt.Sprintf("Init:Signal:%d", cs.State.Terminated.Signal)
+				case cs.State.Terminated != nil:
+					reason = fmt.Sprintf("Init:ExitCode:%d", cs.State.Terminated.ExitCode)
+				case cs.State.Waiting != nil && cs.State.Waiting.Reason != "" && cs.State.Waiting.Reason != "PodInitializing":
+					reason = "Init:" + cs.State.Waiting.Reason
+				default:
+					reason = fmt.Sprintf("Init:%d/%d", i, len(pod.Spec.InitContainers))
+				}
+				initializing = true
+				break
+			}
 			hasRunning := false
-			for i := len(pod.Status.ContainerStatuses) - 1; i >= 0; i-- {
+			for i := len(pod.Status.ContainerStatuses) - 1; i >= 0 && !initializing; i-- {
 				cs := pod.Status.ContainerStatuses[i]
 				restarts += int(cs.RestartCount)
 				if t := cs.LastTerminationState.Terminated; t != nil && t.FinishedAt.After(lastRestart) {
