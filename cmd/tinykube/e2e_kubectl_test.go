@@ -214,14 +214,26 @@ func TestKubectlWorkflow(t *testing.T) {
 			k.fails(t, "", `a lowercase RFC 1123 subdomain must consist of`, n("create", "configmap", "Bad_Name")...)
 			k.fails(t, "", `namespaces "nope" not found`, "get", "namespace", "nope")
 
-			// Orphan and foreground deletion wait for the garbage
-			// collector to remove their finalizer; background does not.
-			k.ok(t, "", n("delete", "deployment", "web", "--cascade=background")...)
-			k.ok(t, "", n("delete", "service", "web")...)
+			// Each cascade mode, as the garbage collector carries it out.
+			// kubectl waits for the deletion itself by default.
+			k.ok(t, "", n("create", "deployment", "orphaned", "--image=tinykube.test/web:1")...)
+			k.ok(t, "", n("wait", "--for=create", "replicaset", "-l", "app=orphaned", "--timeout=30s")...)
+			k.ok(t, "", n("delete", "deployment", "orphaned", "--cascade=orphan", "--timeout=30s")...)
+			if out := k.ok(t, "", n("get", "replicaset", "-l", "app=orphaned", "-o", "name")...); out == "" {
+				t.Error("--cascade=orphan deleted the ReplicaSet too")
+			}
+			k.ok(t, "", n("delete", "deployment", "web", "--cascade=foreground", "--timeout=30s")...)
+			if out := k.ok(t, "", n("get", "replicaset", "-l", "app=web", "-o", "name")...); out != "" {
+				t.Errorf("--cascade=foreground left %q", out)
+			}
+			k.ok(t, "", n("delete", "service", "web", "--cascade=background")...)
 			if out := k.ok(t, "", n("get", "deploy,svc", "-o", "name")...); out != "" {
 				t.Errorf("after delete, get printed %q", out)
 			}
-			k.ok(t, "", "delete", "namespace", ns, "--wait=false")
+			// The namespace controller empties the namespace, then the
+			// namespace goes.
+			k.ok(t, "", "delete", "namespace", ns, "--timeout=60s")
+			k.fails(t, "", `namespaces "`+ns+`" not found`, "get", "namespace", ns)
 		})
 	}
 }

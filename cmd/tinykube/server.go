@@ -308,14 +308,18 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 // security is the server's key material and the authentication built on
 // it.
 type security struct {
-	bundle        *pki.Bundle
-	loopback      *loopback
-	authenticator *authn.Authenticator
+	bundle   *pki.Bundle
+	loopback *loopback
+	// serviceAccounts issues and verifies service account tokens; the
+	// REST core will issue through it once it serves TokenRequest.
+	serviceAccounts *authn.ServiceAccountTokens
+	authenticator   *authn.Authenticator
 }
 
 // setUpSecurity loads or creates the certificates and the token file, and
 // builds the authenticator: client certificates of the cluster CA, the
-// token file's tokens, and this run's in-memory component tokens.
+// token file's tokens, this run's in-memory component tokens, and service
+// account tokens signed with the data dir's service account key.
 func setUpSecurity(cfg *serverConfig, serverDir string, logger *slog.Logger) (*security, error) {
 	names, ips := nodeAddresses()
 	ips = append(ips, cfg.advertise)
@@ -346,14 +350,23 @@ func setUpSecurity(cfg *serverConfig, serverDir string, logger *slog.Logger) (*s
 	if err != nil {
 		return nil, err
 	}
+	saKey, err := pki.EnsureServiceAccountKey(filepath.Join(serverDir, "tls"))
+	if err != nil {
+		return nil, err
+	}
+	serviceAccounts, err := authn.NewServiceAccountTokens(authn.ServiceAccountTokensConfig{Key: saKey})
+	if err != nil {
+		return nil, err
+	}
 	authenticator, err := authn.New(authn.Config{
-		ClientCAs: bundle.ClientCAs,
-		Tokens:    []*authn.Tokens{tokens, loopback.set},
+		ClientCAs:       bundle.ClientCAs,
+		Tokens:          []*authn.Tokens{tokens, loopback.set},
+		ServiceAccounts: serviceAccounts,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &security{bundle: bundle, loopback: loopback, authenticator: authenticator}, nil
+	return &security{bundle: bundle, loopback: loopback, serviceAccounts: serviceAccounts, authenticator: authenticator}, nil
 }
 
 // kubeletTransport reaches kubelets for logs, exec, attach and

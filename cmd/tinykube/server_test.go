@@ -25,6 +25,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/tinykube/tinykube/apiserver/authn"
 )
 
 // execMainEnv makes the test binary behave as the tinykube binary, so the
@@ -301,6 +303,39 @@ func TestServerSecurityAndRestart(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusUnauthorized {
 			t.Error("a valid bearer token got 401")
+		}
+	})
+
+	t.Run("service account token", func(t *testing.T) {
+		// Signed as the server signs them, with the data dir's key.
+		data, err := os.ReadFile(filepath.Join(dataDir, "server", "tls", "service-account.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		block, _ := pem.Decode(data)
+		if block == nil {
+			t.Fatal("service account key is not PEM")
+		}
+		key, err := x509.ParseECPrivateKey(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sa, err := authn.NewServiceAccountTokens(authn.ServiceAccountTokensConfig{Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		token, _, err := sa.Issue(authn.ServiceAccountClaims{Namespace: "default", ServiceAccount: authn.ObjectRef{Name: "default"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc := rest.AnonymousClientConfig(cfg)
+		tc.BearerToken = token
+		cs, err := kubernetes.NewForConfig(tc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cs.CoreV1().ConfigMaps("default").List(context.Background(), metav1.ListOptions{}); err != nil {
+			t.Errorf("service account token: %v", err)
 		}
 	})
 
