@@ -47,6 +47,7 @@ type lab struct {
 	node   *netlab.NS
 	client *netlab.NS
 	pods   map[string]netip.Addr // pod name -> IP
+	podNS  map[string]*netlab.NS
 	api    *apiservertest.Server
 	proxy  *proxy.Proxier
 }
@@ -54,7 +55,7 @@ type lab struct {
 func newLab(t testing.TB, pods ...string) *lab {
 	t.Helper()
 	nl := netlab.New(t)
-	l := &lab{t: t, net: nl, pods: map[string]netip.Addr{}}
+	l := &lab{t: t, net: nl, pods: map[string]netip.Addr{}, podNS: map[string]*netlab.NS{}}
 	l.node = nl.AddNS("node")
 	l.client = nl.AddNS("client")
 	l.node.Exec("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
@@ -81,9 +82,13 @@ func newLab(t testing.TB, pods ...string) *lab {
 		ip := netip.AddrFrom4([4]byte{10, 42, 0, byte(10 + i)})
 		l.pods[name] = ip
 		pod := nl.AddNS(name)
+		l.podNS[name] = pod
 		host := fmt.Sprintf("veth%d", i)
 		nl.Veth(l.node, host, pod, "eth0")
 		l.node.IP("link", "set", host, "master", "cni0")
+		// as the CNI bridge plugin's hairpinMode: a pod may reach itself
+		// through a Service
+		l.node.IP("link", "set", host, "type", "bridge_slave", "hairpin", "on")
 		pod.IP("addr", "add", ip.String()+"/24", "dev", "eth0")
 		pod.IP("route", "add", "default", "via", "10.42.0.1")
 		ln, err := pod.Listen("tcp", ":8080")
@@ -450,3 +455,39 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestLabSessionAffinity(t *testing.T) {
+	l := newLab(t, "pod1", "pod2")
+	svc := l.service("sticky", corev1.ServiceTypeClusterIP, 0, func(s *corev1.Service) {
+		s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+	})
+	l.endpoints("sticky", []string{"pod1", "pod2"})
+	clusterIP := netip.AddrPortFrom(netip.MustParseAddr(svc.Spec.ClusterIP), 80)
+	eventually(t, 10*time.Second, "ClusterIP answers", func() bool {
+		_, err := get(l.client, clusterIP)
+		return err == nil
+	})
+	// Without affinity 30 fresh connections would reach both pods but
+	// once in 2^29.
+	got := answers(t, l.client, clusterIP, 30)
+	if len(got) != 1 {
+		t.Errorf("answers by pod = %v, want every connection on one pod", got)
+	}
+	// The node is another client: it may land elsewhere, but sticks too.
+	if got := answers(t, l.node, clusterIP, 30); len(got) != 1 {
+		t.Errorf("answers to the node by pod = %v, want one pod", got)
+	}
+}
+
+func TestLabPodReachesItselfThroughItsService(t *testing.T) {
+	l := newLab(t, "pod1")
+	svc := l.service("self", corev1.ServiceTypeClusterIP, 0)
+	l.endpoints("self", []string{"pod1"})
+	clusterIP := netip.AddrPortFrom(netip.MustParseAddr(svc.Spec.ClusterIP), 80)
+	// hairpin: DNATed back to its own address, the pod would answer itself
+	// directly unless the node masquerades the connection
+	eventually(t, 10*time.Second, "pod1 reaches its own Service", func() bool {
+		pod, err := get(l.podNS["pod1"], clusterIP)
+		return err == nil && pod == "pod1"
+	})
+}
