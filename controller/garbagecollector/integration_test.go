@@ -275,3 +275,22 @@ func TestDependentWithALiveOwnerStays(t *testing.T) {
 		t.Errorf("objects with live owners were deleted: rs %v pods %d (%v)", rs, pods, err)
 	}
 }
+
+func TestCollectorSurvivesAnAPIServerRestart(t *testing.T) {
+	s := apiservertest.Start(t, apiservertest.Options{})
+	ctx := context.Background()
+	c := createChain(t, s.Client, "web")
+	startCollector(t, s)
+	s.Restart()
+	if err := s.Client.AppsV1().Deployments("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		d, rs, pods, err := c.exists(ctx, s.Client)
+		return !d && !rs && pods == 0, err
+	})
+	if err != nil {
+		d, rs, pods, _ := c.exists(ctx, s.Client)
+		t.Fatalf("after restart and delete: deployment %v, replicaset %v, pods %d; want all gone", d, rs, pods)
+	}
+}
