@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -119,6 +120,10 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, t requestTarge
 		case http.MethodPost:
 			err = s.serveCreate(w, r, t)
 		case http.MethodDelete:
+			if !slices.Contains(t.res.verbs(), "deletecollection") {
+				err = errMethodNotSupported(r)
+				break
+			}
 			err = s.serveDeleteCollection(w, r, t)
 		default:
 			err = errMethodNotSupported(r)

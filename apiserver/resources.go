@@ -210,5 +210,9 @@ func (r *resource) verbs() metav1.Verbs {
 	if r.createOnly != nil {
 		return metav1.Verbs{"create"}
 	}
+	if r.gvr == coreV1.WithResource("namespaces") {
+		// Namespaces cannot be deleted in bulk, as upstream.
+		return metav1.Verbs{"create", "delete", "get", "list", "patch", "update", "watch"}
+	}
 	return metav1.Verbs{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
 }
