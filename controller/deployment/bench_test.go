@@ -8,6 +8,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/tinykube/tinykube/apiserver/apiservertest"
 )
@@ -17,13 +19,43 @@ import (
 // and replicaset controllers against the real API server on bbolt, no
 // scheduler), and then the process CPU time used over an idle period
 // when nothing changes.
+//
+// Sub-benchmarks vary the controllers' client: its rate limit (qps5000 is
+// the test server's client, qps100 what `tinykube server` gives its
+// in-process components) and its encoding (JSON, or protobuf as upstream's
+// kube-controller-manager uses).
 func BenchmarkDeployment1000(b *testing.B) {
+	for _, lim := range []struct {
+		name  string
+		qps   float32
+		burst int
+		proto bool
+	}{
+		{"qps5000-json", 5000, 5000, false},
+		{"qps5000-protobuf", 5000, 5000, true},
+		{"qps100-json", 100, 200, false},
+	} {
+		b.Run(lim.name, func(b *testing.B) { benchmarkDeployment1000(b, lim.qps, lim.burst, lim.proto) })
+	}
+}
+
+func benchmarkDeployment1000(b *testing.B, qps float32, burst int, proto bool) {
 	const replicas = 1000
 	const idle = 3 * time.Second
 	var total, cpu time.Duration
 	for range b.N {
 		s := apiservertest.Start(b, apiservertest.Options{})
-		stop := startControllers(b, s.Client)
+		cfg := rest.CopyConfig(s.Config)
+		cfg.QPS, cfg.Burst = qps, burst
+		if proto {
+			cfg.ContentType = "application/vnd.kubernetes.protobuf"
+			cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+		}
+		client, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		stop := startControllers(b, client)
 		ctx := context.Background()
 		// Count pods from a watch rather than by listing 1,000 pods in a
 		// loop, which would cost more than what is measured.
