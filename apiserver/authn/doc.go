@@ -1,7 +1,10 @@
 // Package authn owns authentication at the API server's HTTP edge: who is
-// calling. A request is authenticated by a client certificate signed by the
-// cluster CA, or by a bearer token from a static token file; the result is
-// a [User] in the request context, read with [UserFrom].
+// calling. A request is authenticated, in this order, by a client
+// certificate signed by the cluster CA, by a service account token (an
+// ES256 JWT in upstream's format, see [ServiceAccountTokens]), or by a
+// static bearer token (upstream's token file format, or in-memory tokens
+// for in-process components); the result is a [User] in the request
+// context, read with [UserFrom].
 //
 // A request with no credential gets upstream's 401 Unauthorized Status,
 // except on the health and version paths that load balancers, probes and
