@@ -7,6 +7,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/tinykube/tinykube/apiserver/apiservertest"
 )
@@ -22,8 +24,14 @@ import (
 // ends.
 func startManager(t testing.TB) *apiservertest.Server {
 	t.Helper()
+	return startManagerWith(t, ManagerConfig{NodeMonitorPeriod: 100 * time.Millisecond})
+}
+
+func startManagerWith(t testing.TB, cfg ManagerConfig) *apiservertest.Server {
+	t.Helper()
 	s := apiservertest.Start(t, apiservertest.Options{})
-	m, err := NewManager(ManagerConfig{RESTConfig: s.Config, NodeMonitorPeriod: 100 * time.Millisecond})
+	cfg.RESTConfig = s.Config
+	m, err := NewManager(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,5 +259,74 @@ func BenchmarkIdleCPU(b *testing.B) {
 	for b.Loop() {
 		perSecond := idleCPU(b, 5*time.Second)
 		b.ReportMetric(float64(perSecond.Microseconds())/1000, "cpu-ms/s")
+	}
+}
+
+// TestUnreachableNodesPodsLeaveTheEndpoints: a node stops renewing its
+// lease; after the grace period its pod is marked not ready and the
+// Service's endpoints stop sending traffic to it.
+func TestUnreachableNodesPodsLeaveTheEndpoints(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+	clk := clocktesting.NewFakeClock(t0)
+	s := startManagerWith(t, ManagerConfig{Clock: clk, NodeMonitorPeriod: 20 * time.Millisecond, NodeMonitorGracePeriod: 40 * time.Second})
+	cs := s.Client
+	ctx := context.Background()
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{
+		{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", LastHeartbeatTime: metav1.NewTime(t0)}}}}
+	if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	renew := metav1.NewMicroTime(t0)
+	if _, err := cs.CoordinationV1().Leases(corev1.NamespaceNodeLease).Create(ctx, &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Spec: coordinationv1.LeaseSpec{RenewTime: &renew}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, svc := nginx("default")
+	if _, err := cs.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod, err := cs.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Labels: nginxLabels},
+		Spec:       corev1.PodSpec{NodeName: "n1", Containers: []corev1.Container{{Name: "nginx", Image: "nginx"}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod.Status.Phase, pod.Status.PodIP, pod.Status.PodIPs = corev1.PodRunning, "10.42.0.10", []corev1.PodIP{{IP: "10.42.0.10"}}
+	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	if _, err := cs.CoreV1().Pods("default").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	endpoints := func(ctx context.Context) (ready, notReady int, err error) {
+		ep, err := cs.CoreV1().Endpoints("default").Get(ctx, "nginx-service", metav1.GetOptions{})
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, ss := range ep.Subsets {
+			ready += len(ss.Addresses)
+			notReady += len(ss.NotReadyAddresses)
+		}
+		return ready, notReady, nil
+	}
+	eventually(t, "the pod in the endpoints", func(ctx context.Context) (bool, error) {
+		r, _, err := endpoints(ctx)
+		return r == 1, err
+	})
+	// Registered at t0 by the first pass (the event proves the pass).
+	eventually(t, "node registered", func(ctx context.Context) (bool, error) {
+		l, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "reason=RegisteredNode"})
+		return err == nil && len(l.Items) > 0, err
+	})
+	clk.Step(41 * time.Second)
+	eventually(t, "the pod to leave the ready endpoints", func(ctx context.Context) (bool, error) {
+		r, nr, err := endpoints(ctx)
+		return r == 0 && nr == 1, err
+	})
+	n, err := cs.CoreV1().Nodes().Get(ctx, "n1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(n.Spec.Taints) != 2 || n.Spec.Taints[0].Key != corev1.TaintNodeUnreachable {
+		t.Errorf("unreachable node taints: %+v", n.Spec.Taints)
 	}
 }
