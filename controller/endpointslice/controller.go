@@ -1,6 +1,7 @@
 package endpointslice
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -284,20 +286,11 @@ func (c *Controller) deleteAll(ctx context.Context, namespace, name string) erro
 func (c *Controller) ownSlices(namespace, service string) ([]*discoveryv1.EndpointSlice, error) {
 	sel := labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: service, discoveryv1.LabelManagedBy: ControllerName})
 	list, err := c.slices.EndpointSlices(namespace).List(sel)
+	// Oldest first, so the same slices are reused sync after sync.
 	slices.SortFunc(list, func(a, b *discoveryv1.EndpointSlice) int {
-		return a.CreationTimestamp.Compare(b.CreationTimestamp.Time)*2 + cmpString(a.Name, b.Name)
+		return cmp.Or(a.CreationTimestamp.Compare(b.CreationTimestamp.Time), strings.Compare(a.Name, b.Name))
 	})
 	return list, err
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // cacheCaughtUp reports whether the slice cache shows every write this

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -69,8 +68,7 @@ type Controller struct {
 	synced  []cache.InformerSynced
 
 	// health is what the controller last saw of each node's kubelet;
-	// only the monitor loop touches it.
-	mu     sync.Mutex
+	// only the monitor loop touches it, so it needs no lock.
 	health map[string]*nodeHealth
 }
 
@@ -156,8 +154,6 @@ func (c *Controller) monitor(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	seen := map[string]bool{}
 	var errs []error
 	for _, n := range nodes {
