@@ -215,3 +215,26 @@ func TestSelectingAllIsRefused(t *testing.T) {
 		t.Fatalf("events %q", ev)
 	}
 }
+
+func TestAdoptsOrphanReplicaSetAndReleasesOthers(t *testing.T) {
+	d := makeD(2).obj()
+	orphan := makeRS(d, "web:1", 2, "1", t0).obj()
+	orphan.OwnerReferences = nil
+	// Owned by d but no longer selected (relabelled by hand).
+	stray := makeRS(d, "web:0", 0, "0", t0).obj()
+	stray.Labels = map[string]string{"app": "debug"}
+	f := newFixture(t, d, orphan, stray)
+	if err := f.sync(); err != nil {
+		t.Fatal(err)
+	}
+	rss := f.replicaSets()
+	if len(rss) != 2 {
+		t.Fatalf("%d ReplicaSets, want the adopted one and the released one, none new", len(rss))
+	}
+	if ref := metav1.GetControllerOf(rss["web:1"]); ref == nil || ref.UID != d.UID || ref.BlockOwnerDeletion == nil || !*ref.BlockOwnerDeletion {
+		t.Errorf("adopted ReplicaSet ownerReferences %+v", rss["web:1"].OwnerReferences)
+	}
+	if refs := rss["web:0"].OwnerReferences; len(refs) != 0 {
+		t.Errorf("released ReplicaSet ownerReferences %+v", refs)
+	}
+}
