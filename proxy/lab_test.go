@@ -58,7 +58,9 @@ func newLab(t testing.TB, pods ...string) *lab {
 	l := &lab{t: t, net: nl, pods: map[string]netip.Addr{}, podNS: map[string]*netlab.NS{}}
 	l.node = nl.AddNS("node")
 	l.client = nl.AddNS("client")
-	l.node.Exec("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+	if err := l.node.Set("net/ipv4/ip_forward", "1"); err != nil {
+		t.Fatal(err)
+	}
 
 	nl.Veth(l.node, "eth0", l.client, "eth0")
 	l.node.IP("addr", "add", labNodeIP.String()+"/24", "dev", "eth0")

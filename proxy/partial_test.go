@@ -219,3 +219,29 @@ func currentObjects(t *testing.T, tp *testProxier) []runtime.Object {
 	}
 	return objs
 }
+
+// TestRunKeepsOrFlushesRulesOnShutdown checks that rules stay after Run
+// returns (traffic survives a restart) unless FlushOnShutdown is set.
+func TestRunKeepsOrFlushesRulesOnShutdown(t *testing.T) {
+	for _, flush := range []bool{false, true} {
+		cfg := testConfig()
+		cfg.FlushOnShutdown = flush
+		tp := newTestProxier(t, cfg,
+			makeService("default", "web").clusterIP("10.43.0.20").port("http", 80, 8080, 0).obj())
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- tp.Run(ctx) }()
+		select {
+		case <-tp.Ready():
+		case <-time.After(10 * time.Second):
+			t.Fatal("no first sync")
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if exists := tp.nft.Table != nil; exists == flush {
+			t.Errorf("FlushOnShutdown=%v: table exists after shutdown = %v", flush, exists)
+		}
+	}
+}

@@ -109,12 +109,14 @@ func (ns *NS) Exec(args ...string) string {
 	return ns.lab.must(append([]string{"ip", "netns", "exec", ns.Name}, args...)...)
 }
 
-// Sysctl sets a kernel parameter of the namespace (name with slashes or
-// dots); it implements proxy.Sysctl.
+// Set sets a kernel parameter of the namespace, named as under /proc/sys
+// ("net/ipv4/ip_forward"); it implements proxy.Sysctl. It writes /proc/sys
+// from inside the namespace (no dependence on procps' sysctl).
 func (ns *NS) Set(name, value string) error {
-	out, err := exec.Command("ip", "netns", "exec", ns.Name, "sysctl", "-q", "-w", name+"="+value).CombinedOutput()
+	path := filepath.Join("/proc/sys", filepath.Clean("/"+name))
+	out, err := exec.Command("ip", "netns", "exec", ns.Name, "sh", "-c", `printf '%s' "$1" > "$2"`, "sh", value, path).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("sysctl %s: %v: %s", name, err, out)
+		return fmt.Errorf("setting %s: %v: %s", name, err, out)
 	}
 	return nil
 }
