@@ -249,6 +249,10 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 		// Idle keep-alive connections from clients that went away are
 		// closed, as upstream does after 90s.
 		IdleTimeout: 90 * time.Second,
+		// Every watch is a stream; a client's informers share one
+		// connection. Upstream's kube-apiserver allows 1000 streams per
+		// connection rather than Go's default of a few hundred.
+		HTTP2:       &http.HTTP2Config{MaxConcurrentStreams: 1000},
 		BaseContext: func(net.Listener) context.Context { return base },
 		ErrorLog:    log.New(stderr, "tinykube: http: ", 0),
 	}
