@@ -31,6 +31,11 @@ const (
 	// Deleted: the key was removed; the event's KV carries the key, the
 	// deletion revision as ModRevision and no value.
 	Deleted
+	// Progress is no write: it comes only after Watcher.RequestProgress,
+	// and says that every event of the watch up to KV.ModRevision has been
+	// delivered. KV has no key and no value. The API server uses it for
+	// bookmarks on quiet watches.
+	Progress
 )
 
 func (t EventType) String() string {
@@ -41,6 +46,8 @@ func (t EventType) String() string {
 		return "MODIFIED"
 	case Deleted:
 		return "DELETED"
+	case Progress:
+		return "PROGRESS"
 	}
 	return "UNKNOWN"
 }
@@ -163,4 +170,8 @@ type Watcher interface {
 	// Stop ends the watch and releases its resources. It may be called more
 	// than once and from any goroutine.
 	Stop()
+	// RequestProgress asks for a Progress event carrying the store's
+	// current revision, delivered after every event before it. It does not
+	// block; requests made while one is pending may be merged.
+	RequestProgress()
 }

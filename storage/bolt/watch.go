@@ -145,6 +145,36 @@ func (w *watcher) push(events []storage.Event, limit int) bool {
 	return true
 }
 
+// RequestProgress queues a Progress event at the latest published
+// revision: everything the watch must deliver up to there is queued before
+// it (or was replayed from the log before the queue is read).
+func (w *watcher) RequestProgress() {
+	h := w.store.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, live := h.watchers[w]; !live {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failure != nil {
+		return
+	}
+	if n := len(w.queue); n > 0 && w.queue[n-1].Type == storage.Progress {
+		w.queue[n-1].KV.ModRevision = max(h.rev, w.minRev)
+		return
+	}
+	if len(w.queue) >= h.buffer {
+		w.failure = storage.ErrWatcherTooSlow
+		w.queue = nil
+		delete(h.watchers, w)
+		w.signal()
+		return
+	}
+	w.queue = append(w.queue, storage.Event{Type: storage.Progress, KV: storage.KeyValue{ModRevision: max(h.rev, w.minRev)}})
+	w.signal()
+}
+
 func (w *watcher) signal() {
 	select {
 	case w.notify <- struct{}{}:

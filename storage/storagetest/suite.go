@@ -44,6 +44,7 @@ func Run(t *testing.T, b Backend) {
 		{"watch resumes from any retained revision", testWatchResume},
 		{"watch of a future revision is refused", testWatchFuture},
 		{"watch ends cleanly on stop and on context end", testWatchStop},
+		{"watch reports progress on request, after the events before it", testWatchProgress},
 		{"compaction discards old history only", testCompaction},
 		{"a slow watcher is dropped without blocking others", testSlowWatcher},
 	}

@@ -307,3 +307,33 @@ func testSlowWatcher(t *testing.T, s storage.Interface, b Backend) {
 		t.Fatalf("slow watcher ended with %v, want %v", slow.Err(), storage.ErrWatcherTooSlow)
 	}
 }
+
+func testWatchProgress(t *testing.T, s storage.Interface, _ Backend) {
+	start := mustRevision(t, s)
+	mustCreate(t, s, "/p/a", "1")
+	quiet := mustWatch(t, s, "/p/", 0)
+	replaying := mustWatch(t, s, "/p/", start)
+	for i := range 3 {
+		mustCreate(t, s, fmt.Sprintf("/other/%d", i), "x")
+	}
+	now := mustRevision(t, s)
+	quiet.RequestProgress()
+	if ev := collect(t, quiet, 1)[0]; ev.Type != storage.Progress || ev.Revision() != now {
+		t.Fatalf("quiet watch: got %s at %d, want PROGRESS at %d", ev.Type, ev.Revision(), now)
+	}
+	// A watch still replaying history reports progress only after it.
+	replaying.RequestProgress()
+	got := collect(t, replaying, 2)
+	if got[0].Type != storage.Added || got[0].KV.Key != "/p/a" {
+		t.Fatalf("replaying watch: first event %s %s, want the replayed ADDED /p/a", got[0].Type, got[0].KV.Key)
+	}
+	if got[1].Type != storage.Progress || got[1].Revision() != now {
+		t.Fatalf("replaying watch: got %s at %d, want PROGRESS at %d", got[1].Type, got[1].Revision(), now)
+	}
+	b := mustCreate(t, s, "/p/b", "2")
+	quiet.RequestProgress()
+	got = collect(t, quiet, 2)
+	if got[0].KV.Key != "/p/b" || got[1].Type != storage.Progress || got[1].Revision() < b.ModRevision {
+		t.Fatalf("after a write: got %s %s then %s at %d", got[0].Type, got[0].KV.Key, got[1].Type, got[1].Revision())
+	}
+}
