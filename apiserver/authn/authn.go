@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -85,7 +86,7 @@ func (a *Authenticator) authenticate(r *http.Request) (User, error) {
 		return a.fromCertificate(r.TLS.PeerCertificates)
 	}
 	if h := r.Header.Get("Authorization"); h != "" {
-		return a.fromToken(h)
+		return a.fromToken(r.Context(), h)
 	}
 	return User{}, errNoCredential
 }
@@ -115,7 +116,7 @@ func (a *Authenticator) fromCertificate(chain []*x509.Certificate) (User, error)
 	}, nil
 }
 
-func (a *Authenticator) fromToken(header string) (User, error) {
+func (a *Authenticator) fromToken(ctx context.Context, header string) (User, error) {
 	scheme, token, ok := strings.Cut(header, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return User{}, errors.New("authn: unsupported authorization scheme")
@@ -126,6 +127,9 @@ func (a *Authenticator) fromToken(header string) (User, error) {
 	}
 	if a.sa != nil {
 		c, err := a.sa.verify(token)
+		if err == nil {
+			err = a.sa.checkObjects(ctx, c)
+		}
 		switch {
 		case err == nil:
 			u := c.user()

@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -41,6 +42,12 @@ type ServiceAccountTokensConfig struct {
 	Audiences []string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Lookup, when set, returns the UID of the named object ("serviceaccounts"
+	// or "pods" in namespace), or an error when it does not exist. Every
+	// token is checked against it, as upstream does, so deleting a
+	// ServiceAccount or the pod a token is bound to revokes the token at
+	// once rather than at its expiry.
+	Lookup func(ctx context.Context, namespace, resource, name string) (uid string, err error)
 }
 
 // ServiceAccountTokens issues and verifies bound service account tokens:
@@ -52,6 +59,7 @@ type ServiceAccountTokens struct {
 	issuer    string
 	audiences []string
 	now       func() time.Time
+	lookup    func(ctx context.Context, namespace, resource, name string) (string, error)
 }
 
 // NewServiceAccountTokens validates cfg.
@@ -81,6 +89,7 @@ func NewServiceAccountTokens(cfg ServiceAccountTokensConfig) (*ServiceAccountTok
 		issuer:    cfg.Issuer,
 		audiences: slices.Clone(cfg.Audiences),
 		now:       cfg.Now,
+		lookup:    cfg.Lookup,
 	}, nil
 }
 
@@ -244,6 +253,32 @@ func (s *ServiceAccountTokens) verify(token string) (*jwtClaims, error) {
 		return nil, errors.New("authn: service account token names no service account")
 	}
 	return &c, nil
+}
+
+// checkObjects makes sure the objects a verified token names still exist
+// with the UIDs it names.
+func (s *ServiceAccountTokens) checkObjects(ctx context.Context, c *jwtClaims) error {
+	if s.lookup == nil {
+		return nil
+	}
+	k := c.Kubernetes
+	uid, err := s.lookup(ctx, k.Namespace, "serviceaccounts", k.ServiceAccount.Name)
+	if err != nil {
+		return fmt.Errorf("authn: service account %s/%s: %w", k.Namespace, k.ServiceAccount.Name, err)
+	}
+	if k.ServiceAccount.UID != "" && uid != k.ServiceAccount.UID {
+		return fmt.Errorf("authn: service account %s/%s was recreated", k.Namespace, k.ServiceAccount.Name)
+	}
+	if k.Pod != nil {
+		uid, err := s.lookup(ctx, k.Namespace, "pods", k.Pod.Name)
+		if err != nil {
+			return fmt.Errorf("authn: pod %s/%s: %w", k.Namespace, k.Pod.Name, err)
+		}
+		if k.Pod.UID != "" && uid != k.Pod.UID {
+			return fmt.Errorf("authn: pod %s/%s was recreated", k.Namespace, k.Pod.Name)
+		}
+	}
+	return nil
 }
 
 // user is the identity a verified token stands for, as upstream builds it.

@@ -1,9 +1,11 @@
 package authn_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -114,4 +116,54 @@ func TestServiceAccountTokens(t *testing.T) {
 			t.Errorf("static token: %d %s", code, body)
 		}
 	})
+}
+
+func TestServiceAccountTokensRevokedWithTheirObjects(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The cluster's objects, by "resource/namespace/name" -> uid.
+	objects := map[string]string{
+		"serviceaccounts/team-a/builder": "sa-uid",
+		"pods/team-a/web-1":              "pod-uid",
+	}
+	sa, err := authn.NewServiceAccountTokens(authn.ServiceAccountTokensConfig{
+		Key: key,
+		Lookup: func(_ context.Context, namespace, resource, name string) (string, error) {
+			uid, ok := objects[resource+"/"+namespace+"/"+name]
+			if !ok {
+				return "", errors.New("not found")
+			}
+			return uid, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := authn.New(authn.Config{ServiceAccounts: sa})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := sa.Issue(authn.ServiceAccountClaims{
+		Namespace:      "team-a",
+		ServiceAccount: authn.ObjectRef{Name: "builder", UID: "sa-uid"},
+		Pod:            &authn.ObjectRef{Name: "web-1", UID: "pod-uid"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body := whoami(t, a, token); code != 200 {
+		t.Fatalf("token of existing objects: %d %s", code, body)
+	}
+
+	objects["pods/team-a/web-1"] = "new-pod-uid" // deleted and created again
+	if code, _ := whoami(t, a, token); code != 401 {
+		t.Errorf("token bound to a recreated pod: %d, want 401", code)
+	}
+	objects["pods/team-a/web-1"] = "pod-uid"
+	delete(objects, "serviceaccounts/team-a/builder")
+	if code, _ := whoami(t, a, token); code != 401 {
+		t.Errorf("token of a deleted service account: %d, want 401", code)
+	}
 }
