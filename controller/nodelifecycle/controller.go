@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -174,6 +175,9 @@ func (c *Controller) monitor(ctx context.Context) error {
 	for name := range c.health {
 		if !seen[name] {
 			delete(c.health, name)
+			// As upstream, the reference names the node by name only.
+			ref := &corev1.ObjectReference{Kind: "Node", Name: name, UID: types.UID(name)}
+			c.rec.Eventf(ref, corev1.EventTypeNormal, "RemovingNode", "Node %s event: Removing Node %s from Controller", name, name)
 		}
 	}
 	return errors.Join(errs...)

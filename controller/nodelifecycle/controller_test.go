@@ -340,6 +340,30 @@ func TestNodeThatNeverPostedStatusGetsTheStartupGracePeriod(t *testing.T) {
 	}
 }
 
+func TestDeletedNodeIsRemovedFromTheController(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	client := fake.NewClientset(readyNode("gone", t0))
+	rec := start(t, client, clk)
+	next := func() string {
+		select {
+		case e := <-rec.Events:
+			return e
+		case <-time.After(10 * time.Second):
+			t.Fatal("no event")
+		}
+		return ""
+	}
+	if e := next(); !strings.Contains(e, "RegisteredNode") {
+		t.Fatalf("first event %q, want RegisteredNode", e)
+	}
+	if err := client.CoreV1().Nodes().Delete(context.Background(), "gone", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if e, want := next(), "Normal RemovingNode Node gone event: Removing Node gone from Controller"; e != want {
+		t.Errorf("event %q, want %q", e, want)
+	}
+}
+
 func TestEvictionTime(t *testing.T) {
 	added := metav1.NewTime(t0)
 	unreachable := corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute, TimeAdded: &added}
