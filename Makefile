@@ -16,8 +16,9 @@ help:
 	@echo "make run     install missing system packages, build, start a cluster (root)"
 	@echo "make lint    gofmt -l and go vet"
 
+# The ldflags stamp the built-in kubectl's client version (see the script).
 build:
-	$(GO) build -o $(BIN) ./cmd/tinykube
+	$(GO) build -ldflags "$$(./scripts/version-ldflags.sh)" -o $(BIN) ./cmd/tinykube
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
