@@ -212,6 +212,7 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 	if err != nil {
 		return err
 	}
+	sec.lookup.handler = core.handler
 	if err := core.bootstrap(ctx); err != nil {
 		return err
 	}
@@ -317,7 +318,10 @@ type security struct {
 	// serviceAccounts issues and verifies service account tokens; the
 	// REST core will issue through it once it serves TokenRequest.
 	serviceAccounts *authn.ServiceAccountTokens
-	authenticator   *authn.Authenticator
+	// lookup checks that a token's objects still exist; it needs the
+	// REST core's handler before the server serves.
+	lookup        *objectLookup
+	authenticator *authn.Authenticator
 }
 
 // setUpSecurity loads or creates the certificates and the token file, and
@@ -358,7 +362,8 @@ func setUpSecurity(cfg *serverConfig, serverDir string, logger *slog.Logger) (*s
 	if err != nil {
 		return nil, err
 	}
-	serviceAccounts, err := authn.NewServiceAccountTokens(authn.ServiceAccountTokensConfig{Key: saKey})
+	lookup := &objectLookup{}
+	serviceAccounts, err := authn.NewServiceAccountTokens(authn.ServiceAccountTokensConfig{Key: saKey, Lookup: lookup.lookup})
 	if err != nil {
 		return nil, err
 	}
@@ -370,7 +375,7 @@ func setUpSecurity(cfg *serverConfig, serverDir string, logger *slog.Logger) (*s
 	if err != nil {
 		return nil, err
 	}
-	return &security{bundle: bundle, loopback: loopback, serviceAccounts: serviceAccounts, authenticator: authenticator}, nil
+	return &security{bundle: bundle, loopback: loopback, serviceAccounts: serviceAccounts, lookup: lookup, authenticator: authenticator}, nil
 }
 
 // kubeletTransport reaches kubelets for logs, exec, attach and

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -324,18 +325,35 @@ func TestServerSecurityAndRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		token, _, err := sa.Issue(authn.ServiceAccountClaims{Namespace: "default", ServiceAccount: authn.ObjectRef{Name: "default"}})
+		// The default ServiceAccount, once its controller has made it.
+		admin, err := kubernetes.NewForConfig(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tc := rest.AnonymousClientConfig(cfg)
-		tc.BearerToken = token
-		cs, err := kubernetes.NewForConfig(tc)
+		w, err := admin.CoreV1().ServiceAccounts("default").Watch(context.Background(), metav1.ListOptions{FieldSelector: "metadata.name=default"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := cs.CoreV1().ConfigMaps("default").List(context.Background(), metav1.ListOptions{}); err != nil {
-			t.Errorf("service account token: %v", err)
+		def := waitFor(t, w, "default ServiceAccount", func(*corev1.ServiceAccount) bool { return true })
+		listWith := func(claims authn.ServiceAccountClaims) error {
+			token, _, err := sa.Issue(claims)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc := rest.AnonymousClientConfig(cfg)
+			tc.BearerToken = token
+			cs, err := kubernetes.NewForConfig(tc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = cs.CoreV1().ConfigMaps("default").List(context.Background(), metav1.ListOptions{})
+			return err
+		}
+		if err := listWith(authn.ServiceAccountClaims{Namespace: "default", ServiceAccount: authn.ObjectRef{Name: "default", UID: string(def.UID)}}); err != nil {
+			t.Errorf("token of the default ServiceAccount: %v", err)
+		}
+		if err := listWith(authn.ServiceAccountClaims{Namespace: "default", ServiceAccount: authn.ObjectRef{Name: "ghost", UID: "x"}}); !apierrors.IsUnauthorized(err) {
+			t.Errorf("token of a ServiceAccount that does not exist: %v, want Unauthorized", err)
 		}
 	})
 
