@@ -5,7 +5,6 @@ import (
 	"encoding/base32"
 	"net/netip"
 	"strconv"
-	"strings"
 )
 
 // TableName is the nftables table the proxy owns, in family inet, so that it
@@ -108,15 +107,4 @@ func endpointChain(sp servicePortName, ep netip.AddrPort) string {
 
 func affinitySet(sp servicePortName, ep netip.AddrPort) string {
 	return hashName(prefixAffinity, endpointID(sp, ep))
-}
-
-// isServiceOwned tells whether a chain or set name belongs to a Service (and
-// so may be deleted when that Service goes away).
-func isServiceOwned(name string) bool {
-	for _, p := range []string{prefixService, prefixExternal, prefixLocal, prefixEndpoint, prefixAffinity, prefixBackends} {
-		if strings.HasPrefix(name, p) {
-			return true
-		}
-	}
-	return false
 }

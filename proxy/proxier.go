@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -351,6 +350,9 @@ func (p *Proxier) processNext(ctx context.Context) bool {
 	}
 	stats := p.Sync(ctx)
 	if stats.Err != nil {
+		if ctx.Err() != nil {
+			return true // shutting down: nft was cut off, not refused
+		}
 		klog.FromContext(ctx).Error(stats.Err, "syncing nftables rules; will rebuild the table")
 		p.queue.AddRateLimited(key)
 		return true
@@ -359,8 +361,7 @@ func (p *Proxier) processNext(ctx context.Context) bool {
 	return true
 }
 
-// allServiceKeys lists every known Service and every applied one (so that
-// deleted Services are cleaned up). Callers hold p.mu.
+// allServiceKeys lists every Service in the informer cache.
 func (p *Proxier) allServiceKeys() []types.NamespacedName {
 	var keys []types.NamespacedName
 	svcs, _ := p.services.List(labels.Everything())
@@ -410,12 +411,7 @@ func (p *Proxier) Sync(ctx context.Context) SyncStats {
 		}
 		writeFull(tx, &p.rules, nonNil, p.applied)
 	} else {
-		for k := range p.applied.fragments {
-			if _, ok := frags[k]; !ok && dirty[k] {
-				frags[k] = nil
-			}
-		}
-		writePartial(tx, frags, p.applied)
+		writePartial(tx, frags, p.applied) // nil fragments: Services gone
 	}
 	stats := SyncStats{Full: full, Services: len(keys), Operations: tx.NumOperations()}
 	var err error
@@ -483,9 +479,4 @@ func (p *Proxier) Flush(ctx context.Context) error {
 	p.needFull = true
 	p.mu.Unlock()
 	return nil
-}
-
-// String describes a Service port for logs.
-func (sp *servicePort) String() string {
-	return strings.TrimSuffix(sp.name.String(), "/")
 }
