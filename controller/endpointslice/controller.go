@@ -252,16 +252,28 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	forSlices, forEndpoints := desiredGroups(svc, pods, zoneOf)
 	errSlices := c.reconcileSlices(ctx, svc, forSlices)
+	errEndpoints := c.reconcileEndpoints(ctx, svc, forEndpoints)
+	if namespaceTerminating(errSlices) || namespaceTerminating(errEndpoints) {
+		// The namespace controller is removing it all; nothing to retry.
+		return nil
+	}
 	if errSlices != nil && !apierrors.IsConflict(errSlices) {
 		c.recorder.Eventf(svc, corev1.EventTypeWarning, "FailedToUpdateEndpointSlices",
 			"Error updating Endpoint Slices for Service %s/%s: %v", namespace, name, errSlices)
 	}
-	errEndpoints := c.reconcileEndpoints(ctx, svc, forEndpoints)
 	if errEndpoints != nil && !apierrors.IsConflict(errEndpoints) && !apierrors.IsAlreadyExists(errEndpoints) {
 		c.recorder.Eventf(svc, corev1.EventTypeWarning, "FailedToUpdateEndpoint",
 			"Failed to update endpoint %s/%s: %v", namespace, name, errEndpoints)
 	}
 	return errors.Join(errSlices, errEndpoints)
+}
+
+// namespaceTerminating reports a create refused because the namespace is
+// being deleted. Upstream marks it with a status cause; the message is
+// checked too, for servers that do not set the cause.
+func namespaceTerminating(err error) bool {
+	return apierrors.IsForbidden(err) && (apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) ||
+		strings.Contains(err.Error(), "because it is being terminated"))
 }
 
 // deleteAll removes what this controller wrote for a Service that is

@@ -285,3 +285,27 @@ func TestSelectorlessServiceIsLeftAlone(t *testing.T) {
 		t.Errorf("selectorless service got Endpoints %q", got)
 	}
 }
+
+func TestTerminatingNamespaceIsNotRetriedOrReported(t *testing.T) {
+	client := newFake(makeService("web").obj(), makePod("a").ip("10.42.0.5").ready(true).obj())
+	client.PrependReactor("create", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(a.GetResource().GroupResource(), "",
+			fmt.Errorf("unable to create new content in namespace default because it is being terminated"))
+	})
+	factory := informers.NewSharedInformerFactory(client, 0)
+	rec := record.NewFakeRecorder(10)
+	c, err := New(Config{Client: client, Informers: factory, Recorder: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	if err := c.sync(ctx, "default/web"); err != nil {
+		t.Errorf("sync in a terminating namespace: %v, want nil (nothing to retry)", err)
+	}
+	if len(rec.Events) != 0 {
+		t.Errorf("event recorded for a terminating namespace: %q", <-rec.Events)
+	}
+}
