@@ -24,14 +24,16 @@ type objectLookup struct {
 
 // lookupUser is who the lookups run as, upstream's name for the API
 // server calling itself.
-var lookupUser = authn.User{Name: "system:apiserver", Groups: []string{pki.AdminGroup}}
+func lookupUser() authn.User {
+	return authn.User{Name: "system:apiserver", Groups: []string{pki.AdminGroup}}
+}
 
 func (l *objectLookup) lookup(ctx context.Context, namespace, resource, name string) (string, error) {
 	if l.handler == nil {
 		return "", errors.New("the API is not serving yet")
 	}
 	path := "/api/v1/namespaces/" + url.PathEscape(namespace) + "/" + resource + "/" + url.PathEscape(name)
-	req, err := http.NewRequestWithContext(authn.WithUser(ctx, lookupUser), http.MethodGet, path, nil)
+	req, err := http.NewRequestWithContext(authn.WithUser(ctx, lookupUser()), http.MethodGet, path, nil)
 	if err != nil {
 		return "", err
 	}
