@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -141,7 +142,9 @@ func (c *Controller) sync(ctx context.Context, namespace string) error {
 		_, err := c.client.CoreV1().ServiceAccounts(namespace).Create(ctx, sa, metav1.CreateOptions{})
 		switch {
 		case err == nil, apierrors.IsAlreadyExists(err):
-		case apierrors.IsForbidden(err) && apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		case apierrors.IsForbidden(err) && (apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) ||
+			strings.Contains(err.Error(), "because it is being terminated")):
+			// Being deleted: the namespace needs no account any more.
 		default:
 			errs = append(errs, fmt.Errorf("creating ServiceAccount %s/%s: %w", namespace, name, err))
 		}
