@@ -186,9 +186,13 @@ func (k *Kubelet) Ready() <-chan struct{} { return k.ready }
 // containers outlive Run: a new kubelet re-adopts them.
 func (k *Kubelet) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	// Whatever ends Run ends its goroutines (containerd, the API server,
+	// informers) and waits for them.
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
 
 	address := k.cfg.ContainerRuntimeEndpoint
 	if address == "" {

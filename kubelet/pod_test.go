@@ -71,7 +71,7 @@ func TestPodRunsAnswersOnItsIPAndLeavesNothingWhenDeleted(t *testing.T) {
 		t.Errorf("podIPs %v hostIP %q", p.Status.PodIPs, p.Status.HostIP)
 	}
 	cs := p.Status.ContainerStatuses
-	if len(cs) != 1 || !cs[0].Ready || cs[0].State.Running == nil || cs[0].RestartCount != 0 ||
+	if len(cs) != 1 || !cs[0].Ready || cs[0].State.Running == nil || cs[0].State.Waiting != nil || cs[0].State.Terminated != nil || cs[0].RestartCount != 0 ||
 		!strings.HasPrefix(cs[0].ContainerID, "containerd://") || !strings.Contains(cs[0].ImageID, "@sha256:") ||
 		cs[0].Image != testimage.ServerRef || cs[0].Started == nil || !*cs[0].Started {
 		t.Errorf("container status = %+v", cs)

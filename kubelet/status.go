@@ -201,7 +201,7 @@ func (k *Kubelet) containerStatus(ctx context.Context, pod *corev1.Pod, c corev1
 			cs.Ready = true
 		}
 	}
-	if w, ok := waits[c.Name]; ok {
+	if w, isWaiting := waits[c.Name]; isWaiting {
 		if cs.State.Terminated != nil {
 			cs.LastTerminationState.Terminated = cs.State.Terminated
 			cs.State.Terminated = nil
@@ -209,6 +209,7 @@ func (k *Kubelet) containerStatus(ctx context.Context, pod *corev1.Pod, c corev1
 		}
 		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: w.reason, Message: w.message}
 	} else if !ok {
+		// Nothing created yet.
 		cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}
 	}
 	if p, ok := prev[c.Name]; ok && cs.LastTerminationState.Terminated == nil && p.State == containers.StateExited {

@@ -281,10 +281,18 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 	if cfg.kubeconfig != "" {
 		kubeconfigNote = " (kubeconfig " + cfg.kubeconfig + ")"
 	}
-	fmt.Fprintf(stdout, "tinykube: API server ready at %s%s\n", url, kubeconfigNote)
 	if !cfg.disableAgent {
-		logger.Warn("the agent (kubelet, proxy) is not part of this build yet; serving the control plane only")
+		// The node agent: a kubelet for this host (the proxy is not part
+		// of this build yet).
+		a, err := startAgent(ctx, agentConfig{dataDir: cfg.dataDir, caDir: filepath.Join(serverDir, "tls"), url: url, caPEM: bundle.CACertPEM, nodeIP: cfg.advertise, logger: logger})
+		if err != nil {
+			comps.stop()
+			srv.Close()
+			return err
+		}
+		defer a.stop()
 	}
+	fmt.Fprintf(stdout, "tinykube: API server ready at %s%s\n", url, kubeconfigNote)
 
 	select {
 	case err := <-serveErr:

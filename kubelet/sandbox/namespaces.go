@@ -51,6 +51,10 @@ func createNamespaces(dir, hostname string) error {
 			errc <- fmt.Errorf("sethostname: %w", err)
 			return
 		}
+		if err := loopbackUp(); err != nil {
+			errc <- fmt.Errorf("loopback: %w", err)
+			return
+		}
 		tid := unix.Gettid()
 		for _, k := range nsKinds {
 			src := fmt.Sprintf("/proc/self/task/%d/ns/%s", tid, k.name)
@@ -94,4 +98,23 @@ func isNamespaceMount(path string) bool {
 		return false
 	}
 	return st.Type == unix.NSFS_MAGIC
+}
+
+// loopbackUp sets "lo" up in the calling thread's network namespace: what
+// the CNI loopback plugin does, without starting a process for it.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,8 +26,9 @@ const ifName = "eth0"
 // DefaultPluginDirs are searched for the CNI plugins, Debian's first.
 var DefaultPluginDirs = []string{"/usr/lib/cni", "/opt/cni/bin"}
 
-// requiredPlugins are the CNI plugins the node's network uses.
-var requiredPlugins = []string{"bridge", "host-local", "loopback", "portmap"}
+// requiredPlugins are the CNI plugins the node's network uses. The
+// loopback interface is set up without a plugin (see loopbackUp).
+var requiredPlugins = []string{"bridge", "host-local", "portmap"}
 
 // Config configures a Manager.
 type Config struct {
@@ -63,10 +65,12 @@ type Sandbox struct {
 // calls for the same pod must not overlap (the kubelet's pod worker
 // serializes them).
 type Manager struct {
-	cfg      Config
-	cni      *libcni.CNIConfig
-	list     *libcni.NetworkConfigList
-	loopback *libcni.NetworkConfigList
+	cfg  Config
+	cni  *libcni.CNIConfig
+	list *libcni.NetworkConfigList
+	// bridgeOnly is list without portmap, for pods without hostPorts:
+	// one process less to start per pod, on ADD and on DEL.
+	bridgeOnly *libcni.NetworkConfigList
 }
 
 // New validates cfg, checks the CNI plugins are installed and writes the
@@ -101,7 +105,16 @@ func New(cfg Config) (*Manager, error) {
 	if m.list, err = libcni.ConfListFromBytes(conf); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	if m.loopback, err = libcni.ConfListFromBytes([]byte(`{"cniVersion":"1.0.0","name":"tinykube-loopback","plugins":[{"type":"loopback"}]}`)); err != nil {
+	var parsed map[string]any
+	if err := json.Unmarshal(conf, &parsed); err != nil {
+		return nil, err
+	}
+	parsed["plugins"] = parsed["plugins"].([]any)[:1]
+	bridgeOnly, err := json.Marshal(parsed)
+	if err != nil {
+		return nil, err
+	}
+	if m.bridgeOnly, err = libcni.ConfListFromBytes(bridgeOnly); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, "net.d"), 0o755); err != nil {
@@ -223,11 +236,11 @@ func (m *Manager) Setup(ctx context.Context, pod Pod, hostname string, ports []P
 	if err := createNamespaces(dir, hostname); err != nil {
 		return Sandbox{}, err
 	}
-	if _, err := m.cni.AddNetworkList(ctx, m.loopback, m.runtimeConf(pod, sb.NetNS, nil)); err != nil {
-		_ = m.Teardown(context.WithoutCancel(ctx), pod.UID)
-		return Sandbox{}, fmt.Errorf("sandbox: CNI loopback: %w", err)
+	list := m.bridgeOnly
+	if len(ports) > 0 {
+		list = m.list
 	}
-	res, err := m.cni.AddNetworkList(ctx, m.list, m.runtimeConf(pod, sb.NetNS, ports))
+	res, err := m.cni.AddNetworkList(ctx, list, m.runtimeConf(pod, sb.NetNS, ports))
 	if err != nil {
 		_ = m.Teardown(context.WithoutCancel(ctx), pod.UID)
 		return Sandbox{}, fmt.Errorf("sandbox: CNI ADD: %w", err)
@@ -281,13 +294,13 @@ func (m *Manager) Teardown(ctx context.Context, uid string) error {
 	pod := Pod{UID: uid}
 	var errs []error
 	if _, statErr := os.Stat(dir); statErr == nil || m.hasCache(uid) {
-		if err := m.cni.DelNetworkList(ctx, m.list, m.runtimeConf(pod, netns, nil)); err != nil {
-			errs = append(errs, fmt.Errorf("CNI DEL: %w", err))
+		// DEL with the config ADD used, which libcni cached.
+		list := m.bridgeOnly
+		if cached, _, err := m.cni.GetNetworkListCachedConfig(m.list, m.runtimeConf(pod, netns, nil)); err == nil && bytes.Contains(cached, []byte(`"portmap"`)) {
+			list = m.list
 		}
-		if netns != "" {
-			if err := m.cni.DelNetworkList(ctx, m.loopback, m.runtimeConf(pod, netns, nil)); err != nil {
-				errs = append(errs, fmt.Errorf("CNI DEL loopback: %w", err))
-			}
+		if err := m.cni.DelNetworkList(ctx, list, m.runtimeConf(pod, netns, nil)); err != nil {
+			errs = append(errs, fmt.Errorf("CNI DEL: %w", err))
 		}
 	}
 	if len(errs) == 0 {
