@@ -291,3 +291,49 @@ func TestLimitsWithoutRequestsMakeAGuaranteedPod(t *testing.T) {
 		t.Fatalf("qos %s requests %v", got.Status.QOSClass, got.Spec.Containers[0].Resources.Requests)
 	}
 }
+
+func TestBindingWithAnotherPodsUIDIsAConflict(t *testing.T) {
+	ts := newTestServer(t)
+	pods := ts.client.CoreV1().Pods("default")
+	pod, err := pods.Create(ctx(t), makePod("p"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "p", UID: "not-the-pod"}, Target: corev1.ObjectReference{Name: "n"}}
+	err = pods.Bind(ctx(t), stale, metav1.CreateOptions{})
+	want := fmt.Sprintf("Precondition failed: UID in precondition: not-the-pod, UID in object meta: %s", pod.UID)
+	if !apierrors.IsConflict(err) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("bind with a wrong uid: %v", err)
+	}
+	if got, _ := pods.Get(ctx(t), "p", metav1.GetOptions{}); got.Spec.NodeName != "" {
+		t.Fatalf("bound anyway to %q", got.Spec.NodeName)
+	}
+	right := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: "p", UID: pod.UID}, Target: corev1.ObjectReference{Name: "n"}}
+	if err := pods.Bind(ctx(t), right, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("bind with the pod's uid: %v", err)
+	}
+}
+
+func TestSchedulingGatesMayOnlyBeRemoved(t *testing.T) {
+	ts := newTestServer(t)
+	pods := ts.client.CoreV1().Pods("default")
+	gated := makePod("gated")
+	gated.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "example.com/a"}, {Name: "example.com/b"}}
+	pod, err := pods.Create(ctx(t), gated, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod.Spec.SchedulingGates = append(pod.Spec.SchedulingGates, corev1.PodSchedulingGate{Name: "example.com/c"})
+	_, err = pods.Update(ctx(t), pod, metav1.UpdateOptions{})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.schedulingGates[2].name: Forbidden: only deletion is allowed, but found new scheduling gate 'example.com/c'") {
+		t.Fatalf("adding a gate: %v", err)
+	}
+	pod.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "example.com/b"}}
+	if pod, err = pods.Update(ctx(t), pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("removing a gate: %v", err)
+	}
+	pod.Spec.SchedulingGates = nil
+	if pod, err = pods.Update(ctx(t), pod, metav1.UpdateOptions{}); err != nil || len(pod.Spec.SchedulingGates) != 0 {
+		t.Fatalf("removing the last gate: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -277,10 +278,27 @@ func validatePodSpecUpdate(pod, old *corev1.Pod) field.ErrorList {
 	if tolerationsAdded(old.Spec.Tolerations, pod.Spec.Tolerations) {
 		mutable.Tolerations = pod.Spec.Tolerations
 	}
+	if errs := schedulingGatesOnlyRemoved(old.Spec.SchedulingGates, pod.Spec.SchedulingGates); len(errs) > 0 {
+		return errs
+	}
+	mutable.SchedulingGates = pod.Spec.SchedulingGates
 	if !apiequality.Semantic.DeepEqual(*mutable, pod.Spec) {
 		return field.ErrorList{field.Forbidden(field.NewPath("spec"), podSpecUpdateForbidden)}
 	}
 	return nil
+}
+
+// schedulingGatesOnlyRemoved allows removing scheduling gates and refuses
+// adding them, with upstream's message.
+func schedulingGatesOnlyRemoved(old, updated []corev1.PodSchedulingGate) field.ErrorList {
+	var errs field.ErrorList
+	for i, g := range updated {
+		if !slices.ContainsFunc(old, func(o corev1.PodSchedulingGate) bool { return o.Name == g.Name }) {
+			errs = append(errs, field.Forbidden(field.NewPath("spec", "schedulingGates").Index(i).Child("name"),
+				fmt.Sprintf("only deletion is allowed, but found new scheduling gate '%s'", g.Name)))
+		}
+	}
+	return errs
 }
 
 // tolerationsAdded reports whether updated keeps every toleration of old.

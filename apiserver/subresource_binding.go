@@ -48,7 +48,8 @@ func createdStatus() *metav1.Status {
 }
 
 // bindPod sets the pod's node and its PodScheduled condition; 409 when the
-// pod is already bound or being deleted.
+// pod is already bound or being deleted, or when the binding's uid or
+// resourceVersion (preconditions, as upstream) do not match the pod's.
 func (s *Server) bindPod(r *http.Request, namespace string, binding *corev1.Binding) error {
 	pods, _ := s.resources.lookup(coreV1.WithResource("pods"))
 	if binding.Target.Kind != "" && binding.Target.Kind != "Node" {
@@ -63,6 +64,9 @@ func (s *Server) bindPod(r *http.Request, namespace string, binding *corev1.Bind
 		res: pods, namespace: namespace, name: binding.Name, subresource: "binding",
 		mutate: func(current runtime.Object) (runtime.Object, error) {
 			pod := current.(*corev1.Pod)
+			if err := bindingPreconditions(pods, namespace, binding, pod); err != nil {
+				return nil, err
+			}
 			if pod.DeletionTimestamp != nil {
 				return nil, apierrors.NewConflict(pods.groupResource(), pod.Name, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", pod.Name))
 			}
@@ -85,6 +89,23 @@ func (s *Server) bindPod(r *http.Request, namespace string, binding *corev1.Bind
 		},
 	})
 	return err
+}
+
+// bindingPreconditions checks the binding's uid and resourceVersion, when
+// set, against the pod's, with the message upstream's storage layer gives
+// (its key is ours).
+func bindingPreconditions(pods *resource, namespace string, binding *corev1.Binding, pod *corev1.Pod) error {
+	var msg string
+	switch {
+	case binding.UID != "" && binding.UID != pod.UID:
+		msg = fmt.Sprintf("Precondition failed: UID in precondition: %v, UID in object meta: %v", binding.UID, pod.UID)
+	case binding.ResourceVersion != "" && binding.ResourceVersion != pod.ResourceVersion:
+		msg = fmt.Sprintf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", binding.ResourceVersion, pod.ResourceVersion)
+	default:
+		return nil
+	}
+	return apierrors.NewConflict(pods.groupResource(), pod.Name, fmt.Errorf(
+		"StorageError: invalid object, Code: 4, Key: %s, ResourceVersion: 0, AdditionalErrorMsg: %s", pods.key(namespace, pod.Name), msg))
 }
 
 func setPodCondition(pod *corev1.Pod, c corev1.PodCondition) {
