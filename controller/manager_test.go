@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"syscall"
 	"testing"
 	"time"
@@ -328,5 +329,60 @@ func TestUnreachableNodesPodsLeaveTheEndpoints(t *testing.T) {
 	}
 	if len(n.Spec.Taints) != 2 || n.Spec.Taints[0].Key != corev1.TaintNodeUnreachable {
 		t.Errorf("unreachable node taints: %+v", n.Spec.Taints)
+	}
+}
+
+// TestForegroundAndOrphanDeletionOfARealDeployment runs kubectl's
+// --cascade=foreground and --cascade=orphan against the deployment and
+// replicaset controllers and the collector together.
+func TestForegroundAndOrphanDeletionOfARealDeployment(t *testing.T) {
+	s := startManager(t)
+	cs := s.Client
+	ctx := context.Background()
+	for _, tt := range []struct {
+		ns       string
+		policy   metav1.DeletionPropagation
+		wantRS   int
+		wantPods int
+	}{
+		{"fg", metav1.DeletePropagationForeground, 0, 0},
+		{"orphan", metav1.DeletePropagationOrphan, 1, 2},
+	} {
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tt.ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		d, _ := nginx(tt.ns)
+		if _, err := cs.AppsV1().Deployments(tt.ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, tt.ns+": 2 pods", func(ctx context.Context) (bool, error) {
+			pods, err := podsOf(ctx, cs, tt.ns)
+			return len(pods) == 2, err
+		})
+		policy := tt.policy
+		if err := cs.AppsV1().Deployments(tt.ns).Delete(ctx, d.Name, metav1.DeleteOptions{PropagationPolicy: &policy}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, fmt.Sprintf("%s: deployment gone, %d ReplicaSets and %d pods left", tt.ns, tt.wantRS, tt.wantPods), func(ctx context.Context) (bool, error) {
+			_, err := cs.AppsV1().Deployments(tt.ns).Get(ctx, d.Name, metav1.GetOptions{})
+			if !apierrors.IsNotFound(err) {
+				return false, nil
+			}
+			rs, err := cs.AppsV1().ReplicaSets(tt.ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, err
+			}
+			pods, err := podsOf(ctx, cs, tt.ns)
+			return len(rs.Items) == tt.wantRS && len(pods) == tt.wantPods, err
+		})
+		if tt.wantRS > 0 {
+			rs, err := cs.AppsV1().ReplicaSets(tt.ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if refs := rs.Items[0].OwnerReferences; len(refs) != 0 {
+				t.Errorf("orphaned ReplicaSet keeps ownerReferences %v", refs)
+			}
+		}
 	}
 }
