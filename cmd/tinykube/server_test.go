@@ -226,6 +226,20 @@ func TestServerSecurityAndRestart(t *testing.T) {
 		}
 	})
 
+	t.Run("serving certificate names the in-cluster addresses", func(t *testing.T) {
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(cfg.CAData)
+		addr := strings.TrimPrefix(p.url, "https://")
+		for _, name := range []string{"localhost", "127.0.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "10.43.0.1"} {
+			conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: name})
+			if err != nil {
+				t.Errorf("TLS as %s: %v", name, err)
+				continue
+			}
+			conn.Close()
+		}
+	})
+
 	t.Run("no credential gets 401 Status", func(t *testing.T) {
 		code, body := getStatus(t, anonymousClient(t, cfg), p.url+"/api")
 		if code != http.StatusUnauthorized {
