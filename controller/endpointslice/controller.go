@@ -38,6 +38,10 @@ const (
 	labelHeadless      = "service.kubernetes.io/headless"
 	annotationTrigger  = corev1.EndpointsLastChangeTriggerTime
 	annotationCapacity = "endpoints.kubernetes.io/over-capacity"
+	// The legacy Endpoints are labelled as upstream's endpoint-controller
+	// labels them (since 1.33).
+	labelEndpointsManagedBy = "endpoints.kubernetes.io/managed-by"
+	endpointsControllerName = "endpoint-controller"
 )
 
 // Config wires the controller.
@@ -478,6 +482,7 @@ func (c *Controller) reconcileEndpoints(ctx context.Context, svc *corev1.Service
 	} else {
 		delete(want.Labels, corev1.IsHeadlessService)
 	}
+	want.Labels[labelEndpointsManagedBy] = endpointsControllerName
 	want.Annotations = map[string]string{annotationTrigger: c.clock.Now().UTC().Format(time.RFC3339)}
 	if truncated {
 		want.Annotations[annotationCapacity] = "truncated"

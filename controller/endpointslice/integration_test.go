@@ -64,6 +64,13 @@ func TestEndpointSlicesFollowReadinessOnTheRealAPIServer(t *testing.T) {
 	ready := "ready=true serving=true terminating=false node= zone= ports=http:8080"
 	waitView(t, s.Client, "web", map[string]string{"10.42.0.5": notReady, "10.42.0.6": ready})
 	waitLegacy(t, s.Client, "web", "ready=[10.42.0.6] notReady=[10.42.0.5] ports=[http:8080]")
+	ep, err := s.Client.CoreV1().Endpoints("default").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ep.Labels["endpoints.kubernetes.io/managed-by"]; got != "endpoint-controller" {
+		t.Errorf("Endpoints managed-by label %q, want endpoint-controller", got)
+	}
 
 	setStatus(t, s.Client, "a", "10.42.0.5", true)
 	setStatus(t, s.Client, "b", "10.42.0.6", false)
