@@ -49,5 +49,6 @@ then use it with the built-in kubectl:
 	kubectlStreams := genericiooptions.IOStreams{In: os.Stdin, Out: stdout, ErrOut: stderr}
 	root.AddCommand(newServerCommand(stdout, stderr), newKubectlCommand(kubectlStreams, defaultKubeconfig))
 	root.AddCommand(newImagesCommand(stdout))
+	root.AddCommand(newServiceCommand(stdout))
 	return root
 }
