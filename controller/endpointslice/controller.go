@@ -239,6 +239,10 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	if svc.Spec.Type == corev1.ServiceTypeExternalName {
+		// ExternalName Services get no endpoints, as upstream.
+		return c.deleteAll(ctx, namespace, name)
+	}
 	if svc.Spec.Selector == nil {
 		// Endpoints of selectorless Services are the user's.
 		return nil

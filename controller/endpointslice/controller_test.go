@@ -274,6 +274,23 @@ func TestDeletedServiceTakesItsEndpointsAlong(t *testing.T) {
 	waitView(t, client, "web", map[string]string{})
 }
 
+func TestExternalNameServiceGetsNoEndpoints(t *testing.T) {
+	client := newFake(makeService("web").obj(), makePod("a").ip("10.42.0.5").ready(true).obj())
+	start(t, client)
+	waitLegacy(t, client, "web", "ready=[10.42.0.5] notReady=[] ports=[http:8080]")
+	ctx := context.Background()
+	svc, err := client.CoreV1().Services("default").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Spec.Type, svc.Spec.ExternalName, svc.Spec.ClusterIP = corev1.ServiceTypeExternalName, "example.com", ""
+	if _, err := client.CoreV1().Services("default").Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitLegacy(t, client, "web", "<none>")
+	waitView(t, client, "web", map[string]string{})
+}
+
 func TestSelectorlessServiceIsLeftAlone(t *testing.T) {
 	svc := makeService("manual").obj()
 	svc.Spec.Selector = nil
