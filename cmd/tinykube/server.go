@@ -281,6 +281,8 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 	if cfg.kubeconfig != "" {
 		kubeconfigNote = " (kubeconfig " + cfg.kubeconfig + ")"
 	}
+	// stopAgent is a no-op with --disable-agent.
+	stopAgent := func() {}
 	if !cfg.disableAgent {
 		// The node agent: a kubelet for this host (the proxy is not part
 		// of this build yet).
@@ -290,20 +292,22 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 			srv.Close()
 			return err
 		}
-		defer a.stop()
+		stopAgent = a.stop
 	}
 	fmt.Fprintf(stdout, "tinykube: API server ready at %s%s\n", url, kubeconfigNote)
 
 	select {
 	case err := <-serveErr:
+		stopAgent()
 		comps.stop()
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
 	stop()
 	logger.Info("shutting down")
-	// In reverse of start: the components first, while the API still
-	// answers their last writes.
+	// In reverse of start: the node agent and the components first, while
+	// the API still answers their last writes.
+	stopAgent()
 	if !comps.stop() {
 		logger.Warn("components still busy at shutdown; not waiting for them", "after", componentsStopTimeout)
 	}
