@@ -260,43 +260,70 @@ func unknownStatus(node *corev1.Node, now metav1.Time) *corev1.Node {
 	return upd
 }
 
-// wantTaints are the condition taints a node must carry.
-func wantTaints(node *corev1.Node) []string {
-	ready := readyCondition(node)
-	switch {
-	case ready == nil:
-		return nil
-	case ready.Status == corev1.ConditionFalse:
-		return []string{corev1.TaintNodeNotReady}
-	case ready.Status == corev1.ConditionUnknown:
-		return []string{corev1.TaintNodeUnreachable}
-	}
-	return nil
+// conditionTaints are the taints this controller owns, as upstream's
+// TaintNodesByCondition and taint-based eviction.
+var conditionTaints = []string{
+	corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable, corev1.TaintNodeUnschedulable,
+	corev1.TaintNodeMemoryPressure, corev1.TaintNodeDiskPressure, corev1.TaintNodePIDPressure,
+	corev1.TaintNodeNetworkUnavailable,
 }
 
-// reconcileTaints puts the not-ready / unreachable taints (NoSchedule and
-// NoExecute) on or off the node.
+// wantTaints are the taints node's conditions call for: not-ready or
+// unreachable (NoSchedule and NoExecute) from Ready, NoSchedule taints
+// for pressure, an unavailable network and spec.unschedulable.
+func wantTaints(node *corev1.Node) []corev1.Taint {
+	var out []corev1.Taint
+	both := func(key string) {
+		out = append(out, corev1.Taint{Key: key, Effect: corev1.TaintEffectNoSchedule}, corev1.Taint{Key: key, Effect: corev1.TaintEffectNoExecute})
+	}
+	if ready := readyCondition(node); ready != nil {
+		switch ready.Status {
+		case corev1.ConditionFalse:
+			both(corev1.TaintNodeNotReady)
+		case corev1.ConditionUnknown:
+			both(corev1.TaintNodeUnreachable)
+		}
+	}
+	byCondition := map[corev1.NodeConditionType]string{
+		corev1.NodeMemoryPressure:     corev1.TaintNodeMemoryPressure,
+		corev1.NodeDiskPressure:       corev1.TaintNodeDiskPressure,
+		corev1.NodePIDPressure:        corev1.TaintNodePIDPressure,
+		corev1.NodeNetworkUnavailable: corev1.TaintNodeNetworkUnavailable,
+	}
+	for _, c := range node.Status.Conditions {
+		if key, ok := byCondition[c.Type]; ok && c.Status == corev1.ConditionTrue {
+			out = append(out, corev1.Taint{Key: key, Effect: corev1.TaintEffectNoSchedule})
+		}
+	}
+	if node.Spec.Unschedulable {
+		out = append(out, corev1.Taint{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule})
+	}
+	return out
+}
+
+// reconcileTaints makes the node carry exactly the condition taints its
+// conditions call for, keeping every other taint and the time a
+// NoExecute taint was first added.
 func (c *Controller) reconcileTaints(ctx context.Context, node *corev1.Node) (*corev1.Node, error) {
 	want := wantTaints(node)
-	managed := []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable}
+	wanted := func(t corev1.Taint) bool {
+		return slices.ContainsFunc(want, func(w corev1.Taint) bool { return w.Key == t.Key && w.Effect == t.Effect })
+	}
 	var taints []corev1.Taint
 	for _, t := range node.Spec.Taints {
-		if !slices.Contains(managed, t.Key) || slices.Contains(want, t.Key) {
+		if !slices.Contains(conditionTaints, t.Key) || wanted(t) {
 			taints = append(taints, t)
 		}
 	}
 	now := metav1.NewTime(c.clock.Now())
-	for _, key := range want {
-		for _, effect := range []corev1.TaintEffect{corev1.TaintEffectNoSchedule, corev1.TaintEffectNoExecute} {
-			if slices.ContainsFunc(taints, func(t corev1.Taint) bool { return t.Key == key && t.Effect == effect }) {
-				continue
-			}
-			t := corev1.Taint{Key: key, Effect: effect}
-			if effect == corev1.TaintEffectNoExecute {
-				t.TimeAdded = &now
-			}
-			taints = append(taints, t)
+	for _, w := range want {
+		if slices.ContainsFunc(taints, func(t corev1.Taint) bool { return t.Key == w.Key && t.Effect == w.Effect }) {
+			continue
 		}
+		if w.Effect == corev1.TaintEffectNoExecute {
+			w.TimeAdded = &now
+		}
+		taints = append(taints, w)
 	}
 	if apiequality.Semantic.DeepEqual(taints, node.Spec.Taints) {
 		return node, nil

@@ -2,6 +2,7 @@ package nodelifecycle
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -361,6 +362,34 @@ func TestDeletedNodeIsRemovedFromTheController(t *testing.T) {
 	}
 	if e, want := next(), "Normal RemovingNode Node gone event: Removing Node gone from Controller"; e != want {
 		t.Errorf("event %q, want %q", e, want)
+	}
+}
+
+func TestTaintsFollowConditions(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*corev1.Node)
+		want   []string
+	}{
+		{"healthy node: none (trivially true at once; the other cases prove passes run)", func(*corev1.Node) {}, nil},
+		{"memory pressure", func(n *corev1.Node) { n.Status.Conditions[1].Status = corev1.ConditionTrue },
+			[]string{corev1.TaintNodeMemoryPressure + ":NoSchedule"}},
+		{"cordoned", func(n *corev1.Node) { n.Spec.Unschedulable = true },
+			[]string{corev1.TaintNodeUnschedulable + ":NoSchedule"}},
+		{"not ready keeps a user's taint", func(n *corev1.Node) {
+			n.Status.Conditions[0].Status = corev1.ConditionFalse
+			n.Spec.Taints = []corev1.Taint{{Key: "dedicated", Value: "gpu", Effect: corev1.TaintEffectNoSchedule}}
+		}, []string{"dedicated:NoSchedule", corev1.TaintNodeNotReady + ":NoExecute", corev1.TaintNodeNotReady + ":NoSchedule"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := clocktesting.NewFakeClock(t0)
+			n := readyNode("n1", t0)
+			tt.change(n)
+			client := fake.NewClientset(n, lease("n1", t0))
+			start(t, client, clk)
+			waitNode(t, client, "n1", fmt.Sprint(tt.want), hasTaints(tt.want...))
+		})
 	}
 }
 
