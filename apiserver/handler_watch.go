@@ -110,6 +110,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, t requestTar
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	var bookmarks <-chan time.Time
+	bookmarkPending := false
 	if q.opts.AllowWatchBookmarks {
 		ticker := time.NewTicker(s.watchBookmarkInterval)
 		defer ticker.Stop()
@@ -128,14 +129,26 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, t requestTar
 			}
 			return nil
 		case <-bookmarks:
-			stream.writeBookmark(lastRev, false)
-			stream.flush()
+			// The bookmark goes out when the store's progress event
+			// arrives, so it carries the store's revision, not only the
+			// last event of this (possibly quiet) watch.
+			watcher.RequestProgress()
+			bookmarkPending = true
 		case ev, ok := <-watcher.Events():
 			if !ok {
 				if errors.Is(watcher.Err(), storage.ErrCompacted) {
 					stream.writeError(apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", lastRev, s.store.CompactedRevision())))
 				}
 				return nil
+			}
+			if ev.Type == storage.Progress {
+				lastRev = max(lastRev, ev.Revision())
+				if bookmarkPending {
+					bookmarkPending = false
+					stream.writeBookmark(lastRev, false)
+					stream.flush()
+				}
+				continue
 			}
 			lastRev = ev.Revision()
 			if typ, obj := s.translateEvent(t.res, q, ev); obj != nil {

@@ -279,3 +279,43 @@ func TestWatchWithoutBookmarksNeverSendsOne(t *testing.T) {
 		t.Fatalf("got %s, want a periodic BOOKMARK", ev.Type)
 	}
 }
+
+func TestBookmarkOnAQuietWatchCarriesTheStoreRevision(t *testing.T) {
+	ts := newTestServer(t)
+	ts.api.watchBookmarkInterval = 50 * time.Millisecond
+	rev, err := ts.store.Revision(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := watchEvents(t, ts, fmt.Sprintf("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=%d&allowWatchBookmarks=true&timeoutSeconds=10", rev))
+	var last *corev1.Secret
+	for i := range 3 {
+		s, err := ts.client.CoreV1().Secrets("default").Create(ctx(t), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint("s", i)}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = s
+	}
+	written, _ := parseResourceVersion(last.ResourceVersion)
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatal("watch ended without a bookmark past the secret writes")
+			}
+			if ev.Type != "BOOKMARK" {
+				t.Fatalf("got %s on a watch of an untouched resource", ev.Type)
+			}
+			var cm corev1.ConfigMap
+			if err := json.Unmarshal(ev.Object.Raw, &cm); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := parseResourceVersion(cm.ResourceVersion); got >= written {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no bookmark at or past revision %d", written)
+		}
+	}
+}
