@@ -26,6 +26,9 @@ type ContainerRuntime interface {
 	Remove(ctx context.Context, id string) error
 	// Exec runs cmd in a running container, output to out.
 	Exec(ctx context.Context, id string, cmd []string, out io.Writer) (int, error)
+	// ExecStream runs cmd with the given streams (nil for none), on a
+	// terminal resized from resize when tty, and returns its exit code.
+	ExecStream(ctx context.Context, id string, cmd []string, stdin io.Reader, stdout, stderr io.Writer, tty bool, resize <-chan containers.TerminalSize) (int, error)
 	// ImageID is the digest of an image present on the node.
 	ImageID(ctx context.Context, ref string) (string, error)
 }

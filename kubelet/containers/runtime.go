@@ -655,3 +655,93 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TerminalSize is a terminal's size in characters.
+type TerminalSize struct{ Width, Height uint16 }
+
+// ExecStream runs cmd in a running container with the given streams (any
+// may be nil), optionally on a terminal resized from resize, and returns its
+// exit code. End of stdin closes the process's stdin.
+func (r *Runtime) ExecStream(ctx context.Context, id string, cmd []string, stdin io.Reader, stdout, stderr io.Writer, tty bool, resize <-chan TerminalSize) (int, error) {
+	ctx = r.ns(ctx)
+	c, err := r.cfg.Client.LoadContainer(ctx, id)
+	if err != nil {
+		return 0, fmt.Errorf("containers: exec in %s: %w", id, err)
+	}
+	spec, err := c.Spec(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("containers: exec in %s: %w", id, err)
+	}
+	task, err := c.Task(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("containers: exec in %s: %w", id, err)
+	}
+	pspec := *spec.Process
+	pspec.Args = cmd
+	pspec.Terminal = tty
+	procReady := make(chan client.Process, 1)
+	var in io.Reader
+	if stdin != nil {
+		// On EOF from the client, close the process's stdin so programs
+		// like cat end.
+		in = &eofReader{r: stdin, onEOF: func() {
+			select {
+			case p := <-procReady:
+				procReady <- p
+				_ = p.CloseIO(context.WithoutCancel(ctx), client.WithStdinCloser)
+			case <-ctx.Done():
+			}
+		}}
+	}
+	opts := []cio.Opt{cio.WithStreams(in, stdout, stderr), cio.WithFIFODir(r.cfg.FIFODir)}
+	if tty {
+		opts = append(opts, cio.WithTerminal)
+	}
+	execID := "exec-" + newID()[:16]
+	proc, err := task.Exec(context.WithoutCancel(ctx), execID, &pspec, cio.NewCreator(opts...))
+	if err != nil {
+		return 0, fmt.Errorf("containers: exec in %s: %w", id, err)
+	}
+	defer proc.Delete(context.WithoutCancel(ctx), client.WithProcessKill)
+	exitc, err := proc.Wait(context.WithoutCancel(ctx))
+	if err != nil {
+		return 0, fmt.Errorf("containers: exec in %s: %w", id, err)
+	}
+	if err := proc.Start(ctx); err != nil {
+		return 0, fmt.Errorf("containers: exec in %s: %w", id, err)
+	}
+	procReady <- proc
+	for {
+		select {
+		case st := <-exitc:
+			if io := proc.IO(); io != nil {
+				io.Wait()
+			}
+			return int(st.ExitCode()), nil
+		case sz, ok := <-resize:
+			if !ok {
+				resize = nil
+				continue
+			}
+			_ = proc.Resize(ctx, uint32(sz.Width), uint32(sz.Height))
+		case <-ctx.Done():
+			_ = proc.Kill(context.WithoutCancel(ctx), syscall.SIGKILL)
+			<-exitc
+			return 0, ctx.Err()
+		}
+	}
+}
+
+type eofReader struct {
+	r     io.Reader
+	onEOF func()
+	once  sync.Once
+}
+
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil {
+		e.once.Do(e.onEOF)
+	}
+	return n, err
+}
