@@ -2,12 +2,16 @@ package apiserver
 
 import (
 	"fmt"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 )
 
 // BenchmarkCreateConfigMapParallel measures creates through client-go
@@ -69,6 +73,77 @@ func BenchmarkWatchFanout100(b *testing.B) {
 		}
 		for _, w := range watches {
 			<-w
+		}
+	}
+}
+
+// BenchmarkObjectLatency measures single-object create, get and update of
+// ConfigMaps through a typed client-go client (no client rate limit) with
+// 1 and 32 concurrent clients, and reports p50/p99 latency and throughput.
+func BenchmarkObjectLatency(b *testing.B) {
+	for _, clients := range []int{1, 32} {
+		for _, verb := range []string{"create", "get", "update"} {
+			b.Run(fmt.Sprintf("%s/clients=%d", verb, clients), func(b *testing.B) {
+				ts := newTestServer(b)
+				config := *ts.config
+				config.QPS = -1
+				client, err := kubernetes.NewForConfig(&config)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cms := client.CoreV1().ConfigMaps("default")
+				names := make([]string, clients)
+				for i := range names {
+					names[i] = fmt.Sprint("cm-", i)
+					if verb != "create" {
+						cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: names[i]}, Data: map[string]string{"k": "v"}}
+						if _, err := cms.Create(b.Context(), cm, metav1.CreateOptions{}); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				var next atomic.Int64
+				durations := make([]time.Duration, b.N)
+				var wg sync.WaitGroup
+				b.ResetTimer()
+				start := time.Now()
+				for c := range clients {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for {
+							i := next.Add(1) - 1
+							if i >= int64(b.N) {
+								return
+							}
+							began := time.Now()
+							var err error
+							switch verb {
+							case "create":
+								cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprint("new-", i)}, Data: map[string]string{"k": "v"}}
+								_, err = cms.Create(b.Context(), cm, metav1.CreateOptions{})
+							case "get":
+								_, err = cms.Get(b.Context(), names[c], metav1.GetOptions{})
+							case "update":
+								cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: names[c]}, Data: map[string]string{"k": fmt.Sprint(i)}}
+								_, err = cms.Update(b.Context(), cm, metav1.UpdateOptions{})
+							}
+							durations[i] = time.Since(began)
+							if err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				elapsed := time.Since(start)
+				b.StopTimer()
+				slices.Sort(durations)
+				b.ReportMetric(float64(durations[len(durations)/2].Microseconds())/1000, "p50-ms")
+				b.ReportMetric(float64(durations[len(durations)*99/100].Microseconds())/1000, "p99-ms")
+				b.ReportMetric(float64(b.N)/elapsed.Seconds(), "ops/s")
+			})
 		}
 	}
 }
