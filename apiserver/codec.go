@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -168,49 +169,73 @@ func errNotAcceptable(accepted []string) error {
 	}}
 }
 
-// negotiate picks the answer's format from the Accept header. JSON is
-// preferred whenever the client takes it, so watches never need protobuf
-// framing; protobuf and YAML are sent only when asked for alone.
+// negotiate picks the answer's format from the Accept header: the first
+// supported media type of the highest quality, as upstream. Typed client-go
+// clients send "application/vnd.kubernetes.protobuf,application/json" and
+// so get protobuf; Table and PartialObjectMetadata are JSON only.
 func negotiate(r *http.Request) (responseFormat, error) {
 	accept := r.Header.Get("Accept")
 	if strings.TrimSpace(accept) == "" {
 		return responseFormat{mediaType: mediaJSON}, nil
 	}
-	var fallback *responseFormat
+	best, bestQ := responseFormat{}, 0.0
 	for _, part := range strings.Split(accept, ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
 		if err != nil {
 			continue
 		}
+		q := 1.0
+		if v, ok := params["q"]; ok {
+			if q, err = strconv.ParseFloat(v, 64); err != nil {
+				continue
+			}
+		}
+		if q <= bestQ {
+			continue
+		}
+		var f responseFormat
 		if as := params["as"]; as != "" {
 			if params["g"] != "meta.k8s.io" || params["v"] != "v1" || mt != mediaJSON {
 				continue
 			}
 			switch as {
 			case "Table", "PartialObjectMetadata", "PartialObjectMetadataList":
-				return responseFormat{mediaType: mediaJSON, as: as}, nil
+				f = responseFormat{mediaType: mediaJSON, as: as}
+			default:
+				continue
 			}
-			continue
-		}
-		switch mt {
-		case mediaJSON, "*/*", "application/*":
-			return responseFormat{mediaType: mediaJSON}, nil
-		case mediaYAML, mediaProtobuf:
-			if fallback == nil {
-				fallback = &responseFormat{mediaType: mt}
+		} else {
+			switch mt {
+			case mediaJSON, "*/*", "application/*":
+				f = responseFormat{mediaType: mediaJSON}
+			case mediaYAML, mediaProtobuf:
+				f = responseFormat{mediaType: mt}
+			default:
+				continue
 			}
 		}
+		best, bestQ = f, q
 	}
-	if fallback != nil {
-		return *fallback, nil
+	if bestQ == 0 {
+		return responseFormat{}, errNotAcceptable([]string{mediaJSON, mediaYAML, mediaProtobuf})
 	}
-	return responseFormat{}, errNotAcceptable([]string{mediaJSON, mediaYAML, mediaProtobuf})
+	return best, nil
+}
+
+// protobufMarshaler is what the protobuf serializer needs of an object:
+// every built-in type has it, Tables and unstructured objects do not.
+type protobufMarshaler interface {
+	Marshal() ([]byte, error)
 }
 
 // encode writes obj, whose TypeMeta must be set, in mediaType.
 func (s *Server) encode(w http.ResponseWriter, code int, mediaType string, obj runtime.Object) {
 	info, ok := runtime.SerializerInfoForMediaType(s.codecs.SupportedMediaTypes(), mediaType)
 	if !ok {
+		info, _ = runtime.SerializerInfoForMediaType(s.codecs.SupportedMediaTypes(), mediaJSON)
+		mediaType = mediaJSON
+	}
+	if _, ok := obj.(protobufMarshaler); !ok && mediaType == mediaProtobuf {
 		info, _ = runtime.SerializerInfoForMediaType(s.codecs.SupportedMediaTypes(), mediaJSON)
 		mediaType = mediaJSON
 	}

@@ -1,7 +1,9 @@
 package apiserver
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -221,7 +223,11 @@ func (s *Server) translateEvent(res *resource, q listQuery, ev storage.Event) (w
 	}
 }
 
-// watchStream writes WatchEvents in the negotiated form.
+// watchStream writes WatchEvents in the negotiated form: newline-delimited
+// JSON, or, when the client prefers protobuf and the kind has it, upstream's
+// protobuf stream: each event a metav1.WatchEvent in protobuf, prefixed by
+// its length as 4 big-endian bytes, whose object is the protobuf encoding
+// of the object (magic prefix and runtime.Unknown envelope).
 type watchStream struct {
 	s         *Server
 	w         http.ResponseWriter
@@ -229,12 +235,26 @@ type watchStream struct {
 	q         listQuery
 	format    responseFormat
 	tableOpts metav1.TableOptions
+	// protobuf is set by start when the stream is in protobuf.
+	protobuf bool
 	// sentColumns: a Table watch sends column definitions only once.
 	sentColumns bool
 }
 
+// mediaProtobufWatch is the Content-Type of a protobuf watch stream.
+const mediaProtobufWatch = mediaProtobuf + ";stream=watch"
+
 func (ws *watchStream) start() {
-	ws.w.Header().Set("Content-Type", mediaJSON)
+	contentType := mediaJSON
+	if ws.format.mediaType == mediaProtobuf && ws.format.as == "" {
+		if obj, err := ws.s.newObject(ws.res); err == nil {
+			_, ws.protobuf = obj.(protobufMarshaler)
+		}
+	}
+	if ws.protobuf {
+		contentType = mediaProtobufWatch
+	}
+	ws.w.Header().Set("Content-Type", contentType)
 	ws.w.Header().Set("Cache-Control", "no-cache, private")
 	ws.w.WriteHeader(http.StatusOK)
 	ws.flush()
@@ -256,12 +276,7 @@ func (ws *watchStream) write(typ watch.EventType, obj runtime.Object) {
 	case "PartialObjectMetadata", "PartialObjectMetadataList":
 		obj = partialObject(obj)
 	}
-	raw, err := json.Marshal(obj)
-	if err != nil {
-		return
-	}
-	line, _ := json.Marshal(metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: raw}})
-	_, _ = ws.w.Write(append(line, '\n'))
+	ws.writeRaw(typ, obj)
 }
 
 // writeBookmark sends a BOOKMARK: an object of the watched kind carrying
@@ -284,12 +299,33 @@ func (ws *watchStream) writeBookmark(rev int64, initialEventsEnd bool) {
 }
 
 func (ws *watchStream) writeRaw(typ watch.EventType, obj runtime.Object) {
+	if ws.protobuf {
+		ws.writeProtobuf(typ, obj)
+		return
+	}
 	raw, err := json.Marshal(obj)
 	if err != nil {
 		return
 	}
 	line, _ := json.Marshal(metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: raw}})
 	_, _ = ws.w.Write(append(line, '\n'))
+}
+
+// writeProtobuf writes one length-prefixed protobuf WatchEvent.
+func (ws *watchStream) writeProtobuf(typ watch.EventType, obj runtime.Object) {
+	info, _ := runtime.SerializerInfoForMediaType(ws.s.codecs.SupportedMediaTypes(), mediaProtobuf)
+	var raw bytes.Buffer
+	if err := info.Serializer.Encode(obj, &raw); err != nil {
+		return
+	}
+	event := metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: raw.Bytes()}}
+	frame := make([]byte, 4+event.Size())
+	n, err := event.MarshalToSizedBuffer(frame[4:])
+	if err != nil {
+		return
+	}
+	binary.BigEndian.PutUint32(frame, uint32(n))
+	_, _ = ws.w.Write(frame[:4+n])
 }
 
 // writeError sends an ERROR event carrying a Status and ends the stream.
