@@ -285,7 +285,7 @@ func namespaceTerminating(err error) bool {
 }
 
 // deleteAll removes what this controller wrote for a Service that is
-// gone. The slices' ownerReferences would let the garbage collector do
+// gone, or that gets no endpoints. The slices' ownerReferences would let the garbage collector do
 // it too; the Endpoints have none, as upstream.
 func (c *Controller) deleteAll(ctx context.Context, namespace, name string) error {
 	var errs []error
@@ -295,7 +295,9 @@ func (c *Controller) deleteAll(ctx context.Context, namespace, name string) erro
 			errs = append(errs, err)
 		}
 	}
-	if _, err := c.endpoints.Endpoints(namespace).Get(name); err == nil {
+	// Only Endpoints this controller wrote: users write their own for
+	// Services without a selector, possibly before the Service exists.
+	if ep, err := c.endpoints.Endpoints(namespace).Get(name); err == nil && ep.Labels[labelEndpointsManagedBy] == endpointsControllerName {
 		if err := c.client.CoreV1().Endpoints(namespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -92,5 +93,52 @@ func TestEndpointSlicesFollowReadinessOnTheRealAPIServer(t *testing.T) {
 	items = waitView(t, s.Client, "web", map[string]string{"10.42.0.6": ready})
 	if len(items) != 1 {
 		t.Errorf("%d slices after restart, want 1", len(items))
+	}
+}
+
+// Users write Endpoints by hand for Services without a selector, often in
+// the same file as the Service and before it: the controller must leave
+// them alone.
+func TestHandWrittenEndpointsAreKept(t *testing.T) {
+	s := apiservertest.Start(t, apiservertest.Options{})
+	ctx := context.Background()
+	manual := &corev1.Endpoints{
+		ObjectMeta: metav1.ObjectMeta{Name: "ext"},
+		Subsets: []corev1.EndpointSubset{{
+			Addresses: []corev1.EndpointAddress{{IP: "192.0.2.50"}},
+			Ports:     []corev1.EndpointPort{{Port: 80, Protocol: corev1.ProtocolTCP}},
+		}},
+	}
+	if _, err := s.Client.CoreV1().Endpoints("default").Create(ctx, manual, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start(t, s.Client)
+	// A Service with a selector created after the controller started gets
+	// its slice: by then the controller has synced the Endpoints too, for
+	// a Service that does not exist yet.
+	web := makeService("web").obj()
+	web.UID, web.Spec.ClusterIP, web.Spec.IPFamilies = "", "", nil
+	if _, err := s.Client.CoreV1().Services("default").Create(ctx, web, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, items, err := endpointView(ctx, s.Client, "web")
+		return len(items) > 0, err
+	}); err != nil {
+		t.Fatalf("no slice for web: %v", err)
+	}
+	ext := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "ext"},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80, Protocol: corev1.ProtocolTCP}}},
+	}
+	if _, err := s.Client.CoreV1().Services("default").Create(ctx, ext, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Client.CoreV1().Endpoints("default").Get(ctx, "ext", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("hand-written Endpoints were removed: %v", err)
+	}
+	if len(got.Subsets) != 1 || got.Subsets[0].Addresses[0].IP != "192.0.2.50" {
+		t.Fatalf("hand-written Endpoints changed: %+v", got.Subsets)
 	}
 }
