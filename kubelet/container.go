@@ -93,6 +93,10 @@ func (k *Kubelet) containerSpec(ctx context.Context, pod *corev1.Pod, c *corev1.
 		}
 		return containers.Spec{}, waiting{}, err
 	}
+	mounts, err := k.volumeMounts(pod, c)
+	if err != nil {
+		return containers.Spec{}, waiting{reason: "CreateContainerConfigError", message: err.Error()}, nil
+	}
 	vars := map[string]string{}
 	for _, e := range env {
 		name, value, _ := strings.Cut(e, "=")
@@ -111,9 +115,10 @@ func (k *Kubelet) containerSpec(ctx context.Context, pod *corev1.Pod, c *corev1.
 		NetNS:       sb.NetNS,
 		UTSNS:       sb.UTSNS,
 		IPCNS:       sb.IPCNS,
-		Mounts:      k.podMounts(pod),
+		Mounts:      append(k.podMounts(pod), mounts...),
 		LogPath:     k.logPath(pod, c.Name, attempt),
 		GracePeriod: pod.Spec.TerminationGracePeriodSeconds,
+		SpecOpts:    securityOpts(pod, c),
 	}
 	return s, waiting{}, nil
 }

@@ -84,6 +84,24 @@ func (k *Kubelet) syncPod(ctx context.Context, uid string) (time.Duration, error
 	if err := k.writePodFiles(pod, sb); err != nil {
 		return 0, err
 	}
+	if err := k.setupVolumes(ctx, pod, sb); err != nil {
+		var verr volumeError
+		if !errors.As(err, &verr) {
+			return 0, err
+		}
+		// Wait for the ConfigMap or Secret to appear, as upstream does
+		// (FailedMount), with the containers in ContainerCreating.
+		klog.Infof("pod %s/%s: %v", pod.Namespace, pod.Name, err)
+		waits := map[string]waiting{}
+		for _, c := range pod.Spec.Containers {
+			waits[c.Name] = waiting{reason: "ContainerCreating"}
+		}
+		status := k.podStatus(ctx, pod, sb, latestAttempts(cs), cs, waits, len(pod.Spec.InitContainers) == 0, false)
+		if err := k.updateStatus(ctx, pod, status); err != nil {
+			return 0, err
+		}
+		return 2 * time.Second, nil
+	}
 
 	latest := latestAttempts(cs)
 	waits := map[string]waiting{}

@@ -1,0 +1,325 @@
+package kubelet
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tinykube/tinykube/kubelet/sandbox"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+)
+
+// volumeError is a volume that cannot be set up yet (a missing ConfigMap
+// or Secret): the pod's containers wait in ContainerCreating.
+type volumeError struct{ error }
+
+// volumeDir is where a pod volume that the kubelet materializes lives.
+func (k *Kubelet) volumeDir(pod *corev1.Pod, name string) string {
+	return filepath.Join(k.podDir(string(pod.UID)), "volumes", name)
+}
+
+// volumeHostPath is the host path behind a pod volume.
+func (k *Kubelet) volumeHostPath(pod *corev1.Pod, v *corev1.Volume) string {
+	if v.HostPath != nil {
+		return v.HostPath.Path
+	}
+	return k.volumeDir(pod, v.Name)
+}
+
+// setupVolumes materializes the pod's volumes: emptyDir, hostPath,
+// configMap, secret, downwardAPI and projected (configMap, secret,
+// downwardAPI, serviceAccountToken). Contents are refreshed on every sync.
+func (k *Kubelet) setupVolumes(ctx context.Context, pod *corev1.Pod, sb sandbox.Sandbox) error {
+	for i := range pod.Spec.Volumes {
+		v := &pod.Spec.Volumes[i]
+		dir := k.volumeDir(pod, v.Name)
+		var files map[string]fileContent
+		var err error
+		switch {
+		case v.EmptyDir != nil:
+			err = os.MkdirAll(dir, 0o777)
+			if err == nil {
+				err = os.Chmod(dir, 0o777)
+			}
+		case v.HostPath != nil:
+			err = setupHostPath(v.HostPath)
+		case v.ConfigMap != nil:
+			files, err = k.configMapFiles(ctx, pod.Namespace, v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.Optional, v.ConfigMap.DefaultMode)
+		case v.Secret != nil:
+			files, err = k.secretFiles(ctx, pod.Namespace, v.Secret.SecretName, v.Secret.Items, v.Secret.Optional, v.Secret.DefaultMode)
+		case v.DownwardAPI != nil:
+			files = k.downwardFiles(pod, v.DownwardAPI.Items, v.DownwardAPI.DefaultMode, sb)
+		case v.Projected != nil:
+			files, err = k.projectedFiles(ctx, pod, v.Projected, sb)
+		default:
+			klog.Warningf("pod %s/%s: volume %s: type not supported, left empty", pod.Namespace, pod.Name, v.Name)
+			err = os.MkdirAll(dir, 0o755)
+		}
+		if err != nil {
+			return err
+		}
+		if files != nil {
+			if err := writeVolume(dir, files); err != nil {
+				return fmt.Errorf("volume %s: %w", v.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func setupHostPath(hp *corev1.HostPathVolumeSource) error {
+	typ := corev1.HostPathUnset
+	if hp.Type != nil {
+		typ = *hp.Type
+	}
+	switch typ {
+	case corev1.HostPathDirectoryOrCreate:
+		return os.MkdirAll(hp.Path, 0o755)
+	case corev1.HostPathFileOrCreate:
+		if err := os.MkdirAll(filepath.Dir(hp.Path), 0o755); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(hp.Path, os.O_CREATE|os.O_RDONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	case corev1.HostPathDirectory, corev1.HostPathFile, corev1.HostPathSocket, corev1.HostPathCharDev, corev1.HostPathBlockDev:
+		if _, err := os.Stat(hp.Path); err != nil {
+			return volumeError{fmt.Errorf("hostPath type check failed: %s is not a %s", hp.Path, typ)}
+		}
+	}
+	return nil
+}
+
+type fileContent struct {
+	data []byte
+	mode os.FileMode
+}
+
+func fileMode(item *int32, def *int32, fallback os.FileMode) os.FileMode {
+	switch {
+	case item != nil:
+		return os.FileMode(*item)
+	case def != nil:
+		return os.FileMode(*def)
+	}
+	return fallback
+}
+
+func keyFiles(data map[string][]byte, items []corev1.KeyToPath, defMode *int32, kind, name string) (map[string]fileContent, error) {
+	files := map[string]fileContent{}
+	if len(items) == 0 {
+		for key, v := range data {
+			files[key] = fileContent{v, fileMode(nil, defMode, 0o644)}
+		}
+		return files, nil
+	}
+	for _, it := range items {
+		v, ok := data[it.Key]
+		if !ok {
+			return nil, volumeError{fmt.Errorf("configmap references non-existent config key: %s", it.Key)}
+		}
+		files[it.Path] = fileContent{v, fileMode(it.Mode, defMode, 0o644)}
+	}
+	_ = kind
+	_ = name
+	return files, nil
+}
+
+func (k *Kubelet) configMapFiles(ctx context.Context, ns, name string, items []corev1.KeyToPath, optional *bool, defMode *int32) (map[string]fileContent, error) {
+	cm, err := k.client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		if optional != nil && *optional {
+			return map[string]fileContent{}, nil
+		}
+		return nil, volumeError{fmt.Errorf("configmap %q not found", name)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	data := map[string][]byte{}
+	for key, v := range cm.Data {
+		data[key] = []byte(v)
+	}
+	for key, v := range cm.BinaryData {
+		data[key] = v
+	}
+	return keyFiles(data, items, defMode, "configmap", name)
+}
+
+func (k *Kubelet) secretFiles(ctx context.Context, ns, name string, items []corev1.KeyToPath, optional *bool, defMode *int32) (map[string]fileContent, error) {
+	sec, err := k.client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		if optional != nil && *optional {
+			return map[string]fileContent{}, nil
+		}
+		return nil, volumeError{fmt.Errorf("secret %q not found", name)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return keyFiles(sec.Data, items, defMode, "secret", name)
+}
+
+func (k *Kubelet) downwardFiles(pod *corev1.Pod, items []corev1.DownwardAPIVolumeFile, defMode *int32, sb sandbox.Sandbox) map[string]fileContent {
+	files := map[string]fileContent{}
+	for _, it := range items {
+		var v string
+		switch {
+		case it.FieldRef != nil:
+			switch it.FieldRef.FieldPath {
+			case "metadata.labels":
+				v = formatMap(pod.Labels)
+			case "metadata.annotations":
+				v = formatMap(pod.Annotations)
+			default:
+				v = podField(pod, it.FieldRef.FieldPath, sb, k.cfg.NodeIP.String())
+			}
+		case it.ResourceFieldRef != nil:
+			for i := range pod.Spec.Containers {
+				if pod.Spec.Containers[i].Name == it.ResourceFieldRef.ContainerName {
+					v = resourceField(&pod.Spec.Containers[i], it.ResourceFieldRef)
+				}
+			}
+		}
+		files[it.Path] = fileContent{[]byte(v), fileMode(it.Mode, defMode, 0o644)}
+	}
+	return files
+}
+
+func formatMap(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for key := range m {
+		keys = append(keys, key)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, key := range keys {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, "%s=%q", key, m[key])
+	}
+	return b.String()
+}
+
+func (k *Kubelet) projectedFiles(ctx context.Context, pod *corev1.Pod, p *corev1.ProjectedVolumeSource, sb sandbox.Sandbox) (map[string]fileContent, error) {
+	files := map[string]fileContent{}
+	add := func(more map[string]fileContent) {
+		for path, c := range more {
+			files[path] = c
+		}
+	}
+	for _, src := range p.Sources {
+		switch {
+		case src.ConfigMap != nil:
+			f, err := k.configMapFiles(ctx, pod.Namespace, src.ConfigMap.Name, src.ConfigMap.Items, src.ConfigMap.Optional, p.DefaultMode)
+			if err != nil {
+				return nil, err
+			}
+			add(f)
+		case src.Secret != nil:
+			f, err := k.secretFiles(ctx, pod.Namespace, src.Secret.Name, src.Secret.Items, src.Secret.Optional, p.DefaultMode)
+			if err != nil {
+				return nil, err
+			}
+			add(f)
+		case src.DownwardAPI != nil:
+			add(k.downwardFiles(pod, src.DownwardAPI.Items, p.DefaultMode, sb))
+		case src.ServiceAccountToken != nil:
+			token, err := k.serviceAccountToken(ctx, pod, src.ServiceAccountToken)
+			if err != nil {
+				// The API may not issue tokens yet: run without one
+				// rather than never.
+				klog.Warningf("pod %s/%s: service account token: %v", pod.Namespace, pod.Name, err)
+				continue
+			}
+			files[src.ServiceAccountToken.Path] = fileContent{[]byte(token), fileMode(nil, p.DefaultMode, 0o644)}
+		}
+	}
+	return files, nil
+}
+
+func (k *Kubelet) serviceAccountToken(ctx context.Context, pod *corev1.Pod, src *corev1.ServiceAccountTokenProjection) (string, error) {
+	sa := pod.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+		ExpirationSeconds: src.ExpirationSeconds,
+		BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
+	}}
+	if src.Audience != "" {
+		req.Spec.Audiences = []string{src.Audience}
+	}
+	tr, err := k.client.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, sa, req, metav1.CreateOptions{})
+	if err != nil {
+		return "", err
+	}
+	return tr.Status.Token, nil
+}
+
+// writeVolume makes dir hold exactly files, rewriting only what changed.
+func writeVolume(dir string, files map[string]fileContent) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for path, c := range files {
+		clean := filepath.Clean("/" + path)[1:]
+		if clean == "" || strings.HasPrefix(clean, "..") {
+			return fmt.Errorf("bad path %q", path)
+		}
+		full := filepath.Join(dir, clean)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			return err
+		}
+		if err := writeIfChanged(full, c.data); err != nil {
+			return err
+		}
+		if err := os.Chmod(full, c.mode.Perm()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// volumeMounts are the container's volumeMounts as OCI bind mounts.
+func (k *Kubelet) volumeMounts(pod *corev1.Pod, c *corev1.Container) ([]specs.Mount, error) {
+	byName := map[string]*corev1.Volume{}
+	for i := range pod.Spec.Volumes {
+		byName[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
+	}
+	var out []specs.Mount
+	for _, m := range c.VolumeMounts {
+		v, ok := byName[m.Name]
+		if !ok {
+			return nil, fmt.Errorf("volume %q not found", m.Name)
+		}
+		src := k.volumeHostPath(pod, v)
+		if m.SubPath != "" {
+			src = filepath.Join(src, filepath.Clean("/" + m.SubPath)[1:])
+			if _, err := os.Stat(src); os.IsNotExist(err) {
+				if err := os.MkdirAll(src, 0o755); err != nil {
+					return nil, err
+				}
+			}
+		}
+		opts := []string{"rbind", "rprivate"}
+		if m.ReadOnly {
+			opts = append(opts, "ro")
+		} else {
+			opts = append(opts, "rw")
+		}
+		out = append(out, specs.Mount{Destination: m.MountPath, Type: "bind", Source: src, Options: opts})
+	}
+	return out, nil
+}

@@ -1,0 +1,137 @@
+package kubelet_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tinykube/tinykube/internal/testimage"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func TestInitContainersVolumesAndSecurityContext(t *testing.T) {
+	n := startNode(t, nil)
+	ctx := context.Background()
+	if _, err := n.client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "conf"}, Data: map[string]string{"greeting": "hello from a configmap"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.client.CoreV1().Secrets("default").Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "creds"}, Data: map[string][]byte{"password": []byte("s3cret")},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	hostDir := t.TempDir()
+	script := strings.Join([]string{
+		"echo init=$(cat /work/init)",
+		"echo cm=$(cat /etc/conf/greeting)",
+		"echo secret=$(cat /etc/creds/password)",
+		"echo labels=$(cat /etc/podinfo/labels)",
+		"echo uid=$(id -u) gid=$(id -g)",
+		"touch /rootfs-file 2>/dev/null && echo rootfs=rw || echo rootfs=ro",
+		"echo host > /host/out",
+	}, "; ")
+	b := newPod("vols", testimage.BusyboxRef).command("sh", "-c", script).restartPolicy(corev1.RestartPolicyNever)
+	p := b.p
+	p.Spec.InitContainers = []corev1.Container{{
+		Name: "prepare", Image: testimage.BusyboxRef, ImagePullPolicy: corev1.PullIfNotPresent,
+		Command:      []string{"sh", "-c", "echo ready > /work/init"},
+		VolumeMounts: []corev1.VolumeMount{{Name: "work", MountPath: "/work"}},
+	}}
+	dirType := corev1.HostPathDirectory
+	p.Spec.Volumes = []corev1.Volume{
+		{Name: "work", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		{Name: "conf", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "conf"}}}},
+		{Name: "creds", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "creds"}}},
+		{Name: "podinfo", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{Items: []corev1.DownwardAPIVolumeFile{
+			{Path: "labels", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels"}},
+		}}}},
+		{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hostDir, Type: &dirType}}},
+	}
+	c := &p.Spec.Containers[0]
+	c.VolumeMounts = []corev1.VolumeMount{
+		{Name: "work", MountPath: "/work"},
+		{Name: "conf", MountPath: "/etc/conf", ReadOnly: true},
+		{Name: "creds", MountPath: "/etc/creds", ReadOnly: true},
+		{Name: "podinfo", MountPath: "/etc/podinfo"},
+		{Name: "host", MountPath: "/host"},
+	}
+	c.SecurityContext = &corev1.SecurityContext{RunAsUser: ptr(int64(0)), RunAsGroup: ptr(int64(0)), ReadOnlyRootFilesystem: ptr(true)}
+	created := n.create(p)
+
+	done := n.waitPod("vols", 60*time.Second, "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	if ics := done.Status.InitContainerStatuses; len(ics) != 1 || ics[0].State.Terminated == nil || ics[0].State.Terminated.ExitCode != 0 {
+		t.Errorf("init container status = %+v", ics)
+	}
+	data, err := os.ReadFile(filepath.Join(n.logDir, "default_vols_"+string(created.UID), "main", "0.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"init=ready", "cm=hello from a configmap", "secret=s3cret", `labels=app="vols"`,
+		"uid=0 gid=0", "rootfs=ro",
+	} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("container output lacks %q:\n%s", want, data)
+		}
+	}
+	if out, err := os.ReadFile(filepath.Join(hostDir, "out")); err != nil || string(out) != "host\n" {
+		t.Errorf("hostPath file = %q, %v", out, err)
+	}
+}
+
+func TestRunAsUserCgroupLimitsAndAConfigMapThatAppearsLater(t *testing.T) {
+	n := startNode(t, nil)
+	b := newPod("user", testimage.BusyboxRef).command("sh", "-c", "echo uid=$(id -u); sleep 3600")
+	b.p.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr(int64(1234)), RunAsGroup: ptr(int64(1234))}
+	b.p.Spec.TerminationGracePeriodSeconds = ptr(int64(1))
+	b.p.Spec.Volumes = []corev1.Volume{{Name: "late", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "late"}}}}}
+	b.p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "late", MountPath: "/late"}}
+	b.p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi"), corev1.ResourceCPU: resource.MustParse("500m")}
+	created := n.create(b.obj())
+	n.waitPod("user", 30*time.Second, "waiting in ContainerCreating for its ConfigMap", func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].State.Waiting != nil && cs[0].State.Waiting.Reason == "ContainerCreating"
+	})
+	if _, err := n.client.CoreV1().ConfigMaps("default").Create(context.Background(), &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "late"}, Data: map[string]string{"k": "v"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	running := n.waitPod("user", 30*time.Second, "Running once the ConfigMap exists", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	id := strings.TrimPrefix(running.Status.ContainerStatuses[0].ContainerID, "containerd://")
+	for file, want := range cgroupLimitFiles(id) {
+		if got, err := os.ReadFile(file); err != nil || strings.TrimSpace(string(got)) != want {
+			t.Errorf("%s = %q, %v; want %s (limits 64Mi memory, 500m CPU)", file, got, err, want)
+		}
+	}
+	logFile := filepath.Join(n.logDir, "default_user_"+string(created.UID), "main", "0.log")
+	if err := waitFor(10*time.Second, func() bool {
+		data, _ := os.ReadFile(logFile)
+		return strings.Contains(string(data), "uid=1234")
+	}); err != nil {
+		data, _ := os.ReadFile(logFile)
+		t.Errorf("runAsUser 1234: output %q", data)
+	}
+}
+
+// cgroupLimitFiles are the host's cgroup files holding a container's
+// memory limit and CPU quota, with the values for 64Mi and 500m.
+func cgroupLimitFiles(id string) map[string]string {
+	if _, err := os.Stat("/sys/fs/cgroup/memory"); err == nil { // v1
+		return map[string]string{
+			"/sys/fs/cgroup/memory/k8s.io/" + id + "/memory.limit_in_bytes": "67108864",
+			"/sys/fs/cgroup/cpu/k8s.io/" + id + "/cpu.cfs_quota_us":         "50000",
+		}
+	}
+	return map[string]string{
+		"/sys/fs/cgroup/k8s.io/" + id + "/memory.max": "67108864",
+		"/sys/fs/cgroup/k8s.io/" + id + "/cpu.max":    "50000 100000",
+	}
+}
