@@ -154,7 +154,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, t requestTar
 			}
 			lastRev = ev.Revision()
 			if typ, obj := s.translateEvent(t.res, q, ev); obj != nil {
-				stream.write(typ, obj)
+				stream.writeShared(typ, obj)
 				stream.flush()
 			}
 		}
@@ -180,37 +180,42 @@ func (s *Server) listAll(ctx context.Context, prefix string) ([]storage.KeyValue
 
 // translateEvent turns a storage event into the watch event a client with
 // this query sees: objects moving into the selection are ADDED, out of it
-// DELETED, as upstream's cacher does. A nil object means no event.
-func (s *Server) translateEvent(res *resource, q listQuery, ev storage.Event) (watch.EventType, runtime.Object) {
-	var cur, prev runtime.Object
+// DELETED, as upstream's cacher does. A nil object means no event. Objects
+// are decoded once for all watches (see eventCache) and must not be
+// changed.
+func (s *Server) translateEvent(res *resource, q listQuery, ev storage.Event) (watch.EventType, *sharedObject) {
+	var cur, prev *sharedObject
 	if ev.Type != storage.Deleted {
-		obj, err := s.fromKV(res, ev.KV)
+		obj, err := s.sharedObject(res, ev.KV, 0)
 		if err != nil {
 			return "", nil
 		}
 		cur = obj
 	}
 	if ev.PrevKV != nil {
-		obj, err := s.fromKV(res, *ev.PrevKV)
+		var deletedAt int64
+		if ev.Type == storage.Deleted {
+			deletedAt = ev.Revision()
+		}
+		obj, err := s.sharedObject(res, *ev.PrevKV, deletedAt)
 		if err == nil {
 			prev = obj
 		}
 	}
 	switch ev.Type {
 	case storage.Deleted:
-		if prev == nil || !s.matches(q, res, prev) {
+		if prev == nil || !s.matches(q, res, prev.obj) {
 			return "", nil
 		}
-		setResourceVersion(prev, ev.Revision())
 		return watch.Deleted, prev
 	case storage.Added:
-		if !s.matches(q, res, cur) {
+		if !s.matches(q, res, cur.obj) {
 			return "", nil
 		}
 		return watch.Added, cur
 	default:
-		curOK := s.matches(q, res, cur)
-		prevOK := prev != nil && s.matches(q, res, prev)
+		curOK := s.matches(q, res, cur.obj)
+		prevOK := prev != nil && s.matches(q, res, prev.obj)
 		switch {
 		case curOK && prevOK:
 			return watch.Modified, cur
@@ -298,27 +303,46 @@ func (ws *watchStream) writeBookmark(rev int64, initialEventsEnd bool) {
 	ws.writeRaw(watch.Bookmark, obj)
 }
 
-func (ws *watchStream) writeRaw(typ watch.EventType, obj runtime.Object) {
-	if ws.protobuf {
-		ws.writeProtobuf(typ, obj)
+// writeShared writes an event whose object is shared by all watches,
+// reusing its encoding when the stream sends objects as they are.
+func (ws *watchStream) writeShared(typ watch.EventType, obj *sharedObject) {
+	if ws.format.as != "" {
+		ws.write(typ, obj.obj)
 		return
 	}
-	raw, err := json.Marshal(obj)
+	raw, err := obj.encoded(ws.s, ws.protobuf)
 	if err != nil {
 		return
 	}
-	line, _ := json.Marshal(metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: raw}})
-	_, _ = ws.w.Write(append(line, '\n'))
+	ws.writeEncoded(typ, raw)
 }
 
-// writeProtobuf writes one length-prefixed protobuf WatchEvent.
-func (ws *watchStream) writeProtobuf(typ watch.EventType, obj runtime.Object) {
-	info, _ := runtime.SerializerInfoForMediaType(ws.s.codecs.SupportedMediaTypes(), mediaProtobuf)
-	var raw bytes.Buffer
-	if err := info.Serializer.Encode(obj, &raw); err != nil {
+func (ws *watchStream) writeRaw(typ watch.EventType, obj runtime.Object) {
+	var raw []byte
+	var err error
+	if ws.protobuf {
+		info, _ := runtime.SerializerInfoForMediaType(ws.s.codecs.SupportedMediaTypes(), mediaProtobuf)
+		var buf bytes.Buffer
+		err = info.Serializer.Encode(obj, &buf)
+		raw = buf.Bytes()
+	} else {
+		raw, err = json.Marshal(obj)
+	}
+	if err != nil {
 		return
 	}
-	event := metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: raw.Bytes()}}
+	ws.writeEncoded(typ, raw)
+}
+
+// writeEncoded writes one WatchEvent around an encoded object: a JSON line,
+// or a protobuf WatchEvent prefixed by its length.
+func (ws *watchStream) writeEncoded(typ watch.EventType, raw []byte) {
+	event := metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: raw}}
+	if !ws.protobuf {
+		line, _ := json.Marshal(event)
+		_, _ = ws.w.Write(append(line, '\n'))
+		return
+	}
 	frame := make([]byte, 4+event.Size())
 	n, err := event.MarshalToSizedBuffer(frame[4:])
 	if err != nil {

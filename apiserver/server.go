@@ -58,7 +58,9 @@ type Server struct {
 	// watchBookmarkInterval is how often a watch that asked for bookmarks
 	// gets one while nothing else happens.
 	watchBookmarkInterval time.Duration
-	fieldManagers         *fieldManagers
+	// eventCache shares decoded watch objects between watch streams.
+	eventCache    *eventCache
+	fieldManagers *fieldManagers
 	// watchesDone is closed by CloseWatches to end every running watch.
 	watchesDone      chan struct{}
 	closeWatchesOnce sync.Once
@@ -107,6 +109,7 @@ func New(cfg Config) (*Server, error) {
 		watchBookmarkInterval: time.Minute,
 		fieldManagers:         newFieldManagers(scheme),
 		watchesDone:           make(chan struct{}),
+		eventCache:            newEventCache(),
 	}
 	ips, err := newIPAllocator(cfg.ServiceCIDR)
 	if err != nil {
