@@ -27,8 +27,8 @@ const minWatchTimeout = 30 * time.Minute
 // initial events.
 const initialEventsEndAnnotation = "k8s.io/initial-events-end"
 
-// serveWatch streams changes to a collection as newline-delimited JSON
-// WatchEvents, flushed one by one.
+// serveWatch streams changes to a collection as WatchEvents (JSON lines or
+// length-prefixed protobuf, see watchStream), flushed one by one.
 //
 // Where it starts: with resourceVersion unset or "0" it first sends an
 // ADDED event for every current object; with sendInitialEvents=true
