@@ -22,6 +22,7 @@ import (
 
 	"github.com/tinykube/tinykube/controller/deployment"
 	"github.com/tinykube/tinykube/controller/endpointslice"
+	"github.com/tinykube/tinykube/controller/endpointslicemirroring"
 	"github.com/tinykube/tinykube/controller/garbagecollector"
 	"github.com/tinykube/tinykube/controller/namespace"
 	"github.com/tinykube/tinykube/controller/nodeipam"
@@ -174,6 +175,10 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		}},
 		{"endpointslice", 5, func() (func(context.Context, int), error) {
 			c, err := endpointslice.New(endpointslice.Config{Client: client, Informers: f, Recorder: rec(endpointslice.Component), Clock: cfg.Clock})
+			return runOf(c, err)
+		}},
+		{"endpointslicemirroring", 5, func() (func(context.Context, int), error) {
+			c, err := endpointslicemirroring.New(endpointslicemirroring.Config{Client: client, Informers: f, Recorder: rec(endpointslicemirroring.Component)})
 			return runOf(c, err)
 		}},
 		{"garbagecollector", 20, func() (func(context.Context, int), error) {
