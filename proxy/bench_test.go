@@ -34,7 +34,7 @@ func largeCluster(n, eps int) []runtime.Object {
 
 // realNFTInLab returns a knftables.Interface that runs nft in a fresh
 // network namespace of the lab.
-func realNFTInLab(b *testing.B) knftables.Interface {
+func realNFTInLab(b testing.TB) knftables.Interface {
 	b.Helper()
 	lab := netlab.New(b)
 	node := lab.AddNS("node")

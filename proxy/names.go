@@ -43,6 +43,8 @@ const (
 	mapNoEndpointServices  = "no-endpoint-services"
 	mapNoEndpointNodePorts = "no-endpoint-nodeports"
 	setHairpin             = "hairpin"
+	mapClusterBackends     = "service-backends"
+	mapNodePortBackends    = "nodeport-backends"
 )
 
 // Prefixes of the per-Service chains and sets.
@@ -53,6 +55,7 @@ const (
 	prefixEndpoint = "endpoint-"
 	prefixAffinity = "affinity-"
 	prefixBackends = "backends-"
+	prefixLB       = "lb-" // shared load-balancing chains: lb-KIND-N
 )
 
 // masqueradeMark is the packet mark bit that asks nat-postrouting to

@@ -17,19 +17,61 @@ import (
 // syncs and checks after each that the table is exactly what a fresh full
 // sync of the same objects writes.
 func TestPartialSyncMatchesFullRebuild(t *testing.T) {
-	ctx := context.Background()
+	tp := newTestProxier(t, testConfig(), partialSyncObjects()...)
+	tp.mustSync(t)
+	for _, step := range partialSyncSteps(tp) {
+		step.change(t)
+		st := tp.mustSync(t)
+		if st.Full {
+			t.Fatalf("%s: sync was full, want partial", step.name)
+		}
+		objs := currentObjects(t, tp)
+		fresh := newTestProxier(t, testConfig(), objs...)
+		fresh.mustSync(t)
+		if got, want := normalize(tp.nft.Dump()), normalize(fresh.nft.Dump()); got != want {
+			t.Fatalf("%s: partial sync differs from a full rebuild:\n%s", step.name, diffLines(want, got))
+		}
+	}
+}
+
+// TestLabPartialSyncsApplyOnRealNFT applies the same changes to the real
+// nftables in a lab namespace: the kernel (and nft) must accept every
+// partial sync; a refused one would silently turn into a full rebuild.
+func TestLabPartialSyncsApplyOnRealNFT(t *testing.T) {
+	tp := newTestProxier(t, testConfig(), partialSyncObjects()...)
+	tp.Proxier.nft = realNFTInLab(t)
+	tp.mustSync(t)
+	for _, step := range partialSyncSteps(tp) {
+		step.change(t)
+		st := tp.Sync(context.Background())
+		if st.Err != nil || st.Full {
+			t.Fatalf("%s: sync = %+v, want a successful partial sync", step.name, st)
+		}
+	}
+}
+
+func partialSyncObjects() []runtime.Object {
+	return []runtime.Object{
+		makeService("default", "web").clusterIP("10.43.0.20").typ("NodePort").port("http", 80, 8080, 30020).obj(),
+		makeSlice("default", "web", "web-1").port("http", 8080).
+			endpoint("10.42.0.5", testNode).endpoint("10.42.1.7", "node-b").obj(),
+		makeService("default", "other").clusterIP("10.43.0.21").port("http", 80, 8080, 0).obj(),
+		makeSlice("default", "other", "other-1").port("http", 8080).endpoint("10.42.0.9", testNode).obj(),
+	}
+}
+
+type syncStep struct {
+	name   string
+	change func(t *testing.T)
+}
+
+// partialSyncSteps changes the objects of partialSyncObjects one step at a
+// time through every kind of rule.
+func partialSyncSteps(tp *testProxier) []syncStep {
 	web := makeService("default", "web").clusterIP("10.43.0.20").typ("NodePort").port("http", 80, 8080, 30020)
 	slice := makeSlice("default", "web", "web-1").port("http", 8080).
 		endpoint("10.42.0.5", testNode).endpoint("10.42.1.7", "node-b")
-	other := makeService("default", "other").clusterIP("10.43.0.21").port("http", 80, 8080, 0)
-	otherSlice := makeSlice("default", "other", "other-1").port("http", 8080).endpoint("10.42.0.9", testNode)
-	tp := newTestProxier(t, testConfig(), web.obj(), slice.obj(), other.obj(), otherSlice.obj())
-	tp.mustSync(t)
-
-	steps := []struct {
-		name   string
-		change func(t *testing.T)
-	}{
+	return []syncStep{
 		{"endpoint becomes not ready", func(t *testing.T) {
 			s := makeSlice("default", "web", "web-1").port("http", 8080).
 				endpoint("10.42.0.5", testNode).notReady("10.42.1.7", "node-b").obj()
@@ -50,6 +92,20 @@ func TestPartialSyncMatchesFullRebuild(t *testing.T) {
 			apply(t, tp, slice.obj())
 			apply(t, tp, web.externalLocal(32100).obj())
 		}},
+		{"other: NodePort with an external IP and a UDP port, two endpoints", func(t *testing.T) {
+			svc := makeService("default", "other").clusterIP("10.43.0.21").typ("NodePort").
+				port("http", 80, 8080, 30021).udpPort("dns", 53, 5353).obj()
+			svc.Spec.ExternalIPs = []string{"192.0.2.7"}
+			apply(t, tp, svc)
+			apply(t, tp, makeSlice("default", "other", "other-1").port("http", 8080).udpPort("dns", 5353).
+				endpoint("10.42.0.9", testNode).endpoint("10.42.1.9", "node-b").obj())
+		}},
+		{"in one sync, other lets go of a shared chain that web takes up", func(t *testing.T) {
+			apply(t, tp, makeSlice("default", "other", "other-1").port("http", 8080).udpPort("dns", 5353).
+				endpoint("10.42.0.9", testNode).obj())
+			apply(t, tp, makeService("default", "web").clusterIP("10.43.0.20").typ("NodePort").
+				port("http", 80, 8080, 30020).obj())
+		}},
 		{"service deleted", func(t *testing.T) {
 			del(t, tp, "services", "default", "other")
 		}},
@@ -57,20 +113,6 @@ func TestPartialSyncMatchesFullRebuild(t *testing.T) {
 			s := makeService("default", "web").clusterIP("10.43.0.20").port("http", 80, 8080, 0).obj()
 			apply(t, tp, s)
 		}},
-	}
-	for _, step := range steps {
-		step.change(t)
-		st := tp.mustSync(t)
-		if st.Full {
-			t.Fatalf("%s: sync was full, want partial", step.name)
-		}
-		objs := currentObjects(t, tp)
-		fresh := newTestProxier(t, testConfig(), objs...)
-		fresh.mustSync(t)
-		if got, want := normalize(tp.nft.Dump()), normalize(fresh.nft.Dump()); got != want {
-			t.Fatalf("%s: partial sync differs from a full rebuild:\n%s", step.name, diffLines(want, got))
-		}
-		_ = ctx
 	}
 }
 
@@ -91,8 +133,9 @@ func TestSyncOnlyTouchesChangedService(t *testing.T) {
 	if st.Full || st.Services != 1 {
 		t.Fatalf("sync = %+v, want a partial sync of 1 Service", st)
 	}
-	// the Service's chain (numgen mod 3 -> 2): add, flush, 2 rules; its
-	// backends map: add, flush, one element command
+	// the shared chain for 2 endpoints: add, 2 rules; the verdict (goto
+	// lb-cluster-tcp-3 -> 2): delete, add; the endpoint's backend and
+	// hairpin elements deleted
 	if st.Operations > 7 {
 		t.Errorf("one endpoint removal took %d nftables operations, want at most 7", st.Operations)
 	}
@@ -118,8 +161,12 @@ func TestFailedApplyForcesFullResync(t *testing.T) {
 	if !st.Full {
 		t.Fatalf("sync after a failure = %+v, want full", st)
 	}
-	if _, ok := tp.nft.Table.Chains[serviceChain(servicePortName{"default", "web", "tcp", "http"})]; !ok {
-		t.Errorf("full resync did not restore the Service's chain")
+	m := tp.nft.Table.Maps[backendsMapName(mapClusterBackends, "tcp")]
+	if m == nil || len(m.Elements) != 1 {
+		t.Errorf("full resync did not restore the Service's endpoint")
+	}
+	if _, ok := tp.nft.Table.Chains[lbChain(lbCluster, "tcp", 1)]; !ok {
+		t.Errorf("full resync did not restore the load-balancing chain")
 	}
 }
 

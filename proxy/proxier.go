@@ -411,7 +411,7 @@ func (p *Proxier) Sync(ctx context.Context) SyncStats {
 		}
 		writeFull(tx, &p.rules, nonNil, p.applied)
 	} else {
-		writePartial(tx, frags, p.applied) // nil fragments: Services gone
+		writePartial(tx, &p.rules, frags, p.applied) // nil fragments: Services gone
 	}
 	stats := SyncStats{Full: full, Services: len(keys), Operations: tx.NumOperations()}
 	var err error

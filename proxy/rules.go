@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,17 +33,25 @@ type element struct {
 	set   string
 	key   []string
 	value []string // empty for sets
+	// guard is the id of the verdict element that sends traffic to this
+	// backend element: a Service may only hold the backend element while it
+	// holds the verdict, so that two Services claiming one external IP and
+	// port never mix their endpoints.
+	guard string
 }
 
 func (e element) id() string { return e.set + " " + strings.Join(e.key, " . ") }
 
 // fragment is everything one Service contributes to the ruleset. Its chains
-// and affinity sets belong to it alone; its elements go into shared maps.
+// and affinity sets belong to it alone; its elements go into shared maps;
+// shared names the load-balancing chains (shared by every Service port with
+// the same number of endpoints) that its elements send traffic to.
 type fragment struct {
 	chains   []chain
 	affinity []affinity
 	backends []backends
 	elements []element
+	shared   []string
 }
 
 // backends is a map from numgen index to endpoint address . port.
@@ -81,6 +90,84 @@ func buildFragment(cfg *ruleConfig, ports []*servicePort) *fragment {
 }
 
 func (f *fragment) addPort(cfg *ruleConfig, sp *servicePort) {
+	if sp.affinitySeconds > 0 || sp.externalLocal {
+		f.addPortChains(cfg, sp)
+		return
+	}
+	f.addPortShared(sp)
+}
+
+// addPortShared writes a Service port without session affinity and with
+// externalTrafficPolicy Cluster (nearly all of them) without chains or maps of
+// its own: its verdict elements send traffic to the shared load-balancing
+// chain for its number of endpoints, which DNATs through the shared backends
+// maps keyed by the packet's destination and a random index. A full sync is
+// then a handful of chains and long element lists, and a change of one
+// Service rewrites only its elements.
+func (f *fragment) addPortShared(sp *servicePort) {
+	proto := sp.name.Protocol
+	port := strconv.Itoa(int(sp.port))
+	clusterEPs, _, hasAny := sp.categorize()
+	noEndpoints := verdictDrop
+	if !hasAny {
+		noEndpoints = verdictReject
+	}
+	n := len(clusterEPs)
+	for _, ep := range clusterEPs {
+		if ep.local {
+			ip := ep.addr.Addr().String()
+			f.addElement(element{set: setHairpin, key: []string{ip, ip}})
+		}
+	}
+	// ip: the destination of the traffic; lb: the kind of shared chain.
+	addIP := func(ip string, lb string) {
+		key := []string{ip, proto, port}
+		if n == 0 {
+			f.elements = append(f.elements, element{set: mapNoEndpointServices, key: key, value: []string{noEndpoints}})
+			return
+		}
+		verdict := element{set: mapServiceIPs, key: key, value: gotoChain(lbChain(lb, proto, n))}
+		f.elements = append(f.elements, verdict)
+		f.addBackends(backendsMapName(mapClusterBackends, proto), []string{ip, port}, verdict.id(), clusterEPs)
+		f.addShared(lbChain(lb, proto, n))
+	}
+	addIP(sp.clusterIP.String(), lbCluster)
+	for _, ip := range sp.externalIPs {
+		addIP(ip.String(), lbExternal)
+	}
+	if sp.nodePort != 0 {
+		key := []string{proto, strconv.Itoa(int(sp.nodePort))}
+		if n == 0 {
+			f.elements = append(f.elements, element{set: mapNoEndpointNodePorts, key: key, value: []string{noEndpoints}})
+			return
+		}
+		verdict := element{set: mapServiceNodePorts, key: key, value: gotoChain(lbChain(lbNodePort, proto, n))}
+		f.elements = append(f.elements, verdict)
+		f.addBackends(backendsMapName(mapNodePortBackends, proto), key[1:], verdict.id(), clusterEPs)
+		f.addShared(lbChain(lbNodePort, proto, n))
+	}
+}
+
+// addBackends adds the elements key . i : endpoint i of a shared backends map.
+func (f *fragment) addBackends(m string, key []string, guard string, eps []endpoint) {
+	for i, ep := range eps {
+		k := append(slices.Clip(key), strconv.Itoa(i))
+		f.elements = append(f.elements, element{
+			set: m, key: k, guard: guard,
+			value: []string{ep.addr.Addr().String(), strconv.Itoa(int(ep.addr.Port()))}})
+	}
+}
+
+// addShared records that the fragment uses the shared chain name.
+func (f *fragment) addShared(name string) {
+	if !slices.Contains(f.shared, name) {
+		f.shared = append(f.shared, name)
+	}
+}
+
+// addPortChains writes a Service port with session affinity or
+// externalTrafficPolicy Local, which need chains of their own.
+func (f *fragment) addPortChains(cfg *ruleConfig, sp *servicePort) {
 	proto := sp.name.Protocol
 	port := strconv.Itoa(int(sp.port))
 	clusterEPs, localEPs, hasAny := sp.categorize()
@@ -311,7 +398,7 @@ func staticChains(cfg *ruleConfig) []chain {
 func sharedSets() []knftables.Object {
 	addrProtoPort := "ipv4_addr . inet_proto . inet_service : verdict"
 	protoPort := "inet_proto . inet_service : verdict"
-	return []knftables.Object{
+	objs := []knftables.Object{
 		&knftables.Set{Name: setClusterIPs, Type: "ipv4_addr", Comment: knftables.PtrTo("active ClusterIPs")},
 		&knftables.Set{Name: setHairpin, Type: "ipv4_addr . ipv4_addr", Comment: knftables.PtrTo("local endpoints as address . address: a pod reaching itself through a Service")},
 		&knftables.Set{Name: setNodePortIPs, Type: "ipv4_addr", Comment: knftables.PtrTo("addresses that accept NodePort traffic")},
@@ -320,4 +407,77 @@ func sharedSets() []knftables.Object {
 		&knftables.Map{Name: mapNoEndpointServices, Type: addrProtoPort, Comment: knftables.PtrTo("drop or reject traffic to Services without endpoints")},
 		&knftables.Map{Name: mapNoEndpointNodePorts, Type: protoPort, Comment: knftables.PtrTo("drop or reject traffic to NodePorts without endpoints")},
 	}
+	// One backends map per protocol: nft (1.0.6) refuses a DNAT through a
+	// map whose typeof names another transport protocol than the rule
+	// matched, or th.
+	for _, proto := range protocols {
+		objs = append(objs,
+			&knftables.Map{Name: backendsMapName(mapClusterBackends, proto),
+				TypeOf:  "ip daddr . " + proto + " dport . numgen random mod 1 : ip daddr . " + proto + " dport",
+				Comment: knftables.PtrTo("Service address . port . random index: endpoint")},
+			&knftables.Map{Name: backendsMapName(mapNodePortBackends, proto),
+				TypeOf:  proto + " dport . numgen random mod 1 : ip daddr . " + proto + " dport",
+				Comment: knftables.PtrTo("nodePort . random index: endpoint")})
+	}
+	return objs
+}
+
+// Kinds of shared load-balancing chains.
+const (
+	lbCluster  = "cluster"  // ClusterIP traffic
+	lbExternal = "external" // LoadBalancer ingress and external IPs
+	lbNodePort = "nodeport" // NodePorts
+)
+
+// protocols are the transport protocols of Service ports.
+var protocols = []string{"tcp", "udp", "sctp"}
+
+// backendsMapName names the shared backends map of a protocol.
+func backendsMapName(base, proto string) string { return base + "-" + proto }
+
+// lbChain names the shared chain that balances traffic of a kind and
+// protocol over n endpoints: lb-KIND-PROTO-N.
+func lbChain(kind, proto string, n int) string {
+	return prefixLB + kind + "-" + proto + "-" + strconv.Itoa(n)
+}
+
+// sharedChain returns the rules of a shared load-balancing chain, named by
+// lbChain: masquerade what must be, then DNAT to the endpoint that the
+// packet's destination and a random index in [0, n) select in the shared
+// backends map of the protocol.
+func sharedChain(cfg *ruleConfig, name string) (chain, bool) {
+	parts := strings.Split(strings.TrimPrefix(name, prefixLB), "-")
+	if !strings.HasPrefix(name, prefixLB) || len(parts) != 3 || !slices.Contains(protocols, parts[1]) {
+		return chain{}, false
+	}
+	kind, proto := parts[0], parts[1]
+	n, err := strconv.Atoi(parts[2])
+	if err != nil || n < 1 {
+		return chain{}, false
+	}
+	dnat := "meta l4proto " + proto + " dnat ip addr . port to "
+	var rules []string
+	switch kind {
+	case lbCluster:
+		// ClusterIP traffic that does not come from a pod
+		if cfg.clusterCIDR.IsValid() {
+			rules = append(rules, "ip saddr != "+cfg.clusterCIDR.String()+" jump "+chainMarkForMasquerade)
+		} else {
+			rules = append(rules, "jump "+chainMarkForMasquerade)
+		}
+		rules = append(rules, fmt.Sprintf(dnat+"ip daddr . %s dport . numgen random mod %d map @%s",
+			proto, n, backendsMapName(mapClusterBackends, proto)))
+	case lbExternal:
+		// external traffic: replies must come back through this node
+		rules = append(rules, "jump "+chainMarkForMasquerade,
+			fmt.Sprintf(dnat+"ip daddr . %s dport . numgen random mod %d map @%s",
+				proto, n, backendsMapName(mapClusterBackends, proto)))
+	case lbNodePort:
+		rules = append(rules, "jump "+chainMarkForMasquerade,
+			fmt.Sprintf(dnat+"%s dport . numgen random mod %d map @%s",
+				proto, n, backendsMapName(mapNodePortBackends, proto)))
+	default:
+		return chain{}, false
+	}
+	return chain{name: name, rules: rules}, true
 }

@@ -10,12 +10,14 @@ import (
 )
 
 // ruleset is what the proxy last applied to the kernel: the fragment of
-// every Service, which Service owns each shared map element, and how many
-// Services hold each shared set element.
+// every Service, which Service owns each shared map element, how many
+// Services hold each shared set element, and how many Services use each
+// shared load-balancing chain.
 type ruleset struct {
 	fragments map[types.NamespacedName]*fragment
 	owners    map[string]types.NamespacedName // map element id -> owner
 	refs      map[string]int                  // set element id -> holders
+	chainRefs map[string]int                  // shared chain -> users
 }
 
 func newRuleset() *ruleset {
@@ -23,6 +25,7 @@ func newRuleset() *ruleset {
 		fragments: map[types.NamespacedName]*fragment{},
 		owners:    map[string]types.NamespacedName{},
 		refs:      map[string]int{},
+		chainRefs: map[string]int{},
 	}
 }
 
@@ -39,8 +42,20 @@ func (rs *ruleset) claim(k types.NamespacedName, e element) bool {
 	if _, taken := rs.owners[id]; taken {
 		return false
 	}
+	if e.guard != "" && rs.owners[e.guard] != k {
+		return false // the verdict leading here is another Service's
+	}
 	rs.owners[id] = k
 	return true
+}
+
+// holds tells whether Service k holds e already.
+func (rs *ruleset) holds(k types.NamespacedName, e element) bool {
+	if len(e.value) == 0 {
+		return true // set elements are counted, never lost
+	}
+	owner, ok := rs.owners[e.id()]
+	return ok && owner == k
 }
 
 // release records that Service k no longer holds e; it tells whether e must
@@ -88,6 +103,22 @@ func writeFull(tx *knftables.Transaction, cfg *ruleConfig, frags map[types.Names
 	}
 
 	keys := sortedKeys(frags)
+	*rs = *newRuleset()
+	var shared []chain
+	for _, k := range keys {
+		for _, name := range frags[k].shared {
+			rs.chainRefs[name]++
+			if rs.chainRefs[name] == 1 {
+				if c, ok := sharedChain(cfg, name); ok {
+					shared = append(shared, c)
+				}
+			}
+		}
+	}
+	sort.Slice(shared, func(i, j int) bool { return shared[i].name < shared[j].name })
+	for _, c := range shared {
+		tx.Add(&knftables.Chain{Name: c.name})
+	}
 	// Sets, maps and chains first: rules and elements refer to them.
 	for _, k := range keys {
 		f := frags[k]
@@ -105,12 +136,14 @@ func writeFull(tx *knftables.Transaction, cfg *ruleConfig, frags map[types.Names
 	for _, c := range static {
 		addRules(tx, c)
 	}
+	for _, c := range shared {
+		addRules(tx, c)
+	}
 	for _, k := range keys {
 		for _, c := range frags[k].chains {
 			addRules(tx, c)
 		}
 	}
-	*rs = *newRuleset()
 	for _, k := range keys {
 		f := frags[k]
 		rs.fragments[k] = f
@@ -125,8 +158,10 @@ func writeFull(tx *knftables.Transaction, cfg *ruleConfig, frags map[types.Names
 // writePartial adds to tx the operations that turn the fragments of the
 // changed Services in rs into the given ones (nil: the Service is gone), and
 // records them in rs. Unchanged chains are not touched.
-func writePartial(tx *knftables.Transaction, changed map[types.NamespacedName]*fragment, rs *ruleset) {
+func writePartial(tx *knftables.Transaction, cfg *ruleConfig, changed map[types.NamespacedName]*fragment, rs *ruleset) {
 	keys := sortedKeys(changed)
+	var newShared []chain
+	var deadShared []string
 	var deadChains []string
 	var deadSets []string
 	var deadMaps []string
@@ -205,6 +240,28 @@ func writePartial(tx *knftables.Transaction, changed map[types.NamespacedName]*f
 			}
 		}
 
+		for _, name := range newF.shared {
+			if slices.Contains(oldF.shared, name) {
+				continue
+			}
+			rs.chainRefs[name]++
+			if rs.chainRefs[name] == 1 {
+				if c, ok := sharedChain(cfg, name); ok {
+					newShared = append(newShared, c)
+				}
+			}
+		}
+		for _, name := range oldF.shared {
+			if slices.Contains(newF.shared, name) {
+				continue
+			}
+			rs.chainRefs[name]--
+			if rs.chainRefs[name] == 0 {
+				delete(rs.chainRefs, name)
+				deadShared = append(deadShared, name)
+			}
+		}
+
 		oldElems := map[string]element{}
 		for _, e := range oldF.elements {
 			oldElems[e.id()] = e
@@ -222,7 +279,7 @@ func writePartial(tx *knftables.Transaction, changed map[types.NamespacedName]*f
 			}
 		}
 		for _, e := range newF.elements {
-			if oe, ok := oldElems[e.id()]; ok && slices.Equal(oe.value, e.value) {
+			if oe, ok := oldElems[e.id()]; ok && slices.Equal(oe.value, e.value) && rs.holds(k, e) {
 				continue
 			}
 			if rs.claim(k, e) {
@@ -236,7 +293,16 @@ func writePartial(tx *knftables.Transaction, changed map[types.NamespacedName]*f
 		}
 	}
 
+	// A shared chain one Service let go of and another took up in the same
+	// sync stays as it is.
+	newShared = slices.DeleteFunc(newShared, func(c chain) bool { return slices.Contains(deadShared, c.name) })
+	deadShared = slices.DeleteFunc(deadShared, func(name string) bool { return rs.chainRefs[name] > 0 })
+
 	// New chains exist before any rule or element refers to them.
+	for _, c := range newShared {
+		tx.Add(&knftables.Chain{Name: c.name})
+		addRules(tx, c)
+	}
 	for _, r := range rewrites {
 		tx.Add(&knftables.Chain{Name: r.c.name})
 	}
@@ -254,6 +320,7 @@ func writePartial(tx *knftables.Transaction, changed map[types.NamespacedName]*f
 	}
 	// A chain must be empty and unreferenced to be deleted: flush them all
 	// first (dropping their jumps to each other), then delete them.
+	deadChains = append(deadChains, deadShared...)
 	for _, c := range deadChains {
 		tx.Flush(&knftables.Chain{Name: c})
 	}
