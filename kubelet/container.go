@@ -56,29 +56,40 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 	case present && policy != corev1.PullAlways:
 		return ref, waiting{}, nil
 	}
-	if _, err := k.containerd.Pull(ctx, ref, client.WithPullUnpack, client.WithPullSnapshotter(images.Snapshotter)); err != nil {
+	// Upstream's image pull back-off: after a failure, syncs within the
+	// delay wait in ImagePullBackOff without pulling.
+	pullKey := string(pod.UID) + "/" + c.Name + "/pull"
+	k.mu.Lock()
+	if e := k.backoff[pullKey]; e != nil && k.clock.Now().Before(e.failedAt.Add(e.delay)) {
+		msg := fmt.Sprintf("Back-off pulling image %q: ErrImagePull: %s", c.Image, e.lastErr)
+		k.mu.Unlock()
+		return "", waiting{reason: "ImagePullBackOff", message: msg}, nil
+	}
+	k.mu.Unlock()
+	resolver := k.registries.Resolver(k.pullSecrets(ctx, pod))
+	if _, err := k.containerd.Pull(ctx, ref, client.WithPullUnpack, client.WithPullSnapshotter(images.Snapshotter), client.WithResolver(resolver)); err != nil {
 		if present {
 			// Keep running what we have when the registry is unreachable.
 			klog.Warningf("pull %s: %v; using the image present", ref, err)
 			return ref, waiting{}, nil
 		}
-		key := string(pod.UID) + "/" + c.Name + "/pull"
 		k.mu.Lock()
-		_, failedBefore := k.backoff[key]
-		k.backoff[key] = &backoffEntry{}
+		e := k.backoff[pullKey]
+		if e == nil {
+			e = &backoffEntry{delay: backoffInitial}
+			k.backoff[pullKey] = e
+		} else {
+			e.delay = min(2*e.delay, backoffMax)
+		}
+		e.failedAt = k.clock.Now()
+		e.lastErr = err.Error()
 		k.mu.Unlock()
 		reason := "ErrImagePull"
-		if failedBefore {
-			reason = "ImagePullBackOff"
-		}
 		msg := fmt.Sprintf("failed to pull and unpack image %q: %v", ref, err)
-		if reason == "ImagePullBackOff" {
-			msg = fmt.Sprintf("Back-off pulling image %q: ErrImagePull: %v", c.Image, err)
-		}
 		return "", waiting{reason: reason, message: msg}, nil
 	}
 	k.mu.Lock()
-	delete(k.backoff, string(pod.UID)+"/"+c.Name+"/pull")
+	delete(k.backoff, pullKey)
 	k.mu.Unlock()
 	return ref, waiting{}, nil
 }
@@ -350,4 +361,18 @@ func expandAll(in []string, vars map[string]string) []string {
 		out[i] = expand(s, vars)
 	}
 	return out
+}
+
+// pullSecrets are the credentials in the pod's imagePullSecrets.
+func (k *Kubelet) pullSecrets(ctx context.Context, pod *corev1.Pod) images.Credentials {
+	var data []map[string][]byte
+	for _, ref := range pod.Spec.ImagePullSecrets {
+		s, err := k.client.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			klog.Warningf("pod %s/%s: imagePullSecret %s: %v", pod.Namespace, pod.Name, ref.Name, err)
+			continue
+		}
+		data = append(data, s.Data)
+	}
+	return images.DockerConfigCredentials(data)
 }

@@ -66,6 +66,10 @@ type Config struct {
 	// ResyncPeriod is how often every pod is reconciled without an event;
 	// default 10s.
 	ResyncPeriod time.Duration
+	// RegistriesFile configures registry mirrors, plain-HTTP endpoints and
+	// credentials in k3s's registries.yaml format; default
+	// /etc/tinykube/registries.yaml (a missing file is fine).
+	RegistriesFile string
 	// ServingCert is the kubelet API's HTTPS certificate; nil serves no
 	// API (no logs, exec or port-forward through the API server).
 	ServingCert *tls.Certificate
@@ -97,6 +101,7 @@ type Kubelet struct {
 	queue      workqueue.TypedRateLimitingInterface[string]
 	probes     *probeManager
 	port       int32 // the kubelet API's port
+	registries *images.Registries
 
 	mu      sync.Mutex
 	backoff map[string]*backoffEntry // by podUID/container
@@ -138,6 +143,9 @@ func New(cfg Config) (*Kubelet, error) {
 	}
 	if cfg.ServingCert != nil && cfg.ClientCAs == nil {
 		return nil, errors.New("kubelet: ClientCAs is required with ServingCert")
+	}
+	if cfg.RegistriesFile == "" {
+		cfg.RegistriesFile = images.DefaultRegistriesFile
 	}
 	if cfg.ListenAddress == "" {
 		cfg.ListenAddress = fmt.Sprintf(":%d", KubeletPort)
@@ -222,6 +230,9 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	}
 	defer c.Close()
 	k.containerd = c
+	if k.registries, err = images.LoadRegistries(k.cfg.RegistriesFile); err != nil {
+		return err
+	}
 	nsCtx := namespacedContext(ctx)
 	if names, err := images.ImportDir(nsCtx, c, ImagesDir(k.cfg.DataDir)); err != nil {
 		klog.Errorf("importing images from %s: %v", ImagesDir(k.cfg.DataDir), err)

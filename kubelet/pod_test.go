@@ -261,3 +261,5 @@ func waitFor(timeout time.Duration, cond func() bool) error {
 func metav1GetOptions() metav1.GetOptions { return metav1.GetOptions{} }
 
 func itoa(i int32) string { return strconv.Itoa(int(i)) }
+
+func nodetestRequire(t *testing.T) { nodetest.RequireRoot(t, "ip") }

@@ -35,6 +35,9 @@ const (
 
 type backoffEntry struct {
 	delay time.Duration
+	// failedAt and lastErr are set for image pulls.
+	failedAt time.Time
+	lastErr  string
 }
 
 // waiting is why a container of the pod is not running, for its status.
@@ -252,7 +255,7 @@ func (k *Kubelet) maybeStart(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 	image, w, err := k.ensureImage(ctx, pod, c)
 	if err != nil || w.reason != "" {
 		if w.reason == "ErrImagePull" || w.reason == "ImagePullBackOff" {
-			return 5 * time.Second, w, err
+			return time.Second, w, err
 		}
 		return 0, w, err
 	}

@@ -13,8 +13,10 @@ import (
 	"regexp"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
 )
 
 // NetworkName is the CNI network the pods of a node are attached to.
@@ -97,7 +99,10 @@ func New(cfg Config) (*Manager, error) {
 	}
 	cfg.Dir = abs
 	cfg.PodCIDR = cfg.PodCIDR.Masked()
-	m := &Manager{cfg: cfg, cni: libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, filepath.Join(cfg.Dir, "cache"), nil)}
+	// An explicit exec: libcni fills in a nil one lazily, which races
+	// when pods are set up in parallel.
+	pluginExec := &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: version.PluginDecoder{}}
+	m := &Manager{cfg: cfg, cni: libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, filepath.Join(cfg.Dir, "cache"), pluginExec)}
 	conf, err := m.conflist()
 	if err != nil {
 		return nil, err
