@@ -409,7 +409,10 @@ func (p *Proxier) Sync(ctx context.Context) SyncStats {
 				nonNil[k] = f
 			}
 		}
-		writeFull(tx, &p.rules, nonNil, p.applied)
+		// knftables' fake keeps elements one by one; the real nft
+		// takes them in batches.
+		_, fake := p.nft.(*knftables.Fake)
+		writeFull(tx, &p.rules, nonNil, p.applied, !fake)
 	} else {
 		writePartial(tx, &p.rules, frags, p.applied) // nil fragments: Services gone
 	}

@@ -79,7 +79,11 @@ func (rs *ruleset) release(k types.NamespacedName, e element) bool {
 
 // writeFull adds to tx the operations that replace the whole table with
 // cfg's static rules and the given fragments, and records them in rs.
-func writeFull(tx *knftables.Transaction, cfg *ruleConfig, frags map[types.NamespacedName]*fragment, rs *ruleset) {
+//
+// With batch, the shared sets' and maps' elements are written a thousand to
+// a command: nft parses and sends that in about half the time of one command
+// per element (~90,000 elements at 5,000 Services of 10 endpoints).
+func writeFull(tx *knftables.Transaction, cfg *ruleConfig, frags map[types.NamespacedName]*fragment, rs *ruleset, batch bool) {
 	table := &knftables.Table{Comment: knftables.PtrTo("rules for tinykube Services")}
 	// add+delete+add: one atomic replacement, whatever was there before.
 	tx.Add(table)
@@ -144,15 +148,57 @@ func writeFull(tx *knftables.Transaction, cfg *ruleConfig, frags map[types.Names
 			addRules(tx, c)
 		}
 	}
+	bySet := map[string][]element{}
+	var sets []string
 	for _, k := range keys {
 		f := frags[k]
 		rs.fragments[k] = f
 		for _, e := range f.elements {
-			if rs.claim(k, e) {
-				tx.Add(elementObject(e))
+			if !rs.claim(k, e) {
+				continue
 			}
+			if !batch {
+				tx.Add(elementObject(e))
+				continue
+			}
+			if _, ok := bySet[e.set]; !ok {
+				sets = append(sets, e.set)
+			}
+			bySet[e.set] = append(bySet[e.set], e)
 		}
 	}
+	for _, set := range sets {
+		for els := range slices.Chunk(bySet[set], elementBatch) {
+			tx.Add(batchElements(els))
+		}
+	}
+}
+
+// elementBatch is how many elements writeFull puts in one command.
+const elementBatch = 1000
+
+// batchElements writes elements of one set or map as one "add element"
+// command. knftables has one Element per command, so the others ride in the
+// first one's key (sets) or value (maps), as nft syntax separates elements
+// with commas. The fake would store that as one element: only the real nft
+// gets batches.
+func batchElements(els []element) *knftables.Element {
+	first := els[0]
+	if len(first.value) == 0 {
+		keys := make([]string, len(els))
+		for i, e := range els {
+			keys[i] = strings.Join(e.key, " . ")
+		}
+		return &knftables.Element{Set: first.set, Key: []string{strings.Join(keys, " , ")}}
+	}
+	var value strings.Builder
+	for i, e := range els {
+		if i > 0 {
+			value.WriteString(" , " + strings.Join(e.key, " . ") + " : ")
+		}
+		value.WriteString(strings.Join(e.value, " . "))
+	}
+	return &knftables.Element{Map: first.set, Key: first.key, Value: []string{value.String()}}
 }
 
 // writePartial adds to tx the operations that turn the fragments of the
