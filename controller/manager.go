@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/tinykube/tinykube/controller/nodeipam"
 	"github.com/tinykube/tinykube/controller/nodelifecycle"
 	"github.com/tinykube/tinykube/controller/replicaset"
+	"github.com/tinykube/tinykube/controller/rootcacertpublisher"
 	"github.com/tinykube/tinykube/controller/serviceaccount"
 )
 
@@ -66,6 +68,10 @@ type ManagerConfig struct {
 	// are logged when they differ from what the API server applies.
 	DefaultNotReadyTolerationSeconds    int64
 	DefaultUnreachableTolerationSeconds int64
+	// RootCA is the cluster CA bundle (PEM) published to every namespace
+	// as kube-root-ca.crt (--root-ca-file); as upstream it defaults to
+	// the CA RESTConfig trusts. Without either, no CA is published.
+	RootCA []byte
 	// Clock is for tests; nil is the real clock.
 	Clock clock.PassiveClock
 	// Logger defaults to slog.Default().
@@ -122,6 +128,16 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if len(cfg.RootCA) == 0 {
+		cfg.RootCA = cfg.RESTConfig.CAData
+	}
+	if len(cfg.RootCA) == 0 && cfg.RESTConfig.CAFile != "" {
+		ca, err := os.ReadFile(cfg.RESTConfig.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("controller: root CA: %w", err)
+		}
+		cfg.RootCA = ca
 	}
 	restCfg := rest.CopyConfig(cfg.RESTConfig)
 	if restCfg.UserAgent == "" {
@@ -203,6 +219,18 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 			c, err := serviceaccount.New(serviceaccount.Config{Client: client, Informers: f, Recorder: rec("serviceaccount-controller")})
 			return runOf(c, err)
 		}},
+	}
+	if len(cfg.RootCA) > 0 {
+		steps = append(steps, struct {
+			name    string
+			workers int
+			build   func() (func(context.Context, int), error)
+		}{"rootcacertpublisher", 5, func() (func(context.Context, int), error) {
+			c, err := rootcacertpublisher.New(rootcacertpublisher.Config{Client: client, Informers: f, RootCA: cfg.RootCA})
+			return runOf(c, err)
+		}})
+	} else {
+		cfg.Logger.Info("no root CA: kube-root-ca.crt is not published")
 	}
 	for _, s := range steps {
 		if err := add(s.name, s.workers, s.build); err != nil {
