@@ -376,11 +376,9 @@ func TestServerSecurityAndRestart(t *testing.T) {
 	}
 
 	// Same data dir: same CA, so the kubeconfig handed out before still
-	// works, and the start is fast.
+	// works. How fast it starts is BenchmarkServerStartToReady's to say:
+	// timings in tests only flake on a loaded machine.
 	again := startServer(t, dataDir)
-	if again.readyAfter > time.Second {
-		t.Errorf("ready %v after start on an existing data dir, want under 1s", again.readyAfter)
-	}
 	t.Logf("ready %v after start on an existing data dir (first start: %v)", again.readyAfter, p.readyAfter)
 	cfg2 := again.restConfig(t)
 	if caFingerprint(t, cfg) != caFingerprint(t, cfg2) {

@@ -70,8 +70,10 @@ func TestInformerThroughTLSAndShutdownWithOpenWatch(t *testing.T) {
 	if err := p.stop(t); err != nil {
 		t.Fatalf("SIGTERM with open watches: exit %v, want 0; stderr:\n%s", err, p.stderr)
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("shutdown with open watches took %v", d)
+	// A watch lasts up to an hour; a shutdown that waited for it would
+	// blow well past this bound, which only guards against that.
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("shutdown with open watches took %v: it waited for the watch", d)
 	}
 	for {
 		select {
