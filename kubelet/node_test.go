@@ -244,7 +244,9 @@ func (b *pod) readiness(path string) *pod {
 	return b
 }
 func (b *pod) liveness(h corev1.ProbeHandler) *pod {
-	b.p.Spec.Containers[0].LivenessProbe = &corev1.Probe{ProbeHandler: h, PeriodSeconds: 1, TimeoutSeconds: 1, SuccessThreshold: 1, FailureThreshold: 1}
+	// Two failures a second apart: a fresh container gets time to listen,
+	// even on a loaded machine.
+	b.p.Spec.Containers[0].LivenessProbe = &corev1.Probe{ProbeHandler: h, InitialDelaySeconds: 1, PeriodSeconds: 1, TimeoutSeconds: 1, SuccessThreshold: 1, FailureThreshold: 2}
 	return b
 }
 func (b *pod) obj() *corev1.Pod { return b.p }

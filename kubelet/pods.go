@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -154,7 +155,7 @@ func (k *Kubelet) syncPod(ctx context.Context, uid string) (time.Duration, error
 				if k.probes.livenessFailed(uid, c.Name, st.ID) {
 					klog.Infof("pod %s/%s container %s failed its liveness probe, restarting", pod.Namespace, pod.Name, c.Name)
 					k.probes.forget(uid, c.Name)
-					if err := k.runtime.Stop(ctx, st.ID, terminationGrace(pod, nil)); err != nil {
+					if err := k.runtime.Stop(ctx, st.ID, k.runPreStop(ctx, pod, st, terminationGrace(pod, nil))); err != nil {
 						return 0, err
 					}
 					k.queue.Add(uid)
@@ -385,7 +386,7 @@ func (k *Kubelet) stopPod(ctx context.Context, uid string, pod *corev1.Pod, cs [
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = k.runtime.Stop(ctx, c.ID, grace)
+			errs[i] = k.runtime.Stop(ctx, c.ID, k.runPreStop(ctx, pod, c, grace))
 		}()
 	}
 	wg.Wait()
@@ -542,3 +543,38 @@ func (k *Kubelet) updateStatus(ctx context.Context, pod *corev1.Pod, status core
 }
 
 var _ = types.UID("")
+
+// runPreStop runs the container's preStop hook (exec, httpGet, tcpSocket
+// or sleep), bounded by the grace period, and returns what is left of the
+// grace period for SIGTERM to SIGKILL (at least upstream's 2 s).
+func (k *Kubelet) runPreStop(ctx context.Context, pod *corev1.Pod, st containers.Status, grace time.Duration) time.Duration {
+	if pod == nil {
+		return grace
+	}
+	var c *corev1.Container
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == st.Name {
+			c = &pod.Spec.Containers[i]
+		}
+	}
+	if c == nil || c.Lifecycle == nil || c.Lifecycle.PreStop == nil {
+		return grace
+	}
+	h := c.Lifecycle.PreStop
+	start := k.clock.Now()
+	hctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	if h.Sleep != nil {
+		select {
+		case <-hctx.Done():
+		case <-k.clock.After(time.Duration(h.Sleep.Seconds) * time.Second):
+		}
+	} else {
+		ip, _ := netip.ParseAddr(pod.Status.PodIP)
+		probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: h.Exec, HTTPGet: h.HTTPGet, TCPSocket: h.TCPSocket}}
+		if ok, msg := k.probes.probe(hctx, st.ID, pod, c, probe, ip); !ok {
+			klog.Infof("pod %s/%s container %s: preStop hook failed: %s", pod.Namespace, pod.Name, c.Name, msg)
+		}
+	}
+	return max(grace-k.clock.Since(start), minimumGracePeriod)
+}

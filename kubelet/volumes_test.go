@@ -135,3 +135,24 @@ func cgroupLimitFiles(id string) map[string]string {
 		"/sys/fs/cgroup/k8s.io/" + id + "/cpu.max":    "50000 100000",
 	}
 }
+
+func TestPreStopHookRunsBeforeTheContainerStops(t *testing.T) {
+	n := startNode(t, nil)
+	hostDir := t.TempDir()
+	b := newPod("hook", testimage.BusyboxRef).command("sleep", "3600")
+	b.p.Spec.TerminationGracePeriodSeconds = ptr(int64(3))
+	dirType := corev1.HostPathDirectory
+	b.p.Spec.Volumes = []corev1.Volume{{Name: "out", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hostDir, Type: &dirType}}}}
+	c := &b.p.Spec.Containers[0]
+	c.VolumeMounts = []corev1.VolumeMount{{Name: "out", MountPath: "/out"}}
+	c.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "echo stopping > /out/prestop"}}}}
+	n.create(b.obj())
+	n.waitPod("hook", 60*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	if err := n.client.CoreV1().Pods("default").Delete(context.Background(), "hook", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n.waitGone("hook")
+	if out, err := os.ReadFile(filepath.Join(hostDir, "prestop")); err != nil || string(out) != "stopping\n" {
+		t.Errorf("preStop hook output = %q, %v", out, err)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 )
@@ -22,11 +24,23 @@ type criWriter struct {
 	buf    []byte
 }
 
+// Upstream's defaults for containerLogMaxSize and containerLogMaxFiles.
+const (
+	defaultLogMaxSize  = 10 << 20
+	defaultLogMaxFiles = 5
+)
+
 // logFile is a container's log file shared by its stdout and stderr
-// writers.
+// writers. When it grows past maxSize it is renamed to PATH.TIMESTAMP and a
+// new one started; at most maxFiles files are kept, as upstream rotates.
 type logFile struct {
-	mu sync.Mutex
-	f  *os.File
+	mu       sync.Mutex
+	path     string
+	f        *os.File
+	size     int64
+	maxSize  int64
+	maxFiles int
+	now      func() time.Time
 }
 
 func openLogFile(path string) (*logFile, error) {
@@ -34,7 +48,30 @@ func openLogFile(path string) (*logFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &logFile{f: f}, nil
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &logFile{path: path, f: f, size: st.Size(), maxSize: defaultLogMaxSize, maxFiles: defaultLogMaxFiles, now: time.Now}, nil
+}
+
+// rotate starts a new file; callers hold mu.
+func (l *logFile) rotate() {
+	l.f.Close()
+	_ = os.Rename(l.path, l.path+"."+l.now().UTC().Format("20060102-150405.000000000"))
+	if old, err := filepath.Glob(l.path + ".*"); err == nil && len(old) > l.maxFiles-1 {
+		sort.Strings(old)
+		for _, o := range old[:len(old)-(l.maxFiles-1)] {
+			os.Remove(o)
+		}
+	}
+	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		// Keep writing nowhere rather than fail the container.
+		f, _ = os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	}
+	l.f, l.size = f, 0
 }
 
 func (l *logFile) Close() error {
@@ -54,7 +91,11 @@ func (l *logFile) record(ts time.Time, stream, tag string, msg []byte) {
 	b.Write(msg)
 	b.WriteByte('\n')
 	l.mu.Lock()
-	l.f.Write(b.Bytes())
+	if l.maxSize > 0 && l.size > 0 && l.size+int64(b.Len()) > l.maxSize {
+		l.rotate()
+	}
+	n, _ := l.f.Write(b.Bytes())
+	l.size += int64(n)
 	l.mu.Unlock()
 }
 
