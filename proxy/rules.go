@@ -40,7 +40,24 @@ type element struct {
 	guard string
 }
 
-func (e element) id() string { return e.set + " " + strings.Join(e.key, " . ") }
+func (e element) id() string {
+	n := len(e.set) + 3*len(e.key)
+	for _, k := range e.key {
+		n += len(k)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(e.set)
+	for i, k := range e.key {
+		if i == 0 {
+			b.WriteString(" ")
+		} else {
+			b.WriteString(" . ")
+		}
+		b.WriteString(k)
+	}
+	return b.String()
+}
 
 // fragment is everything one Service contributes to the ruleset. Its chains
 // and affinity sets belong to it alone; its elements go into shared maps;

@@ -36,8 +36,9 @@ func newRuleset() *ruleset {
 func (rs *ruleset) claim(k types.NamespacedName, e element) bool {
 	id := e.id()
 	if len(e.value) == 0 {
-		rs.refs[id]++
-		return rs.refs[id] == 1
+		n := rs.refs[id] + 1
+		rs.refs[id] = n
+		return n == 1
 	}
 	if _, taken := rs.owners[id]; taken {
 		return false
@@ -107,7 +108,12 @@ func writeFull(tx *knftables.Transaction, cfg *ruleConfig, frags map[types.Names
 	}
 
 	keys := sortedKeys(frags)
+	n := 0
+	for _, f := range frags {
+		n += len(f.elements)
+	}
 	*rs = *newRuleset()
+	rs.owners = make(map[string]types.NamespacedName, n)
 	var shared []chain
 	for _, k := range keys {
 		for _, name := range frags[k].shared {
@@ -148,17 +154,18 @@ func writeFull(tx *knftables.Transaction, cfg *ruleConfig, frags map[types.Names
 			addRules(tx, c)
 		}
 	}
-	bySet := map[string][]element{}
+	bySet := map[string][]*element{}
 	var sets []string
 	for _, k := range keys {
 		f := frags[k]
 		rs.fragments[k] = f
-		for _, e := range f.elements {
-			if !rs.claim(k, e) {
+		for i := range f.elements {
+			e := &f.elements[i]
+			if !rs.claim(k, *e) {
 				continue
 			}
 			if !batch {
-				tx.Add(elementObject(e))
+				tx.Add(elementObject(*e))
 				continue
 			}
 			if _, ok := bySet[e.set]; !ok {
@@ -182,23 +189,36 @@ const elementBatch = 1000
 // first one's key (sets) or value (maps), as nft syntax separates elements
 // with commas. The fake would store that as one element: only the real nft
 // gets batches.
-func batchElements(els []element) *knftables.Element {
+func batchElements(els []*element) *knftables.Element {
 	first := els[0]
-	if len(first.value) == 0 {
-		keys := make([]string, len(els))
-		for i, e := range els {
-			keys[i] = strings.Join(e.key, " . ")
+	var b strings.Builder
+	b.Grow(64 * len(els))
+	writeJoined := func(parts []string) {
+		for i, p := range parts {
+			if i > 0 {
+				b.WriteString(" . ")
+			}
+			b.WriteString(p)
 		}
-		return &knftables.Element{Set: first.set, Key: []string{strings.Join(keys, " , ")}}
 	}
-	var value strings.Builder
+	if len(first.value) == 0 {
+		for i, e := range els {
+			if i > 0 {
+				b.WriteString(" , ")
+			}
+			writeJoined(e.key)
+		}
+		return &knftables.Element{Set: first.set, Key: []string{b.String()}}
+	}
 	for i, e := range els {
 		if i > 0 {
-			value.WriteString(" , " + strings.Join(e.key, " . ") + " : ")
+			b.WriteString(" , ")
+			writeJoined(e.key)
+			b.WriteString(" : ")
 		}
-		value.WriteString(strings.Join(e.value, " . "))
+		writeJoined(e.value)
 	}
-	return &knftables.Element{Map: first.set, Key: first.key, Value: []string{value.String()}}
+	return &knftables.Element{Map: first.set, Key: first.key, Value: []string{b.String()}}
 }
 
 // writePartial adds to tx the operations that turn the fragments of the
