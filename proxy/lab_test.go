@@ -493,3 +493,36 @@ func TestLabPodReachesItselfThroughItsService(t *testing.T) {
 		return err == nil && pod == "pod1"
 	})
 }
+
+// TestLabExternalIP checks an external IP of an externalTrafficPolicy
+// Cluster Service: both pods answer, and they see the node's address (the
+// traffic is masqueraded so that replies come back through the node).
+func TestLabExternalIP(t *testing.T) {
+	l := newLab(t, "pod1", "pod2")
+	externalIP := netip.MustParseAddr("10.203.0.7")
+	l.service("ext", corev1.ServiceTypeClusterIP, 0, func(s *corev1.Service) {
+		s.Spec.ExternalIPs = []string{externalIP.String()}
+	})
+	l.endpoints("ext", []string{"pod1", "pod2"})
+	// The client's network routes the external IP to the node.
+	l.client.IP("route", "add", externalIP.String()+"/32", "via", labNodeIP.String())
+	addr := netip.AddrPortFrom(externalIP, 80)
+	eventually(t, 10*time.Second, "external IP answers", func() bool {
+		_, err := get(l.client, addr)
+		return err == nil
+	})
+	got := answers(t, l.client, addr, 40)
+	if got["pod1"] == 0 || got["pod2"] == 0 {
+		t.Errorf("answers by pod = %v, want both pods", got)
+	}
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: l.client.DialContext, DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(b), labClientIP.String()+":") {
+		t.Errorf("pod saw %q: the client's address, want the traffic masqueraded", b)
+	}
+}
