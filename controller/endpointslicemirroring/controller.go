@@ -127,7 +127,17 @@ func New(cfg Config) (*Controller, error) {
 		{sl.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc:    c.enqueueSlice,
 			UpdateFunc: func(old, obj any) { c.enqueueSlice(old); c.enqueueSlice(obj) },
-			DeleteFunc: c.enqueueSlice,
+			DeleteFunc: func(obj any) {
+				// The cache no longer has the slice, whatever this
+				// controller last wrote to it: a user may delete a slice
+				// before the cache showed the controller's last write.
+				if s, ok := unwrap(obj).(*discoveryv1.EndpointSlice); ok {
+					c.mu.Lock()
+					delete(c.written, s.Namespace+"/"+s.Name)
+					c.mu.Unlock()
+				}
+				c.enqueueSlice(obj)
+			},
 		}},
 	}
 	for _, h := range handlers {

@@ -36,7 +36,7 @@ func newFake(objs ...runtime.Object) *fake.Clientset {
 	return client
 }
 
-func start(t *testing.T, client kubernetes.Interface, maxPer int) *record.FakeRecorder {
+func start(t testing.TB, client kubernetes.Interface, maxPer int) *record.FakeRecorder {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	factory := informers.NewSharedInformerFactory(client, 0)

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	netutils "k8s.io/utils/net"
 )
 
 // group is the mirrored endpoints of one address type and port list.
@@ -16,6 +17,8 @@ type group struct {
 	addressType discoveryv1.AddressType
 	ports       []discoveryv1.EndpointPort
 	endpoints   []discoveryv1.Endpoint
+	// ips are the endpoints' parsed addresses, for sorting.
+	ips []netip.Addr
 }
 
 func (g *group) key() string { return groupKey(g.addressType, g.ports) }
@@ -37,18 +40,22 @@ func ptrValue[T any](p *T) T {
 	return *p
 }
 
-// mirrorable parses an Endpoints address. Upstream's API validation
-// refuses unspecified, loopback, link-local and multicast addresses in
-// Endpoints; tinykube's API server may let them through, so they are
-// skipped here like unparseable ones.
+// mirrorable parses an Endpoints address, leniently as upstream (leading
+// zeros are accepted and dropped). Upstream's API validation refuses
+// unspecified, loopback, link-local and link-local multicast addresses in
+// Endpoints; tinykube's API server lets them through, so they are skipped
+// here like unparseable ones.
 func mirrorable(ip string) (netip.Addr, bool) {
-	a, err := netip.ParseAddr(ip)
-	if err != nil || a.Zone() != "" {
+	parsed := netutils.ParseIPSloppy(ip)
+	if parsed == nil {
+		return netip.Addr{}, false
+	}
+	a, ok := netip.AddrFromSlice(parsed)
+	if !ok {
 		return netip.Addr{}, false
 	}
 	a = a.Unmap()
-	if a.IsUnspecified() || a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
-		a.IsInterfaceLocalMulticast() || a.IsMulticast() {
+	if a.IsUnspecified() || a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() {
 		return netip.Addr{}, false
 	}
 	return a, true
@@ -71,6 +78,10 @@ func mirror(ep *corev1.Endpoints, maxPerSubset int) desired {
 	seen := map[string]map[string]bool{} // group key -> IPs
 	for _, sub := range ep.Subsets {
 		ports := portsOf(sub.Ports)
+		keys := map[discoveryv1.AddressType]string{
+			discoveryv1.AddressTypeIPv4: groupKey(discoveryv1.AddressTypeIPv4, ports),
+			discoveryv1.AddressTypeIPv6: groupKey(discoveryv1.AddressTypeIPv6, ports),
+		}
 		added := 0
 		add := func(addr corev1.EndpointAddress, ready bool) {
 			ip, ok := mirrorable(addr.IP)
@@ -86,20 +97,21 @@ func mirror(ep *corev1.Endpoints, maxPerSubset int) desired {
 			if ip.Is6() {
 				t = discoveryv1.AddressTypeIPv6
 			}
-			k := groupKey(t, ports)
+			k := keys[t]
 			g := groups[k]
 			if g == nil {
 				g = &group{addressType: t, ports: ports}
 				groups[k], seen[k] = g, map[string]bool{}
 			}
-			if seen[k][ip.String()] {
+			ipStr := ip.String()
+			if seen[k][ipStr] {
 				return
 			}
-			seen[k][ip.String()] = true
+			seen[k][ipStr] = true
 			added++
 			r := ready
 			e := discoveryv1.Endpoint{
-				Addresses:  []string{ip.String()},
+				Addresses:  []string{ipStr},
 				Conditions: discoveryv1.EndpointConditions{Ready: &r},
 				TargetRef:  addr.TargetRef.DeepCopy(),
 			}
@@ -112,6 +124,7 @@ func mirror(ep *corev1.Endpoints, maxPerSubset int) desired {
 				e.Hostname = &h
 			}
 			g.endpoints = append(g.endpoints, e)
+			g.ips = append(g.ips, ip)
 		}
 		for _, a := range sub.Addresses {
 			add(a, true)
@@ -121,11 +134,16 @@ func mirror(ep *corev1.Endpoints, maxPerSubset int) desired {
 		}
 	}
 	for _, g := range groups {
-		slices.SortStableFunc(g.endpoints, func(a, b discoveryv1.Endpoint) int {
-			x, _ := netip.ParseAddr(a.Addresses[0])
-			y, _ := netip.ParseAddr(b.Addresses[0])
-			return x.Compare(y)
-		})
+		order := make([]int, len(g.endpoints))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return g.ips[a].Compare(g.ips[b]) })
+		sorted := make([]discoveryv1.Endpoint, len(order))
+		for i, j := range order {
+			sorted[i] = g.endpoints[j]
+		}
+		g.endpoints, g.ips = sorted, nil
 		d.groups = append(d.groups, g)
 	}
 	slices.SortFunc(d.groups, func(a, b *group) int { return cmp.Compare(a.key(), b.key()) })
