@@ -277,3 +277,18 @@ func TestSubsetsWithTheSamePortsShareSlicesOfBoundedSize(t *testing.T) {
 	start(t, client, 2)
 	waitView(t, client, "ext", "IPv4 [http:80]: 192.0.2.1(true) 192.0.2.2(true)", "IPv4 [http:80]: 192.0.2.3(true)")
 }
+
+func TestTruncationIsReportedAsAnEvent(t *testing.T) {
+	ep := makeEndpoints("ext").subset([]string{"192.0.2.1", "192.0.2.2", "192.0.2.3"}, nil, port("http", 80)).obj()
+	client := newFake(makeService("ext"), ep)
+	rec := start(t, client, 2)
+	waitView(t, client, "ext", "IPv4 [http:80]: 192.0.2.1(true) 192.0.2.2(true)")
+	select {
+	case e := <-rec.Events:
+		if !strings.Contains(e, ReasonTooManyAddressesToMirror) || !strings.Contains(e, "1 addresses were skipped") {
+			t.Errorf("event %q, want TooManyAddressesToMirror for 1 address", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event for the skipped address")
+	}
+}
