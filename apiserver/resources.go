@@ -152,7 +152,7 @@ func newResourceTable(s *Server) *resourceTable {
 		shortNames: []string{"po"}, categories: all,
 		subresources:   []string{"status", "binding", "eviction", "log", "exec", "attach", "portforward"},
 		nameValidation: subdomain, generation: true, returnDeletedObject: true,
-		selectableFields: podFields, prepareForCreate: preparePod, prepareForUpdate: preparePodUpdate,
+		selectableFields: podFields, prepareForCreate: s.preparePod, prepareForUpdate: preparePodUpdate,
 		validate: validatePod, table: podTable()})
 	t.add(&resource{gvr: coreV1.WithResource("secrets"), kind: "Secret", singular: "secret", namespaced: true,
 		nameValidation: subdomain, selectableFields: secretFields, prepareForCreate: prepareSecret, validate: validateSecret,

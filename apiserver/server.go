@@ -43,6 +43,14 @@ type Config struct {
 	// those answer 503 when it is nil.
 	KubeletTransport http.RoundTripper
 
+	// DefaultNotReadyTolerationSeconds and
+	// DefaultUnreachableTolerationSeconds are the tolerationSeconds of the
+	// NoExecute tolerations for node.kubernetes.io/not-ready and
+	// node.kubernetes.io/unreachable that every new pod gets, as upstream's
+	// DefaultTolerationSeconds admission gives them; 300 when nil.
+	DefaultNotReadyTolerationSeconds    *int64
+	DefaultUnreachableTolerationSeconds *int64
+
 	// Now is the clock for timestamps; time.Now when nil.
 	Now func() time.Time
 }

@@ -17,7 +17,7 @@ import (
 
 // preparePod: a new pod is Pending with its QoS class, and gets upstream's
 // defaults and the default service account.
-func preparePod(obj runtime.Object) {
+func (s *Server) preparePod(obj runtime.Object) {
 	pod := obj.(*corev1.Pod)
 	defaultPodSpec(&pod.Spec)
 	if pod.Spec.ServiceAccountName == "" {
@@ -37,7 +37,10 @@ func preparePod(obj runtime.Object) {
 		t := true
 		pod.Spec.EnableServiceLinks = &t
 	}
-	addDefaultTolerations(&pod.Spec)
+	addDefaultTolerations(&pod.Spec, map[string]*int64{
+		corev1.TaintNodeNotReady:    s.cfg.DefaultNotReadyTolerationSeconds,
+		corev1.TaintNodeUnreachable: s.cfg.DefaultUnreachableTolerationSeconds,
+	})
 	for i := range pod.Spec.InitContainers {
 		defaultRequestsToLimits(&pod.Spec.InitContainers[i])
 	}
@@ -65,9 +68,9 @@ func defaultRequestsToLimits(c *corev1.Container) {
 }
 
 // addDefaultTolerations adds what upstream's DefaultTolerationSeconds
-// admission adds: tolerate not-ready and unreachable nodes for 300s.
-func addDefaultTolerations(spec *corev1.PodSpec) {
-	seconds := int64(300)
+// admission adds: tolerate not-ready and unreachable nodes for the
+// configured seconds (300 when nil), unless the pod already tolerates them.
+func addDefaultTolerations(spec *corev1.PodSpec, secondsByTaint map[string]*int64) {
 	for _, key := range []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable} {
 		found := false
 		for _, t := range spec.Tolerations {
@@ -76,7 +79,10 @@ func addDefaultTolerations(spec *corev1.PodSpec) {
 			}
 		}
 		if !found {
-			s := seconds
+			s := int64(300)
+			if configured := secondsByTaint[key]; configured != nil {
+				s = *configured
+			}
 			spec.Tolerations = append(spec.Tolerations, corev1.Toleration{
 				Key: key, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &s,
 			})

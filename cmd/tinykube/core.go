@@ -26,6 +26,10 @@ type coreConfig struct {
 	advertiseAddress netip.Addr
 	securePort       int
 	kubeletTransport http.RoundTripper
+	// tolerationSeconds of the default not-ready and unreachable
+	// tolerations new pods get.
+	notReadyTolerationSeconds    int64
+	unreachableTolerationSeconds int64
 }
 
 // core is the REST core, reduced to what `server` does with it: serve,
@@ -45,6 +49,9 @@ func newCore(store storage.Interface, cfg coreConfig) (*core, error) {
 		AdvertiseAddress: cfg.advertiseAddress,
 		SecurePort:       cfg.securePort,
 		KubeletTransport: cfg.kubeletTransport,
+
+		DefaultNotReadyTolerationSeconds:    &cfg.notReadyTolerationSeconds,
+		DefaultUnreachableTolerationSeconds: &cfg.unreachableTolerationSeconds,
 	})
 	if err != nil {
 		return nil, err

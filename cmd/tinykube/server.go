@@ -208,6 +208,9 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 		advertiseAddress: cfg.advertise,
 		securePort:       port,
 		kubeletTransport: kubeletTransport(bundle),
+
+		notReadyTolerationSeconds:    cfg.nodeLifecycle.notReadyTolerationSeconds,
+		unreachableTolerationSeconds: cfg.nodeLifecycle.unreachableTolerationSeconds,
 	})
 	if err != nil {
 		return err
