@@ -17,7 +17,6 @@ func TestNewManagerValidatesItsConfig(t *testing.T) {
 		{"defaults are enough", ManagerConfig{RESTConfig: rc}, false},
 		{"no REST config", ManagerConfig{}, true},
 		{"negative grace period", ManagerConfig{RESTConfig: rc, NodeMonitorGracePeriod: -time.Second}, true},
-		{"negative toleration seconds", ManagerConfig{RESTConfig: rc, DefaultUnreachableTolerationSeconds: -1}, true},
 		{"node CIDR mask wider than the cluster CIDR", ManagerConfig{RESTConfig: rc, NodeCIDRMaskSize: 8}, true},
 	}
 	for _, tt := range tests {

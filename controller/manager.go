@@ -34,10 +34,9 @@ import (
 )
 
 // Defaults of the manager's settings, as upstream's
-// kube-controller-manager and kube-apiserver flags.
+// kube-controller-manager flags.
 const (
 	DefaultClusterCIDR            = "10.42.0.0/16"
-	DefaultTolerationSeconds      = 300
 	DefaultNodeMonitorGracePeriod = nodelifecycle.DefaultNodeMonitorGracePeriod
 	DefaultNodeMonitorPeriod      = nodelifecycle.DefaultNodeMonitorPeriod
 	defaultResync                 = 12 * time.Hour
@@ -61,13 +60,6 @@ type ManagerConfig struct {
 	// 40s; NodeMonitorPeriod (--node-monitor-period) to 5s.
 	NodeMonitorGracePeriod time.Duration
 	NodeMonitorPeriod      time.Duration
-	// DefaultNotReadyTolerationSeconds and
-	// DefaultUnreachableTolerationSeconds (default 300) are the
-	// tolerationSeconds the API server's admission gives pods; they are
-	// accepted here so `tinykube server` can take upstream's flags, and
-	// are logged when they differ from what the API server applies.
-	DefaultNotReadyTolerationSeconds    int64
-	DefaultUnreachableTolerationSeconds int64
 	// RootCA is the cluster CA bundle (PEM) published to every namespace
 	// as kube-root-ca.crt (--root-ca-file); as upstream it defaults to
 	// the CA RESTConfig trusts. Without either, no CA is published.
@@ -113,15 +105,6 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	}
 	if cfg.NodeMonitorGracePeriod < 0 || cfg.NodeMonitorPeriod < 0 {
 		return nil, errors.New("controller: node monitor periods must be positive")
-	}
-	if cfg.DefaultNotReadyTolerationSeconds == 0 {
-		cfg.DefaultNotReadyTolerationSeconds = DefaultTolerationSeconds
-	}
-	if cfg.DefaultUnreachableTolerationSeconds == 0 {
-		cfg.DefaultUnreachableTolerationSeconds = DefaultTolerationSeconds
-	}
-	if cfg.DefaultNotReadyTolerationSeconds < 0 || cfg.DefaultUnreachableTolerationSeconds < 0 {
-		return nil, errors.New("controller: default toleration seconds must not be negative")
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
@@ -255,17 +238,6 @@ func (m *Manager) Client() kubernetes.Interface { return m.client }
 // Run starts the event sink, the informers and every controller, and
 // blocks until ctx ends and they have all stopped.
 func (m *Manager) Run(ctx context.Context) error {
-	for _, pair := range []struct {
-		name string
-		v    int64
-	}{
-		{"--default-not-ready-toleration-seconds", m.cfg.DefaultNotReadyTolerationSeconds},
-		{"--default-unreachable-toleration-seconds", m.cfg.DefaultUnreachableTolerationSeconds},
-	} {
-		if pair.v != DefaultTolerationSeconds {
-			m.cfg.Logger.Warn(fmt.Sprintf("the API server's admission still gives pods %ds tolerations; %s is not applied yet", DefaultTolerationSeconds, pair.name), "value", pair.v)
-		}
-	}
 	m.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: m.client.CoreV1().Events("")})
 	defer m.broadcaster.Shutdown()
 	var wg sync.WaitGroup

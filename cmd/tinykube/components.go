@@ -83,9 +83,7 @@ type componentsConfig struct {
 	clusterCIDR netip.Prefix
 	logger      *slog.Logger
 	// Node lifecycle settings (upstream's flag names).
-	nodeMonitorGracePeriod              time.Duration
-	defaultNotReadyTolerationSeconds    int64
-	defaultUnreachableTolerationSeconds int64
+	nodeMonitorGracePeriod time.Duration
 }
 
 // components are the in-process API clients: the controllers, as
@@ -112,13 +110,11 @@ func startComponents(ctx context.Context, cfg componentsConfig) (*components, er
 	}
 	c.stops = append(c.stops, func() { utilnet.CloseIdleConnectionsFor(hc.Transport) })
 	manager, err := controller.NewManager(controller.ManagerConfig{
-		RESTConfig:                          rc,
-		HTTPClient:                          hc,
-		ClusterCIDR:                         cfg.clusterCIDR,
-		NodeMonitorGracePeriod:              cfg.nodeMonitorGracePeriod,
-		DefaultNotReadyTolerationSeconds:    cfg.defaultNotReadyTolerationSeconds,
-		DefaultUnreachableTolerationSeconds: cfg.defaultUnreachableTolerationSeconds,
-		Logger:                              cfg.logger,
+		RESTConfig:             rc,
+		HTTPClient:             hc,
+		ClusterCIDR:            cfg.clusterCIDR,
+		NodeMonitorGracePeriod: cfg.nodeMonitorGracePeriod,
+		Logger:                 cfg.logger,
 	})
 	if err != nil {
 		c.stop()

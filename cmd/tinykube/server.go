@@ -271,9 +271,7 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 		clusterCIDR: cfg.clusterCIDR,
 		logger:      logger,
 
-		nodeMonitorGracePeriod:              cfg.nodeLifecycle.monitorGracePeriod,
-		defaultNotReadyTolerationSeconds:    cfg.nodeLifecycle.notReadyTolerationSeconds,
-		defaultUnreachableTolerationSeconds: cfg.nodeLifecycle.unreachableTolerationSeconds,
+		nodeMonitorGracePeriod: cfg.nodeLifecycle.monitorGracePeriod,
 	})
 	if err != nil {
 		srv.Close()
