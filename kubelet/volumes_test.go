@@ -156,3 +156,16 @@ func TestPreStopHookRunsBeforeTheContainerStops(t *testing.T) {
 		t.Errorf("preStop hook output = %q, %v", out, err)
 	}
 }
+
+func TestContainerOverItsMemoryLimitIsOOMKilled(t *testing.T) {
+	n := startNode(t, nil)
+	// tail keeps a line without newlines in memory until the limit ends it.
+	b := newPod("hog", testimage.BusyboxRef).command("sh", "-c", "head -c 200000000 /dev/zero | tail").restartPolicy(corev1.RestartPolicyNever)
+	b.p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("16Mi")}
+	n.create(b.obj())
+	p := n.waitPod("hog", 60*time.Second, "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	st := p.Status.ContainerStatuses[0].State.Terminated
+	if st == nil || st.Reason != "OOMKilled" || st.ExitCode != 137 {
+		t.Errorf("terminated = %+v, want OOMKilled with exit code 137", st)
+	}
+}

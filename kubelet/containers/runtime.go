@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -341,6 +342,9 @@ func (r *Runtime) finalize(ctx context.Context, c client.Container, task client.
 	reason := "Completed"
 	if code != 0 {
 		reason = "Error"
+		if r.oomKilled(ctx, c) {
+			reason = "OOMKilled"
+		}
 	}
 	if _, err := c.SetLabels(ctx, map[string]string{
 		labelExitCode:   strconv.Itoa(int(code)),
@@ -744,4 +748,30 @@ func (e *eofReader) Read(p []byte) (int, error) {
 		e.once.Do(e.onEOF)
 	}
 	return n, err
+}
+
+// oomKilled reports whether the kernel's OOM killer struck in the
+// container's cgroup; it must be asked before the task is deleted, which
+// removes the cgroup.
+func (r *Runtime) oomKilled(ctx context.Context, c client.Container) bool {
+	spec, err := c.Spec(ctx)
+	if err != nil || spec.Linux == nil || spec.Linux.CgroupsPath == "" {
+		return false
+	}
+	cg := spec.Linux.CgroupsPath
+	for _, f := range []string{
+		filepath.Join("/sys/fs/cgroup/memory", cg, "memory.oom_control"), // v1
+		filepath.Join("/sys/fs/cgroup", cg, "memory.events"),             // v2
+	} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if n, ok := strings.CutPrefix(line, "oom_kill "); ok {
+				return strings.TrimSpace(n) != "0"
+			}
+		}
+	}
+	return false
 }
