@@ -2,13 +2,18 @@ package kubelet_test
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tinykube/tinykube/internal/testimage"
+	"github.com/tinykube/tinykube/kubelet/internal/nodetest"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -168,4 +173,46 @@ func TestContainerOverItsMemoryLimitIsOOMKilled(t *testing.T) {
 	if st == nil || st.Reason != "OOMKilled" || st.ExitCode != 137 {
 		t.Errorf("terminated = %+v, want OOMKilled with exit code 137", st)
 	}
+}
+
+func TestHostNetworkPodListensOnTheNode(t *testing.T) {
+	n := startNode(t, nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	b := newPod("hostnet", testimage.ServerRef).env("PORT", strconv.Itoa(port))
+	b.p.Spec.HostNetwork = true
+	n.create(b.obj())
+	p := n.waitPod("hostnet", 60*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	if p.Status.PodIP != "127.0.0.1" {
+		t.Errorf("hostNetwork podIP = %q, want the node's IP", p.Status.PodIP)
+	}
+	host, _ := os.Hostname()
+	var got string
+	if err := waitFor(10*time.Second, func() bool {
+		got = httpGetNoFail("http://127.0.0.1:" + strconv.Itoa(port) + "/")
+		return got != ""
+	}); err != nil {
+		t.Fatal("hostNetwork pod does not answer on the node's loopback")
+	}
+	if got != "hello from "+host+"\n" {
+		t.Errorf("hostNetwork pod answered %q, want the node's hostname %q", got, host)
+	}
+	if veths := nodetest.BridgePortsIfAny(n.bridge); len(veths) != 0 {
+		t.Errorf("hostNetwork pod got a veth: %v", veths)
+	}
+}
+
+func httpGetNoFail(url string) string {
+	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil}}
+	resp, err := hc.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

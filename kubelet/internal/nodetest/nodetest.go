@@ -164,3 +164,13 @@ func ShortTempDir(t testing.TB) string {
 	})
 	return dir
 }
+
+// BridgePortsIfAny is BridgePorts for a bridge that may not exist yet.
+func BridgePortsIfAny(bridge string) []string {
+	entries, _ := os.ReadDir(filepath.Join("/sys/class/net", bridge, "brif"))
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
