@@ -117,7 +117,14 @@ func New(cfg Config) (*Controller, error) {
 			DeleteFunc: func(obj any) { c.enqueuePod(obj, nil) },
 		}},
 		{core.Endpoints().Informer(), onAny(c.enqueueObject)},
-		{sl.Informer(), onAny(c.enqueueSlice)},
+		{sl.Informer(), cache.ResourceEventHandlerFuncs{
+			AddFunc:    c.enqueueSlice,
+			UpdateFunc: func(_, obj any) { c.enqueueSlice(obj) },
+			DeleteFunc: func(obj any) {
+				c.forget(obj)
+				c.enqueueSlice(obj)
+			},
+		}},
 		{core.Nodes().Informer(), cache.ResourceEventHandlerFuncs{UpdateFunc: c.nodeUpdated}},
 	}
 	for _, h := range handlers {
@@ -316,14 +323,21 @@ func (c *Controller) ownSlices(namespace, service string) ([]*discoveryv1.Endpoi
 }
 
 // cacheCaughtUp reports whether the slice cache shows every write this
-// controller made for the Service's namespace; when not, the write's own
-// event will queue the Service again.
-func (c *Controller) cacheCaughtUp(namespace string) bool {
+// controller made for the Service's slices; when not, the Service is
+// looked at again shortly (the write's own event may also queue it). A
+// write the cache has not shown for writeExpectationTTL is given up on, as
+// upstream's expectations expire, so a lost event cannot stall a Service.
+func (c *Controller) cacheCaughtUp(namespace, service string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	caughtUp := true
 	for key, w := range c.written {
 		ns, name, _ := cache.SplitMetaNamespaceKey(key)
-		if ns != namespace {
+		if ns != namespace || w.service != service {
+			continue
+		}
+		if c.clock.Since(w.at) > writeExpectationTTL {
+			delete(c.written, key)
 			continue
 		}
 		s, err := c.slices.EndpointSlices(ns).Get(name)
@@ -333,10 +347,30 @@ func (c *Controller) cacheCaughtUp(namespace string) bool {
 		case !w.deleted && err == nil && !olderThan(s.ResourceVersion, w.resourceVersion):
 			delete(c.written, key)
 		default:
-			return false
+			caughtUp = false
 		}
 	}
-	return true
+	return caughtUp
+}
+
+// cacheCatchUpDelay is how soon a Service whose slices the cache has not
+// caught up with is looked at again.
+const cacheCatchUpDelay = 100 * time.Millisecond
+
+// writeExpectationTTL is how long a write may go unseen by the cache
+// before the controller stops waiting for it.
+const writeExpectationTTL = time.Minute
+
+// forget drops what the controller remembers of a slice the cache saw
+// deleted: whatever it wrote last is gone.
+func (c *Controller) forget(obj any) {
+	s, ok := unwrap(obj).(*discoveryv1.EndpointSlice)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	delete(c.written, s.Namespace+"/"+s.Name)
+	c.mu.Unlock()
 }
 
 // olderThan compares resourceVersions where they are numbers (they are
@@ -353,13 +387,20 @@ func olderThan(have, want string) bool {
 func (c *Controller) remember(s *discoveryv1.EndpointSlice, deleted bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.written[s.Namespace+"/"+s.Name] = write{resourceVersion: s.ResourceVersion, deleted: deleted}
+	c.written[s.Namespace+"/"+s.Name] = write{
+		service:         s.Labels[discoveryv1.LabelServiceName],
+		resourceVersion: s.ResourceVersion,
+		deleted:         deleted,
+		at:              c.clock.Now(),
+	}
 }
 
 // write is what the controller last did to one slice.
 type write struct {
+	service         string
 	resourceVersion string
 	deleted         bool
+	at              time.Time
 }
 
 // sliceLabels are the Service's labels plus the controller's own.
@@ -387,7 +428,8 @@ func ownerRef(svc *corev1.Service) metav1.OwnerReference {
 // of the same address type and ports; the rest are created or deleted. A
 // Service with no endpoints keeps one empty slice, as upstream.
 func (c *Controller) reconcileSlices(ctx context.Context, svc *corev1.Service, groups []*group) error {
-	if !c.cacheCaughtUp(svc.Namespace) {
+	if !c.cacheCaughtUp(svc.Namespace, svc.Name) {
+		c.queue.AddAfter(svc.Namespace+"/"+svc.Name, cacheCatchUpDelay)
 		return nil
 	}
 	existing, err := c.ownSlices(svc.Namespace, svc.Name)
