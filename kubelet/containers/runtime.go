@@ -581,23 +581,32 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	return nil
 }
 
+// execTarget returns the running task of container id and a copy of its
+// process spec, the base of an exec'd process.
+func (r *Runtime) execTarget(ctx context.Context, id string) (client.Task, specs.Process, error) {
+	c, err := r.cfg.Client.LoadContainer(ctx, id)
+	if err != nil {
+		return nil, specs.Process{}, fmt.Errorf("containers: exec in %s: %w", id, err)
+	}
+	spec, err := c.Spec(ctx)
+	if err != nil {
+		return nil, specs.Process{}, fmt.Errorf("containers: exec in %s: %w", id, err)
+	}
+	task, err := c.Task(ctx, nil)
+	if err != nil {
+		return nil, specs.Process{}, fmt.Errorf("containers: exec in %s: %w", id, err)
+	}
+	return task, *spec.Process, nil
+}
+
 // Exec runs cmd in a running container and returns its exit code and
 // combined output. It kills the process when ctx ends.
 func (r *Runtime) Exec(ctx context.Context, id string, cmd []string, out io.Writer) (int, error) {
 	ctx = r.ns(ctx)
-	c, err := r.cfg.Client.LoadContainer(ctx, id)
+	task, pspec, err := r.execTarget(ctx, id)
 	if err != nil {
-		return 0, fmt.Errorf("containers: exec in %s: %w", id, err)
+		return 0, err
 	}
-	spec, err := c.Spec(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("containers: exec in %s: %w", id, err)
-	}
-	task, err := c.Task(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("containers: exec in %s: %w", id, err)
-	}
-	pspec := *spec.Process
 	pspec.Args = cmd
 	pspec.Terminal = false
 	execID := "exec-" + newID()[:16]
@@ -668,19 +677,10 @@ type TerminalSize struct{ Width, Height uint16 }
 // exit code. End of stdin closes the process's stdin.
 func (r *Runtime) ExecStream(ctx context.Context, id string, cmd []string, stdin io.Reader, stdout, stderr io.Writer, tty bool, resize <-chan TerminalSize) (int, error) {
 	ctx = r.ns(ctx)
-	c, err := r.cfg.Client.LoadContainer(ctx, id)
+	task, pspec, err := r.execTarget(ctx, id)
 	if err != nil {
-		return 0, fmt.Errorf("containers: exec in %s: %w", id, err)
+		return 0, err
 	}
-	spec, err := c.Spec(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("containers: exec in %s: %w", id, err)
-	}
-	task, err := c.Task(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("containers: exec in %s: %w", id, err)
-	}
-	pspec := *spec.Process
 	pspec.Args = cmd
 	pspec.Terminal = tty
 	procReady := make(chan client.Process, 1)
