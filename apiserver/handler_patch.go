@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
@@ -88,29 +89,13 @@ func (s *Server) applyPatch(w http.ResponseWriter, r *http.Request, t requestTar
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
-	var patched []byte
-	switch patchType {
-	case types.JSONPatchType:
-		p, err := jsonpatch.DecodePatch(patch)
-		if err != nil {
-			return nil, apierrors.NewBadRequest(err.Error())
-		}
-		if patched, err = p.Apply(original); err != nil {
-			// Upstream answers 422 with the json-patch error as message.
-			return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", err.Error(), 0, false)
-		}
-	case types.MergePatchType:
-		if patched, err = jsonpatch.MergePatch(original, patch); err != nil {
-			return nil, apierrors.NewBadRequest(err.Error())
-		}
-	case types.StrategicMergePatchType:
-		dataStruct, err := s.scheme.New(gvk)
-		if err != nil {
-			return nil, apierrors.NewInternalError(err)
-		}
-		if patched, err = strategicpatch.StrategicMergePatch(original, patch, dataStruct); err != nil {
-			return nil, apierrors.NewBadRequest(err.Error())
-		}
+	dataStruct, err := s.scheme.New(gvk)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	patched, err := patchJSON(original, patchType, patch, dataStruct)
+	if err != nil {
+		return nil, err
 	}
 	obj, err := s.decodeObject(w, r, patched, mediaJSON, gvk)
 	if err != nil {
@@ -118,6 +103,38 @@ func (s *Server) applyPatch(w http.ResponseWriter, r *http.Request, t requestTar
 	}
 	clearUnchangedResourceVersion(obj, current)
 	return obj, nil
+}
+
+// patchJSON applies a JSON, merge or strategic merge patch to the JSON of
+// an object; dataStruct (an empty object of its type) carries the
+// strategic merge keys. Errors are upstream's: 422 for a JSON patch that
+// does not apply, 400 for a malformed patch.
+func patchJSON(original []byte, patchType types.PatchType, patch []byte, dataStruct runtime.Object) ([]byte, error) {
+	switch patchType {
+	case types.JSONPatchType:
+		p, err := jsonpatch.DecodePatch(patch)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+		patched, err := p.Apply(original)
+		if err != nil {
+			return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", err.Error(), 0, false)
+		}
+		return patched, nil
+	case types.MergePatchType:
+		patched, err := jsonpatch.MergePatch(original, patch)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+		return patched, nil
+	case types.StrategicMergePatchType:
+		patched, err := strategicpatch.StrategicMergePatch(original, patch, dataStruct)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
+		return patched, nil
+	}
+	return nil, apierrors.NewBadRequest(fmt.Sprintf("unsupported patch type %q", patchType))
 }
 
 // clearUnchangedResourceVersion: a patch that did not ask for a

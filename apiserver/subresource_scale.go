@@ -5,15 +5,12 @@ import (
 	"fmt"
 	"net/http"
 
-	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/strategicpatch"
 )
 
 var scaleGVK = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
@@ -159,24 +156,12 @@ func patchScale(scale *autoscalingv1.Scale, patchType types.PatchType, patch []b
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
-	var patched []byte
-	switch patchType {
-	case types.JSONPatchType:
-		p, err := jsonpatch.DecodePatch(patch)
-		if err != nil {
-			return nil, apierrors.NewBadRequest(err.Error())
-		}
-		if patched, err = p.Apply(original); err != nil {
-			return nil, apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", err.Error(), 0, false)
-		}
-	case types.MergePatchType:
-		if patched, err = jsonpatch.MergePatch(original, patch); err != nil {
-			return nil, apierrors.NewBadRequest(err.Error())
-		}
-	default:
-		if patched, err = strategicpatch.StrategicMergePatch(original, patch, &autoscalingv1.Scale{}); err != nil {
-			return nil, apierrors.NewBadRequest(err.Error())
-		}
+	if patchType != types.JSONPatchType && patchType != types.MergePatchType {
+		patchType = types.StrategicMergePatchType
+	}
+	patched, err := patchJSON(original, patchType, patch, &autoscalingv1.Scale{})
+	if err != nil {
+		return nil, err
 	}
 	out := &autoscalingv1.Scale{}
 	if err := json.Unmarshal(patched, out); err != nil {
