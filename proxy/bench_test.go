@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/knftables"
 
-	"github.com/tinykube/tinykube/proxy/internal/netlab"
+	"github.com/tinykube/tinykube/internal/netlab"
 )
 
 // largeCluster returns n ClusterIP Services with eps endpoints each (the

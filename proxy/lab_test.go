@@ -25,7 +25,7 @@ import (
 
 	"github.com/tinykube/tinykube/apiserver/apiservertest"
 	"github.com/tinykube/tinykube/proxy"
-	"github.com/tinykube/tinykube/proxy/internal/netlab"
+	"github.com/tinykube/tinykube/internal/netlab"
 )
 
 // Lab addresses: the node and an external client share 10.200.0.0/24, pods
