@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 
+	"github.com/tinykube/tinykube/controller/clusterdns"
 	"github.com/tinykube/tinykube/controller/deployment"
 	"github.com/tinykube/tinykube/controller/endpointslice"
 	"github.com/tinykube/tinykube/controller/endpointslicemirroring"
@@ -31,6 +32,7 @@ import (
 	"github.com/tinykube/tinykube/controller/replicaset"
 	"github.com/tinykube/tinykube/controller/rootcacertpublisher"
 	"github.com/tinykube/tinykube/controller/serviceaccount"
+	"github.com/tinykube/tinykube/proxy/servicelb"
 )
 
 // Defaults of the manager's settings, as upstream's
@@ -64,6 +66,12 @@ type ManagerConfig struct {
 	// as kube-root-ca.crt (--root-ca-file); as upstream it defaults to
 	// the CA RESTConfig trusts. Without either, no CA is published.
 	RootCA []byte
+	// ClusterDNS is the ClusterIP of kube-system/kube-dns (--cluster-dns);
+	// invalid (zero) publishes no cluster DNS Service.
+	ClusterDNS netip.Addr
+	// ServiceLB gives LoadBalancer Services the nodes' addresses, as k3s's
+	// ServiceLB; off when a cloud or another load balancer does it.
+	ServiceLB bool
 	// Clock is for tests; nil is the real clock.
 	Clock clock.PassiveClock
 	// Logger defaults to slog.Default().
@@ -159,11 +167,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		m.runners = append(m.runners, runner{name: name, workers: workers, run: run})
 		return nil
 	}
-	steps := []struct {
-		name    string
-		workers int
-		build   func() (func(context.Context, int), error)
-	}{
+	steps := []step{
 		{"deployment", 5, func() (func(context.Context, int), error) {
 			c, err := deployment.New(deployment.Config{Client: client, Informers: f, Recorder: rec(deployment.Name), Clock: cfg.Clock})
 			return runOf(c, err)
@@ -204,16 +208,31 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		}},
 	}
 	if len(cfg.RootCA) > 0 {
-		steps = append(steps, struct {
-			name    string
-			workers int
-			build   func() (func(context.Context, int), error)
-		}{"rootcacertpublisher", 5, func() (func(context.Context, int), error) {
+		steps = append(steps, step{"rootcacertpublisher", 5, func() (func(context.Context, int), error) {
 			c, err := rootcacertpublisher.New(rootcacertpublisher.Config{Client: client, Informers: f, RootCA: cfg.RootCA})
 			return runOf(c, err)
 		}})
 	} else {
 		cfg.Logger.Info("no root CA: kube-root-ca.crt is not published")
+	}
+	if cfg.ClusterDNS.IsValid() {
+		steps = append(steps, step{"clusterdns", 1, func() (func(context.Context, int), error) {
+			c, err := clusterdns.New(clusterdns.Config{Client: client, Informers: f, ClusterDNS: cfg.ClusterDNS})
+			return runOf(c, err)
+		}})
+	}
+	if cfg.ServiceLB {
+		steps = append(steps, step{"servicelb", 1, func() (func(context.Context, int), error) {
+			c, err := servicelb.New(servicelb.Config{Client: client, Informers: f, Recorder: rec("tinykube-servicelb")})
+			if err != nil {
+				return nil, err
+			}
+			return func(ctx context.Context, _ int) {
+				if err := c.Run(ctx); err != nil && ctx.Err() == nil {
+					cfg.Logger.Error("servicelb stopped", "err", err)
+				}
+			}, nil
+		}})
 	}
 	for _, s := range steps {
 		if err := add(s.name, s.workers, s.build); err != nil {
@@ -221,6 +240,14 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		}
 	}
 	return m, nil
+}
+
+// step is one controller of the manager: its name, its number of
+// workers, and how to build it.
+type step struct {
+	name    string
+	workers int
+	build   func() (func(context.Context, int), error)
 }
 
 // runOf adapts a controller constructor's result.
