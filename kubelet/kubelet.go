@@ -23,7 +23,9 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -56,8 +58,16 @@ type Config struct {
 	CNIPluginDirs []string
 	// LogDir holds container logs; default /var/log/pods.
 	LogDir string
-	// ResolvConf is copied into pods; default /etc/resolv.conf.
+	// ResolvConf is the node's resolver configuration: what Default
+	// pods get and where ClusterFirst pods' search list continues;
+	// default /etc/resolv.conf.
 	ResolvConf string
+	// ClusterDNS are the cluster DNS server addresses ClusterFirst pods
+	// use. Without any, ClusterFirst pods fall back to Default with a
+	// MissingClusterDNS event, as upstream.
+	ClusterDNS []netip.Addr
+	// ClusterDomain is the cluster's DNS domain; default "cluster.local".
+	ClusterDomain string
 	// Workers is how many pods are synced at once; default 16.
 	Workers int
 	// NodeStatusUpdateFrequency is how often node status is posted;
@@ -91,6 +101,10 @@ type Kubelet struct {
 
 	ready     chan struct{}
 	readyOnce sync.Once
+
+	broadcaster record.EventBroadcaster
+	recorder    record.EventRecorder
+	dns         *dnsConfigurer
 
 	// Set in Run.
 	containerd *client.Client
@@ -156,6 +170,9 @@ func New(cfg Config) (*Kubelet, error) {
 	if cfg.ResolvConf == "" {
 		cfg.ResolvConf = "/etc/resolv.conf"
 	}
+	if cfg.ClusterDomain == "" {
+		cfg.ClusterDomain = "cluster.local"
+	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 16
 	}
@@ -173,11 +190,22 @@ func New(cfg Config) (*Kubelet, error) {
 		return nil, err
 	}
 	cfg.DataDir = abs
+	broadcaster, recorder := newRecorder(cfg.NodeName)
 	return &Kubelet{
-		cfg:     cfg,
-		client:  cfg.Client,
-		clock:   cfg.Clock,
-		ready:   make(chan struct{}),
+		cfg:         cfg,
+		client:      cfg.Client,
+		clock:       cfg.Clock,
+		ready:       make(chan struct{}),
+		broadcaster: broadcaster,
+		recorder:    recorder,
+		dns: &dnsConfigurer{
+			clusterDNS:    cfg.ClusterDNS,
+			clusterDomain: cfg.ClusterDomain,
+			resolvConf:    cfg.ResolvConf,
+			nodeIPs:       []netip.Addr{cfg.NodeIP},
+			recorder:      recorder,
+			nodeRef:       nodeRef(cfg.NodeName),
+		},
 		backoff: map[string]*backoffEntry{},
 		started: map[string]time.Time{},
 
@@ -230,6 +258,8 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	}
 	defer c.Close()
 	k.containerd = c
+	k.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: k.client.CoreV1().Events("")})
+	defer k.broadcaster.Shutdown()
 	if k.registries, err = images.LoadRegistries(k.cfg.RegistriesFile); err != nil {
 		return err
 	}

@@ -144,9 +144,9 @@ func (n *testNode) assertNoSnapshots() {
 }
 
 func TestContainerGetsCommandEnvAndDownwardAPI(t *testing.T) {
-	n := startNode(t, nil)
+	n := startNode(t, nil, func(c *kubelet.Config) { c.ClusterDNS = []netip.Addr{netip.MustParseAddr("10.43.0.10")} })
 	p := n.create(newPod("env", testimage.BusyboxRef).
-		command("sh", "-c", "echo greeting=$GREETING pod=$POD_NAME ip=$POD_IP host=$(hostname) expanded=$(GREETING)-x").
+		command("sh", "-c", "echo greeting=$GREETING pod=$POD_NAME ip=$POD_IP host=$(hostname) expanded=$(GREETING)-x; cat /etc/resolv.conf").
 		env("GREETING", "hi").envField("POD_NAME", "metadata.name").envField("POD_IP", "status.podIP").
 		restartPolicy(corev1.RestartPolicyNever).obj())
 	done := n.waitPod("env", 60*time.Second, "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
@@ -158,9 +158,16 @@ func TestContainerGetsCommandEnvAndDownwardAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "greeting=hi pod=env ip=" + done.Status.PodIP + " host=env expanded=hi-x"
-	if !strings.Contains(string(data), want) {
-		t.Errorf("output %q does not contain %q", data, want)
+	for _, want := range []string{
+		"greeting=hi pod=env ip=" + done.Status.PodIP + " host=env expanded=hi-x",
+		// ClusterFirst: the cluster DNS and the namespace's search list.
+		"search default.svc.cluster.local svc.cluster.local cluster.local",
+		"nameserver 10.43.0.10\n",
+		"options ndots:5\n",
+	} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("output %q does not contain %q", data, want)
+		}
 	}
 }
 

@@ -448,8 +448,8 @@ func hostPorts(pod *corev1.Pod) []sandbox.PortMapping {
 	return out
 }
 
-// writePodFiles writes the pod's /etc/hosts, /etc/hostname and
-// /etc/resolv.conf.
+// writePodFiles writes the pod's /etc/hosts and /etc/hostname, and its
+// /etc/resolv.conf from its DNS policy.
 func (k *Kubelet) writePodFiles(pod *corev1.Pod, sb sandbox.Sandbox) error {
 	dir := k.podDir(string(pod.UID))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -459,7 +459,7 @@ func (k *Kubelet) writePodFiles(pod *corev1.Pod, sb sandbox.Sandbox) error {
 	if sb.IP.IsValid() {
 		name := podHostname(pod)
 		if pod.Spec.Subdomain != "" {
-			hosts += fmt.Sprintf("%s\t%s.%s.%s.svc.cluster.local\t%s\n", sb.IP, name, pod.Spec.Subdomain, pod.Namespace, name)
+			hosts += fmt.Sprintf("%s\t%s.%s.%s.svc.%s\t%s\n", sb.IP, name, pod.Spec.Subdomain, pod.Namespace, k.cfg.ClusterDomain, name)
 		} else {
 			hosts += fmt.Sprintf("%s\t%s\n", sb.IP, name)
 		}
@@ -467,14 +467,19 @@ func (k *Kubelet) writePodFiles(pod *corev1.Pod, sb sandbox.Sandbox) error {
 	for _, ha := range pod.Spec.HostAliases {
 		hosts += fmt.Sprintf("\n# Entries added by HostAliases.\n%s\t%s\n", ha.IP, strings.Join(ha.Hostnames, "\t"))
 	}
-	resolv, err := os.ReadFile(k.cfg.ResolvConf)
-	if err != nil {
-		resolv = nil
-	}
 	files := map[string][]byte{
-		"etc-hosts":   []byte(hosts),
-		"hostname":    []byte(podHostname(pod) + "\n"),
-		"resolv.conf": resolv,
+		"etc-hosts": []byte(hosts),
+		"hostname":  []byte(podHostname(pod) + "\n"),
+	}
+	// resolv.conf is settled once, when the pod's sandbox is made, as
+	// upstream: its events are not repeated on every sync.
+	resolvPath := filepath.Join(dir, "resolv.conf")
+	if _, err := os.Stat(resolvPath); errors.Is(err, os.ErrNotExist) {
+		dns, err := k.dns.podDNS(pod)
+		if err != nil {
+			return err
+		}
+		files["resolv.conf"] = dns.resolvConf()
 	}
 	for name, data := range files {
 		if err := writeIfChanged(filepath.Join(dir, name), data); err != nil {
