@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -96,7 +98,7 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 
 // containerSpec builds what the runtime runs for container c.
 func (k *Kubelet) containerSpec(ctx context.Context, pod *corev1.Pod, c *corev1.Container, image string, attempt int, sb sandbox.Sandbox, init bool) (containers.Spec, waiting, error) {
-	env, err := k.containerEnv(ctx, pod, c, sb)
+	env, err := k.containerEnv(ctx, pod, c, sb, k.podServiceEnv(pod))
 	if err != nil {
 		var cfgErr configError
 		if errors.As(err, &cfgErr) {
@@ -139,16 +141,24 @@ func (k *Kubelet) containerSpec(ctx context.Context, pod *corev1.Pod, c *corev1.
 type configError struct{ error }
 
 // containerEnv resolves env and envFrom, upstream's order: envFrom first,
-// then env, with $(VAR) expanded from earlier entries. HOSTNAME is the pod's
-// hostname.
-func (k *Kubelet) containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container, sb sandbox.Sandbox) ([]string, error) {
+// then env, with $(VAR) expanded from earlier entries and then the Service
+// variables svcEnv, which follow (sorted) unless the container sets the
+// same name. HOSTNAME is the pod's hostname.
+func (k *Kubelet) containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container, sb sandbox.Sandbox, svcEnv map[string]string) ([]string, error) {
 	vars := map[string]string{}
+	// scope is what $(VAR) sees: the container's own variables over the
+	// Services'.
+	scope := maps.Clone(svcEnv)
+	if scope == nil {
+		scope = map[string]string{}
+	}
 	var order []string
 	set := func(name, value string) {
 		if _, ok := vars[name]; !ok {
 			order = append(order, name)
 		}
 		vars[name] = value
+		scope[name] = value
 	}
 	set("HOSTNAME", podHostname(pod))
 	for _, ef := range c.EnvFrom {
@@ -187,7 +197,7 @@ func (k *Kubelet) containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.C
 	}
 	for _, e := range c.Env {
 		if e.ValueFrom == nil {
-			set(e.Name, expand(e.Value, vars))
+			set(e.Name, expand(e.Value, scope))
 			continue
 		}
 		v, skip, err := k.envValueFrom(ctx, pod, c, e.ValueFrom, sb)
@@ -198,11 +208,26 @@ func (k *Kubelet) containerEnv(ctx context.Context, pod *corev1.Pod, c *corev1.C
 			set(e.Name, v)
 		}
 	}
-	out := make([]string, 0, len(order))
+	out := make([]string, 0, len(order)+len(svcEnv))
 	for _, n := range order {
 		out = append(out, n+"="+vars[n])
 	}
+	for _, n := range slices.Sorted(maps.Keys(svcEnv)) {
+		if _, ok := vars[n]; !ok {
+			out = append(out, n+"="+svcEnv[n])
+		}
+	}
 	return out, nil
+}
+
+// podServiceEnv is the Service variables of the pod's containers.
+func (k *Kubelet) podServiceEnv(pod *corev1.Pod) map[string]string {
+	var services []*corev1.Service
+	for _, obj := range k.services.GetStore().List() {
+		services = append(services, obj.(*corev1.Service))
+	}
+	links := pod.Spec.EnableServiceLinks == nil || *pod.Spec.EnableServiceLinks
+	return serviceEnv(services, pod.Namespace, links)
 }
 
 func (k *Kubelet) envValueFrom(ctx context.Context, pod *corev1.Pod, c *corev1.Container, from *corev1.EnvVarSource, sb sandbox.Sandbox) (string, bool, error) {

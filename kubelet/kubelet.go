@@ -112,6 +112,7 @@ type Kubelet struct {
 	network    PodNetwork
 	podCIDR    netip.Prefix
 	pods       cache.SharedIndexInformer
+	services   cache.SharedIndexInformer // every namespace's, for pods' env
 	queue      workqueue.TypedRateLimitingInterface[string]
 	probes     *probeManager
 	port       int32 // the kubelet API's port
@@ -358,12 +359,19 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	wg.Add(1)
+	k.services = informers.NewSharedInformerFactory(k.client, 0).Core().V1().Services().Informer()
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		k.pods.Run(ctx.Done())
 	}()
-	if !cache.WaitForCacheSync(ctx.Done(), k.pods.HasSynced) {
+	go func() {
+		defer wg.Done()
+		k.services.Run(ctx.Done())
+	}()
+	// Containers start only once the Services are known: their
+	// variables are fixed at start.
+	if !cache.WaitForCacheSync(ctx.Done(), k.pods.HasSynced, k.services.HasSynced) {
 		return ctx.Err()
 	}
 	for i := 0; i < k.cfg.Workers; i++ {

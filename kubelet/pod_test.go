@@ -146,7 +146,7 @@ func (n *testNode) assertNoSnapshots() {
 func TestContainerGetsCommandEnvAndDownwardAPI(t *testing.T) {
 	n := startNode(t, nil, func(c *kubelet.Config) { c.ClusterDNS = []netip.Addr{netip.MustParseAddr("10.43.0.10")} })
 	p := n.create(newPod("env", testimage.BusyboxRef).
-		command("sh", "-c", "echo greeting=$GREETING pod=$POD_NAME ip=$POD_IP host=$(hostname) expanded=$(GREETING)-x; cat /etc/resolv.conf").
+		command("sh", "-c", "echo greeting=$GREETING pod=$POD_NAME ip=$POD_IP host=$(hostname) expanded=$(GREETING)-x api=$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT; cat /etc/resolv.conf").
 		env("GREETING", "hi").envField("POD_NAME", "metadata.name").envField("POD_IP", "status.podIP").
 		restartPolicy(corev1.RestartPolicyNever).obj())
 	done := n.waitPod("env", 60*time.Second, "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
@@ -158,8 +158,12 @@ func TestContainerGetsCommandEnvAndDownwardAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	api, err := n.client.CoreV1().Services("default").Get(context.Background(), "kubernetes", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, want := range []string{
-		"greeting=hi pod=env ip=" + done.Status.PodIP + " host=env expanded=hi-x",
+		"greeting=hi pod=env ip=" + done.Status.PodIP + " host=env expanded=hi-x api=" + api.Spec.ClusterIP + ":443\n",
 		// ClusterFirst: the cluster DNS and the namespace's search list.
 		"search default.svc.cluster.local svc.cluster.local cluster.local",
 		"nameserver 10.43.0.10\n",
