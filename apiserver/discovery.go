@@ -39,7 +39,7 @@ type subresourceInfo struct {
 
 func (r *resource) subresourceInfo(name string) subresourceInfo {
 	switch name {
-	case "status":
+	case "status", "approval":
 		return subresourceInfo{verbs: []string{"get", "patch", "update"}}
 	case "scale":
 		return subresourceInfo{kind: scaleGVK, verbs: []string{"get", "patch", "update"}}

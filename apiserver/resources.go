@@ -60,6 +60,12 @@ type resource struct {
 	// is answered, not stored (bindings, reviews). It gets the decoded
 	// body and returns the answer.
 	createOnly func(r *http.Request, t requestTarget, obj runtime.Object) (runtime.Object, error)
+	// updateThrough, when set, runs on every update before validate: it
+	// keeps what a write through subresource ("" for the main resource)
+	// may not change and returns what is wrong with the rest, for
+	// resources whose subresources own different parts of the object
+	// (certificatesigningrequests: status, approval).
+	updateThrough func(subresource string, obj, old runtime.Object) field.ErrorList
 	// storedAs, when set, stores this resource as another one's objects
 	// (events.k8s.io/v1 Events are core/v1 Events in storage).
 	storedAs *storageConversion
@@ -202,6 +208,7 @@ func newResourceTable(s *Server) *resourceTable {
 	t.add(&resource{gvr: eventsV1.WithResource("events"), kind: "Event", singular: "event", namespaced: true,
 		shortNames: []string{"ev"}, nameValidation: subdomain, keepStatusOnCreate: true, allowCreateOnUpdate: true,
 		admit: s.admitEvent, table: eventsV1Table(), storedAs: eventsAsCoreEvents()})
+	t.add(s.certificateSigningRequests())
 	return t
 }
 

@@ -15,14 +15,14 @@ func (s *Server) serveSubresource(w http.ResponseWriter, r *http.Request, t requ
 		return errNotFoundPath(r)
 	}
 	switch t.subresource {
-	case "status":
+	case "status", "approval":
 		switch r.Method {
 		case http.MethodGet:
 			return s.serveGet(w, r, t)
 		case http.MethodPut:
-			return s.serveReplace(w, r, t, "status")
+			return s.serveReplace(w, r, t, t.subresource)
 		case http.MethodPatch:
-			return s.servePatchOn(w, r, t, "status")
+			return s.servePatchOn(w, r, t, t.subresource)
 		}
 	case "scale":
 		switch r.Method {

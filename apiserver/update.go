@@ -74,7 +74,11 @@ func (s *Server) updateObject(ctx context.Context, u updateRequest) (runtime.Obj
 		if err := s.prepareForUpdate(u.res, u.subresource, desired, current); err != nil {
 			return nil, false, err
 		}
-		if errs := s.validateUpdate(u.res, desired, current); len(errs) > 0 {
+		var errs field.ErrorList
+		if u.res.updateThrough != nil {
+			errs = u.res.updateThrough(u.subresource, desired, current)
+		}
+		if errs = append(errs, s.validateUpdate(u.res, desired, current)...); len(errs) > 0 {
 			return nil, false, apierrors.NewInvalid(u.res.gvk().GroupKind(), u.name, errs)
 		}
 		if u.res.admit != nil {
@@ -143,7 +147,7 @@ func (s *Server) prepareForUpdate(res *resource, subresource string, obj, old ru
 	case "binding", "finalize":
 		// Built by the server from the current object: nothing to carry.
 		m.SetGeneration(om.GetGeneration())
-	case "status":
+	case "status", "approval":
 		copyField(obj, old, "Spec")
 		m.SetGeneration(om.GetGeneration())
 		m.SetLabels(om.GetLabels())
