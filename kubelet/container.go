@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
@@ -37,7 +38,9 @@ func normalizeImage(image string) (string, error) {
 func (k *Kubelet) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Container) (string, waiting, error) {
 	ref, err := normalizeImage(c.Image)
 	if err != nil {
-		return "", waiting{reason: "InvalidImageName", message: fmt.Sprintf("Failed to apply default image tag %q: %v", c.Image, err)}, nil
+		msg := fmt.Sprintf("Failed to apply default image tag %q: %v", c.Image, err)
+		k.containerEvent(pod, c.Name, corev1.EventTypeWarning, eventInspectFailed, "%s", msg)
+		return "", waiting{reason: "InvalidImageName", message: msg}, nil
 	}
 	ctx = namespacedContext(ctx)
 	_, getErr := k.containerd.GetImage(ctx, ref)
@@ -54,8 +57,11 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 	}
 	switch {
 	case policy == corev1.PullNever && !present:
-		return "", waiting{reason: "ErrImageNeverPull", message: fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)}, nil
+		msg := fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)
+		k.containerEvent(pod, c.Name, corev1.EventTypeWarning, eventErrImageNeverPull, "%s", msg)
+		return "", waiting{reason: "ErrImageNeverPull", message: msg}, nil
 	case present && policy != corev1.PullAlways:
+		k.containerEvent(pod, c.Name, corev1.EventTypeNormal, eventPulled, "Container image %q already present on machine", c.Image)
 		return ref, waiting{}, nil
 	}
 	// Upstream's image pull back-off: after a failure, syncs within the
@@ -65,11 +71,15 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 	if e := k.backoff[pullKey]; e != nil && k.clock.Now().Before(e.failedAt.Add(e.delay)) {
 		msg := fmt.Sprintf("Back-off pulling image %q: ErrImagePull: %s", c.Image, e.lastErr)
 		k.mu.Unlock()
+		k.containerEvent(pod, c.Name, corev1.EventTypeNormal, eventBackOff, "Back-off pulling image %q", c.Image)
 		return "", waiting{reason: "ImagePullBackOff", message: msg}, nil
 	}
 	k.mu.Unlock()
 	resolver := k.registries.Resolver(k.pullSecrets(ctx, pod))
-	if _, err := k.containerd.Pull(ctx, ref, client.WithPullUnpack, client.WithPullSnapshotter(images.Snapshotter), client.WithResolver(resolver)); err != nil {
+	k.containerEvent(pod, c.Name, corev1.EventTypeNormal, eventPulling, "Pulling image %q", c.Image)
+	pullStart := k.clock.Now()
+	img, err := k.containerd.Pull(ctx, ref, client.WithPullUnpack, client.WithPullSnapshotter(images.Snapshotter), client.WithResolver(resolver))
+	if err != nil {
 		if present {
 			// Keep running what we have when the registry is unreachable.
 			klog.Warningf("pull %s: %v; using the image present", ref, err)
@@ -86,13 +96,16 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 		e.failedAt = k.clock.Now()
 		e.lastErr = err.Error()
 		k.mu.Unlock()
-		reason := "ErrImagePull"
 		msg := fmt.Sprintf("failed to pull and unpack image %q: %v", ref, err)
-		return "", waiting{reason: reason, message: msg}, nil
+		k.containerEvent(pod, c.Name, corev1.EventTypeWarning, eventFailed, "Failed to pull image %q: %s", c.Image, msg)
+		return "", waiting{reason: "ErrImagePull", message: msg}, nil
 	}
 	k.mu.Lock()
 	delete(k.backoff, pullKey)
 	k.mu.Unlock()
+	took := k.clock.Since(pullStart).Truncate(time.Millisecond)
+	size, _ := img.Size(ctx)
+	k.containerEvent(pod, c.Name, corev1.EventTypeNormal, eventPulled, "Successfully pulled image %q in %s (%s including waiting). Image size: %d bytes.", c.Image, took, took, size)
 	return ref, waiting{}, nil
 }
 

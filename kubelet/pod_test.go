@@ -196,6 +196,7 @@ func TestCrashingContainerShowsCrashLoopBackOff(t *testing.T) {
 	if !strings.Contains(c.State.Waiting.Message, "back-off 10s restarting failed container=main pod=crash_default") {
 		t.Errorf("waiting message = %q", c.State.Waiting.Message)
 	}
+	n.waitEvents(p, "Warning BackOff spec.containers{main}: Back-off restarting failed container main in pod crash_default("+string(p.UID)+")")
 }
 
 func TestLivenessFailureRestartsTheContainer(t *testing.T) {
@@ -213,6 +214,10 @@ func TestLivenessFailureRestartsTheContainer(t *testing.T) {
 	if got := httpGet(t, "http://"+p.Status.PodIP+":8080/healthz"); got != "ok\n" {
 		t.Errorf("restarted container's /healthz = %q, want a fresh healthy process", got)
 	}
+	n.waitEvents(p,
+		"Warning Unhealthy spec.containers{main}: Liveness probe failed: HTTP probe failed with statuscode: 500",
+		"Normal Killing spec.containers{main}: Container main failed liveness probe, will be restarted",
+	)
 }
 
 func TestExecProbeGatesReadiness(t *testing.T) {

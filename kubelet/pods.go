@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,7 +18,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 )
 
@@ -115,7 +113,7 @@ func (k *Kubelet) syncPod(ctx context.Context, uid string) (time.Duration, error
 			requeue = d
 		}
 	}
-	started := false
+	started := false // a container may have been created: list again
 
 	// Init containers run one at a time, in order, each to success.
 	initDone := true
@@ -141,9 +139,8 @@ func (k *Kubelet) syncPod(ctx context.Context, uid string) (time.Duration, error
 		wake(d)
 		if w.reason != "" {
 			waits[c.Name] = w
-		} else {
-			started = true
 		}
+		started = true
 		break
 	}
 
@@ -152,10 +149,11 @@ func (k *Kubelet) syncPod(ctx context.Context, uid string) (time.Duration, error
 			c := &pod.Spec.Containers[i]
 			st, ok := latest[c.Name]
 			if ok && st.State == containers.StateRunning {
-				if k.probes.livenessFailed(uid, c.Name, st.ID) {
-					klog.Infof("pod %s/%s container %s failed its liveness probe, restarting", pod.Namespace, pod.Name, c.Name)
+				if failed := k.probes.livenessFailed(uid, c.Name, st.ID); failed != "" {
+					msg := fmt.Sprintf("Container %s failed %s probe, will be restarted", c.Name, failed)
+					klog.Infof("pod %s: %s", podDesc(pod), msg)
 					k.probes.forget(uid, c.Name)
-					if err := k.runtime.Stop(ctx, st.ID, k.runPreStop(ctx, pod, st, terminationGrace(pod, nil))); err != nil {
+					if err := k.killContainer(ctx, pod, st, msg, terminationGrace(pod, nil)); err != nil {
 						return 0, err
 					}
 					k.queue.Add(uid)
@@ -172,9 +170,8 @@ func (k *Kubelet) syncPod(ctx context.Context, uid string) (time.Duration, error
 			wake(d)
 			if w.reason != "" {
 				waits[c.Name] = w
-			} else {
-				started = true
 			}
+			started = true
 		}
 	} else {
 		for _, c := range pod.Spec.Containers {
@@ -240,6 +237,7 @@ func (k *Kubelet) maybeStart(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 			until := last.FinishedAt.Add(e.delay)
 			if now := k.clock.Now(); now.Before(until) {
 				k.mu.Unlock()
+				k.containerEvent(pod, c.Name, corev1.EventTypeWarning, eventBackOff, "Back-off restarting failed container %s in pod %s", c.Name, podDesc(pod))
 				return until.Sub(now), waiting{
 					reason:  "CrashLoopBackOff",
 					message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", e.delay, c.Name, pod.Name, pod.Namespace, pod.UID),
@@ -254,24 +252,34 @@ func (k *Kubelet) maybeStart(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 		k.mu.Unlock()
 	}
 	image, w, err := k.ensureImage(ctx, pod, c)
-	if err != nil || w.reason != "" {
-		if w.reason == "ErrImagePull" || w.reason == "ImagePullBackOff" {
-			return time.Second, w, err
-		}
+	if err != nil {
 		return 0, w, err
+	}
+	if w.reason != "" {
+		k.containerEvent(pod, c.Name, corev1.EventTypeWarning, eventFailed, "Error: %s", w.reason)
+		if w.reason == "ErrImagePull" || w.reason == "ImagePullBackOff" {
+			return time.Second, w, nil
+		}
+		return 0, w, nil
 	}
 	spec, w, err := k.containerSpec(ctx, pod, c, image, attempt, sb, init)
 	if err != nil {
 		return 0, waiting{}, err
 	}
 	if w.reason != "" {
+		k.containerEvent(pod, c.Name, corev1.EventTypeWarning, eventFailed, "Error: %s", w.message)
 		return 5 * time.Second, w, nil
 	}
-	if _, err := k.runtime.Start(ctx, spec); err != nil {
+	id, err := k.runtime.Start(ctx, spec)
+	if err != nil {
 		klog.Warningf("pod %s/%s: start container %s: %v", pod.Namespace, pod.Name, c.Name, err)
+		k.containerEvent(pod, c.Name, corev1.EventTypeWarning, eventFailed, "Error: %v", err)
 		return 5 * time.Second, waiting{reason: "CreateContainerError", message: err.Error()}, nil
 	}
-	return 0, waiting{}, nil
+	k.containerEvent(pod, c.Name, corev1.EventTypeNormal, eventCreated, "Created container: %s", c.Name)
+	k.containerEvent(pod, c.Name, corev1.EventTypeNormal, eventStarted, "Started container %s", c.Name)
+	w, err = k.runPostStart(ctx, pod, c, id)
+	return 0, w, err
 }
 
 // latestAttempts maps container name to its newest attempt.
@@ -386,7 +394,7 @@ func (k *Kubelet) stopPod(ctx context.Context, uid string, pod *corev1.Pod, cs [
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = k.runtime.Stop(ctx, c.ID, k.runPreStop(ctx, pod, c, grace))
+			errs[i] = k.killContainer(ctx, pod, c, "", grace)
 		}()
 	}
 	wg.Wait()
@@ -545,41 +553,4 @@ func (k *Kubelet) updateStatus(ctx context.Context, pod *corev1.Pod, status core
 	k.lastStatus[uid] = status
 	k.mu.Unlock()
 	return nil
-}
-
-var _ = types.UID("")
-
-// runPreStop runs the container's preStop hook (exec, httpGet, tcpSocket
-// or sleep), bounded by the grace period, and returns what is left of the
-// grace period for SIGTERM to SIGKILL (at least upstream's 2 s).
-func (k *Kubelet) runPreStop(ctx context.Context, pod *corev1.Pod, st containers.Status, grace time.Duration) time.Duration {
-	if pod == nil {
-		return grace
-	}
-	var c *corev1.Container
-	for i := range pod.Spec.Containers {
-		if pod.Spec.Containers[i].Name == st.Name {
-			c = &pod.Spec.Containers[i]
-		}
-	}
-	if c == nil || c.Lifecycle == nil || c.Lifecycle.PreStop == nil {
-		return grace
-	}
-	h := c.Lifecycle.PreStop
-	start := k.clock.Now()
-	hctx, cancel := context.WithTimeout(ctx, grace)
-	defer cancel()
-	if h.Sleep != nil {
-		select {
-		case <-hctx.Done():
-		case <-k.clock.After(time.Duration(h.Sleep.Seconds) * time.Second):
-		}
-	} else {
-		ip, _ := netip.ParseAddr(pod.Status.PodIP)
-		probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: h.Exec, HTTPGet: h.HTTPGet, TCPSocket: h.TCPSocket}}
-		if ok, msg := k.probes.probe(hctx, st.ID, pod, c, probe, ip); !ok {
-			klog.Infof("pod %s/%s container %s: preStop hook failed: %s", pod.Namespace, pod.Name, c.Name, msg)
-		}
-	}
-	return max(grace-k.clock.Since(start), minimumGracePeriod)
 }

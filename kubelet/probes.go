@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -129,10 +131,15 @@ func (m *probeManager) ready(uid, name, id string, hasProbe bool) bool {
 	return ok
 }
 
-// livenessFailed reports whether the container failed its liveness probe.
-func (m *probeManager) livenessFailed(uid, name, id string) bool {
-	ok, known := m.result(probeKey{uid, name, liveness}, id)
-	return known && !ok
+// livenessFailed names the probe ("startup" or "liveness") the container
+// failed, which gets it killed and restarted, or is empty.
+func (m *probeManager) livenessFailed(uid, name, id string) string {
+	for _, kind := range []probeKind{startup, liveness} {
+		if ok, known := m.result(probeKey{uid, name, kind}, id); known && !ok {
+			return strings.ToLower(kind.String())
+		}
+	}
+	return ""
 }
 
 func (m *probeManager) hasWorker(key probeKey) bool {
@@ -240,6 +247,7 @@ func (m *probeManager) run(ctx context.Context, key probeKey, id string, pod *co
 			} else {
 				successes, failures = 0, failures+1
 				klog.V(2).Infof("%s probe of %s/%s %s failed: %s", key.kind, pod.Namespace, pod.Name, c.Name, msg)
+				m.k.containerEvent(pod, c.Name, corev1.EventTypeWarning, eventUnhealthy, "%s probe failed: %s", key.kind, msg)
 			}
 			switch {
 			case ok && successes >= successThreshold:
@@ -248,15 +256,9 @@ func (m *probeManager) run(ctx context.Context, key probeKey, id string, pod *co
 					return // startup probes stop once they pass
 				}
 			case !ok && failures >= failureThreshold:
+				// A failed startup probe kills the container like a failed
+				// liveness probe (livenessFailed).
 				m.set(key, id, false)
-				if key.kind == startup {
-					// A container failing its startup probe is killed like
-					// one failing liveness.
-					m.mu.Lock()
-					m.results[probeKey{key.uid, key.container, liveness}] = probeResult{containerID: id, success: false}
-					m.mu.Unlock()
-					m.k.queue.Add(key.uid)
-				}
 			}
 		}
 		select {
@@ -281,52 +283,23 @@ func (m *probeManager) probe(ctx context.Context, id string, pod *corev1.Pod, c 
 	case p.Exec != nil:
 		var out bytes.Buffer
 		code, err := m.k.runtime.Exec(ctx, id, p.Exec.Command, &out)
+		if errors.Is(err, context.DeadlineExceeded) {
+			return false, fmt.Sprintf("command %q timed out", strings.Join(p.Exec.Command, " "))
+		}
 		if err != nil {
 			return false, err.Error()
 		}
-		return code == 0, fmt.Sprintf("exit %d: %s", code, out.String())
+		// Upstream's message is the command's output.
+		return code == 0, out.String()
 	case p.HTTPGet != nil:
-		g := p.HTTPGet
-		port, err := resolvePort(g.Port, c)
+		code, err := doHTTPGet(ctx, p.HTTPGet, c, podIP, "kube-probe/1.37")
 		if err != nil {
 			return false, err.Error()
 		}
-		if g.Host != "" {
-			host = g.Host
+		if code >= 200 && code < 400 {
+			return true, ""
 		}
-		scheme := strings.ToLower(string(g.Scheme))
-		if scheme == "" {
-			scheme = "http"
-		}
-		path := g.Path
-		if !strings.HasPrefix(path, "/") {
-			path = "/" + path
-		}
-		url := fmt.Sprintf("%s://%s%s", scheme, net.JoinHostPort(host, strconv.Itoa(port)), path)
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return false, err.Error()
-		}
-		req.Header.Set("User-Agent", "kube-probe/1.37")
-		req.Header.Set("Accept", "*/*")
-		for _, h := range g.HTTPHeaders {
-			if strings.EqualFold(h.Name, "Host") {
-				req.Host = h.Value
-			} else {
-				req.Header.Set(h.Name, h.Value)
-			}
-		}
-		hc := &http.Client{Transport: &http.Transport{
-			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, // upstream does not verify probe targets
-			DisableKeepAlives: true,
-			Proxy:             nil,
-		}}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return resp.StatusCode >= 200 && resp.StatusCode < 400, resp.Status
+		return false, fmt.Sprintf("HTTP probe failed with statuscode: %d", code)
 	case p.TCPSocket != nil:
 		port, err := resolvePort(p.TCPSocket.Port, c)
 		if err != nil {
@@ -344,6 +317,53 @@ func (m *probeManager) probe(ctx context.Context, id string, pod *corev1.Pod, c 
 		return true, ""
 	}
 	return false, "unsupported probe handler"
+}
+
+// doHTTPGet makes an httpGet action's request to the container, as
+// upstream's probes and lifecycle hooks do, and returns the status code.
+func doHTTPGet(ctx context.Context, g *corev1.HTTPGetAction, c *corev1.Container, podIP netip.Addr, userAgent string) (int, error) {
+	port, err := resolvePort(g.Port, c)
+	if err != nil {
+		return 0, err
+	}
+	host := podIP.String()
+	if g.Host != "" {
+		host = g.Host
+	}
+	scheme := strings.ToLower(string(g.Scheme))
+	if scheme == "" {
+		scheme = "http"
+	}
+	path := g.Path
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	url := fmt.Sprintf("%s://%s%s", scheme, net.JoinHostPort(host, strconv.Itoa(port)), path)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set("Accept", "*/*")
+	for _, h := range g.HTTPHeaders {
+		if strings.EqualFold(h.Name, "Host") {
+			req.Host = h.Value
+		} else {
+			req.Header.Set(h.Name, h.Value)
+		}
+	}
+	hc := &http.Client{Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, // upstream does not verify probe targets
+		DisableKeepAlives: true,
+		Proxy:             nil,
+	}}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 10<<10))
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }
 
 func resolvePort(p intstr.IntOrString, c *corev1.Container) (int, error) {

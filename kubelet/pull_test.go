@@ -111,6 +111,11 @@ func TestImagesArePulledFromARegistryAndThroughMirrors(t *testing.T) {
 		if id := p.Status.ContainerStatuses[0].ImageID; !strings.Contains(id, "@sha256:") {
 			t.Errorf("pod %s imageID %q", name, id)
 		}
+		image := p.Spec.Containers[0].Image
+		n.waitEvents(p,
+			`Normal Pulling spec.containers{main}: Pulling image "`+image+`"`,
+			`Normal Pulled spec.containers{main}: Successfully pulled image "`+image+`" in `,
+		)
 	}
 	// ErrImagePull shows until the next sync, then ImagePullBackOff
 	// until the back-off delay passes.
@@ -121,4 +126,11 @@ func TestImagesArePulledFromARegistryAndThroughMirrors(t *testing.T) {
 	if msg := p.Status.ContainerStatuses[0].State.Waiting.Message; !strings.Contains(msg, "ErrImagePull") || !strings.Contains(msg, "not found") {
 		t.Errorf("waiting message %q does not say the pull failed", msg)
 	}
+	image := p.Spec.Containers[0].Image
+	n.waitEvents(p,
+		`Warning Failed spec.containers{main}: Failed to pull image "`+image+`": `,
+		"Warning Failed spec.containers{main}: Error: ErrImagePull",
+		`Normal BackOff spec.containers{main}: Back-off pulling image "`+image+`"`,
+		"Warning Failed spec.containers{main}: Error: ImagePullBackOff",
+	)
 }

@@ -1,0 +1,125 @@
+package kubelet
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/tinykube/tinykube/kubelet/containers"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+)
+
+// reasonPostStartHookError is upstream's: the waiting reason of a container whose
+// postStart hook failed.
+const reasonPostStartHookError = "PostStartHookError"
+
+// runHook runs a lifecycle handler against a running container and, when
+// it fails, returns upstream's message for it. Exec and httpGet are run,
+// sleep waits; tcpSocket is not a lifecycle action upstream (the field is
+// only kept for compatibility) and fails.
+func (k *Kubelet) runHook(ctx context.Context, pod *corev1.Pod, c *corev1.Container, containerID string, h *corev1.LifecycleHandler) (string, error) {
+	switch {
+	case h.Exec != nil:
+		var out bytes.Buffer
+		code, err := k.runtime.Exec(ctx, containerID, h.Exec.Command, &out)
+		if err == nil && code != 0 {
+			err = fmt.Errorf("command '%s' exited with %d: %s", strings.Join(h.Exec.Command, " "), code, out.String())
+		}
+		if err != nil {
+			return fmt.Sprintf("Exec lifecycle hook (%v) for Container %q in Pod %q failed - error: %v, message: %q", h.Exec.Command, c.Name, podDesc(pod), err, out.String()), err
+		}
+		return "", nil
+	case h.HTTPGet != nil:
+		ip, _ := netip.ParseAddr(pod.Status.PodIP)
+		if pod.Spec.HostNetwork {
+			ip = k.cfg.NodeIP
+		}
+		// Upstream's lifecycle HTTP handler fails only when the request
+		// does, whatever the status code.
+		if _, err := doHTTPGet(ctx, h.HTTPGet, c, ip, "kube-lifecycle/1.37"); err != nil {
+			return fmt.Sprintf("HTTP lifecycle hook (%s) for Container %q in Pod %q failed - error: %v", h.HTTPGet.Path, c.Name, podDesc(pod), err), err
+		}
+		return "", nil
+	case h.Sleep != nil:
+		select {
+		case <-ctx.Done():
+			err := ctx.Err()
+			return fmt.Sprintf("Sleep lifecycle hook (%d) for Container %q in Pod %q failed - error: %v", h.Sleep.Seconds, c.Name, podDesc(pod), err), err
+		case <-k.clock.After(time.Duration(h.Sleep.Seconds) * time.Second):
+		}
+		return "", nil
+	}
+	err := fmt.Errorf("invalid handler: %v", h)
+	return fmt.Sprintf("Cannot run handler: %v", err), err
+}
+
+// runPostStart runs the container's postStart hook, if any, right after it
+// started; the container does not count as running until the hook
+// returns. A failing hook kills the container, as upstream: the pod's
+// restartPolicy decides what follows.
+func (k *Kubelet) runPostStart(ctx context.Context, pod *corev1.Pod, c *corev1.Container, id string) (waiting, error) {
+	if c.Lifecycle == nil || c.Lifecycle.PostStart == nil {
+		return waiting{}, nil
+	}
+	msg, err := k.runHook(ctx, pod, c, id, c.Lifecycle.PostStart)
+	if err == nil {
+		return waiting{}, nil
+	}
+	klog.Infof("pod %s container %s: PostStartHook failed: %s", podDesc(pod), c.Name, msg)
+	// The message stays out of the event: it may hold secrets.
+	k.containerEvent(pod, c.Name, corev1.EventTypeWarning, eventFailedPostStartHook, "PostStartHook failed")
+	st := containers.Status{ID: id, Name: c.Name}
+	if err := k.killContainer(ctx, pod, st, "FailedPostStartHook", terminationGrace(pod, nil)); err != nil {
+		return waiting{}, err
+	}
+	return waiting{reason: reasonPostStartHookError, message: msg}, nil
+}
+
+// killContainer stops a running container, as upstream's killContainer:
+// a Killing event (message, or "Stopping container NAME"), the preStop
+// hook within the grace period, then SIGTERM and SIGKILL.
+func (k *Kubelet) killContainer(ctx context.Context, pod *corev1.Pod, st containers.Status, message string, grace time.Duration) error {
+	if message == "" {
+		message = "Stopping container " + st.Name
+	}
+	k.containerEvent(pod, st.Name, corev1.EventTypeNormal, eventKilling, "%s", message)
+	return k.runtime.Stop(ctx, st.ID, k.runPreStop(ctx, pod, st, grace))
+}
+
+// runPreStop runs the container's preStop hook, bounded by the grace
+// period, and returns what is left of the grace period for SIGTERM to
+// SIGKILL (at least upstream's 2 s).
+func (k *Kubelet) runPreStop(ctx context.Context, pod *corev1.Pod, st containers.Status, grace time.Duration) time.Duration {
+	c := podContainer(pod, st.Name)
+	if c == nil || c.Lifecycle == nil || c.Lifecycle.PreStop == nil {
+		return grace
+	}
+	start := k.clock.Now()
+	hctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	if msg, err := k.runHook(hctx, pod, c, st.ID, c.Lifecycle.PreStop); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		klog.Infof("pod %s container %s: PreStopHook failed: %s", podDesc(pod), c.Name, msg)
+		k.containerEvent(pod, c.Name, corev1.EventTypeWarning, eventFailedPreStopHook, "PreStopHook failed")
+	}
+	return max(grace-k.clock.Since(start), minimumGracePeriod)
+}
+
+// podContainer is the pod's container or init container name, or nil.
+func podContainer(pod *corev1.Pod, name string) *corev1.Container {
+	if pod == nil {
+		return nil
+	}
+	for _, list := range [][]corev1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
+		for i := range list {
+			if list[i].Name == name {
+				return &list[i]
+			}
+		}
+	}
+	return nil
+}

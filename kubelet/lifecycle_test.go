@@ -1,0 +1,137 @@
+package kubelet_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tinykube/tinykube/internal/testimage"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+)
+
+// podEvents lists the pod's events as `kubectl describe pod` does: by the
+// involved object's name, namespace and UID.
+func (n *testNode) podEvents(p *corev1.Pod) []corev1.Event {
+	n.t.Helper()
+	sel := fields.Set{"involvedObject.name": p.Name, "involvedObject.namespace": p.Namespace, "involvedObject.uid": string(p.UID)}.AsSelector().String()
+	list, err := n.client.CoreV1().Events(p.Namespace).List(context.Background(), metav1.ListOptions{FieldSelector: sel})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return list.Items
+}
+
+// eventLine is an event as describe shows it, with where it came from.
+func eventLine(e corev1.Event) string {
+	return fmt.Sprintf("%s %s %s: %s (from %s/%s, reporting %s)", e.Type, e.Reason, e.InvolvedObject.FieldPath, e.Message, e.Source.Component, e.Source.Host, e.ReportingController)
+}
+
+// waitEvents waits until the pod has an event for each of want (event
+// lines as eventLine writes them, matched by prefix) and returns them all.
+func (n *testNode) waitEvents(p *corev1.Pod, want ...string) []string {
+	n.t.Helper()
+	var lines []string
+	missing := ""
+	err := waitFor(30*time.Second, func() bool {
+		lines = lines[:0]
+		for _, e := range n.podEvents(p) {
+			lines = append(lines, eventLine(e))
+		}
+		for _, w := range want {
+			found := false
+			for _, l := range lines {
+				found = found || strings.HasPrefix(l, w)
+			}
+			if !found {
+				missing = w
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		n.t.Fatalf("no event %q among:\n%s", missing, strings.Join(lines, "\n"))
+	}
+	return lines
+}
+
+func TestPodStartIsRecordedInEvents(t *testing.T) {
+	n := startNode(t, nil)
+	p := n.create(newPod("evented", testimage.BusyboxRef).command("sleep", "3600").obj())
+	n.waitPod("evented", 60*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	from := " (from kubelet/" + nodeName + ", reporting kubelet)"
+	n.waitEvents(p,
+		`Normal Pulled spec.containers{main}: Container image "`+testimage.BusyboxRef+`" already present on machine`+from,
+		"Normal Created spec.containers{main}: Created container: main"+from,
+		"Normal Started spec.containers{main}: Started container main"+from,
+	)
+	if err := n.client.CoreV1().Pods("default").Delete(context.Background(), "evented", metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(1))}); err != nil {
+		t.Fatal(err)
+	}
+	n.waitEvents(p, "Normal Killing spec.containers{main}: Stopping container main"+from)
+}
+
+func TestPostStartHookRunsBeforeTheContainerCountsAsRunning(t *testing.T) {
+	n := startNode(t, nil)
+	dir := t.TempDir()
+	b := newPod("hooked", testimage.BusyboxRef).command("sleep", "3600")
+	b.p.Spec.TerminationGracePeriodSeconds = ptr(int64(1)) // sleep ignores SIGTERM
+	b.p.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: dir}}}}
+	c := &b.p.Spec.Containers[0]
+	c.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	// The hook takes a while, so a status written before it returned
+	// would be seen before the file exists.
+	c.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
+		Command: []string{"sh", "-c", "sleep 1; echo done > /data/hook"},
+	}}}
+	n.create(b.obj())
+	p := n.waitPod("hooked", 60*time.Second, "Running", func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].State.Running != nil
+	})
+	data, err := os.ReadFile(filepath.Join(dir, "hook"))
+	if err != nil || string(data) != "done\n" {
+		t.Fatalf("container reported running before its postStart hook finished: hook file %q, %v", data, err)
+	}
+	if cs := p.Status.ContainerStatuses[0]; cs.RestartCount != 0 || !*cs.Started {
+		t.Errorf("restarts %d started %v, want 0 and true", cs.RestartCount, *cs.Started)
+	}
+}
+
+func TestFailingPostStartHookKillsAndRestartsTheContainer(t *testing.T) {
+	n := startNode(t, nil)
+	b := newPod("badhook", testimage.BusyboxRef).command("sleep", "3600")
+	b.p.Spec.TerminationGracePeriodSeconds = ptr(int64(1))
+	b.p.Spec.Containers[0].Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
+		Command: []string{"sh", "-c", "echo cannot; exit 7"},
+	}}}
+	p := n.create(b.obj())
+	p = n.waitPod("badhook", 60*time.Second, "restarted after its hook failed", func(p *corev1.Pod) bool {
+		cs := p.Status.ContainerStatuses
+		return len(cs) == 1 && cs[0].RestartCount >= 1 && cs[0].State.Waiting != nil && cs[0].LastTerminationState.Terminated != nil
+	})
+	cs := p.Status.ContainerStatuses[0]
+	switch w := cs.State.Waiting; w.Reason {
+	case "PostStartHookError":
+		want := `Exec lifecycle hook ([sh -c echo cannot; exit 7]) for Container "main" in Pod "badhook_default(` + string(p.UID) + `)" failed - error: command 'sh -c echo cannot; exit 7' exited with 7: cannot`
+		if !strings.HasPrefix(w.Message, want) {
+			t.Errorf("waiting message %q, want it to start %q", w.Message, want)
+		}
+	case "CrashLoopBackOff":
+	default:
+		t.Errorf("waiting %+v, want PostStartHookError or CrashLoopBackOff", w)
+	}
+	if cs.Ready || *cs.Started {
+		t.Errorf("ready %v started %v, want neither", cs.Ready, *cs.Started)
+	}
+	n.waitEvents(p,
+		"Warning FailedPostStartHook spec.containers{main}: PostStartHook failed",
+		"Normal Killing spec.containers{main}: FailedPostStartHook",
+	)
+}
