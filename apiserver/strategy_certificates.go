@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/tinykube/tinykube/apiserver/authn"
+	"github.com/tinykube/tinykube/pki"
 )
 
 var certificatesV1 = certificatesv1.SchemeGroupVersion
@@ -185,7 +186,9 @@ var csrUsages = []string{
 func validateCSR(csr *certificatesv1.CertificateSigningRequest) field.ErrorList {
 	var errs field.ErrorList
 	spec := field.NewPath("spec")
-	if err := checkCSRRequest(csr.Spec.Request); err != nil {
+	// A request that does not prove possession of its key is never
+	// accepted.
+	if _, err := pki.ParseCSR(csr.Spec.Request); err != nil {
 		errs = append(errs, field.Invalid(spec.Child("request"), csr.Spec.Request, err.Error()))
 	}
 	if len(csr.Spec.Usages) == 0 {
@@ -214,20 +217,6 @@ func validateCSR(csr *certificatesv1.CertificateSigningRequest) field.ErrorList 
 		errs = append(errs, field.Invalid(field.NewPath("status", "certificate"), "<certificate data>", err.Error()))
 	}
 	return errs
-}
-
-// checkCSRRequest parses a PEM PKCS#10 request and checks its signature:
-// a request that does not prove possession of its key is never accepted.
-func checkCSRRequest(data []byte) error {
-	block, _ := pem.Decode(data)
-	if block == nil || block.Type != "CERTIFICATE REQUEST" {
-		return errors.New("PEM block type must be CERTIFICATE REQUEST")
-	}
-	req, err := x509.ParseCertificateRequest(block.Bytes)
-	if err != nil {
-		return err
-	}
-	return req.CheckSignature()
 }
 
 // checkCertificatePEM accepts empty data or CERTIFICATE PEM blocks only.

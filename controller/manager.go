@@ -22,6 +22,8 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/tinykube/tinykube/controller/clusterdns"
+	"github.com/tinykube/tinykube/controller/csrapproving"
+	"github.com/tinykube/tinykube/controller/csrsigning"
 	"github.com/tinykube/tinykube/controller/deployment"
 	"github.com/tinykube/tinykube/controller/endpointslice"
 	"github.com/tinykube/tinykube/controller/endpointslicemirroring"
@@ -32,6 +34,7 @@ import (
 	"github.com/tinykube/tinykube/controller/replicaset"
 	"github.com/tinykube/tinykube/controller/rootcacertpublisher"
 	"github.com/tinykube/tinykube/controller/serviceaccount"
+	"github.com/tinykube/tinykube/pki"
 	"github.com/tinykube/tinykube/proxy/servicelb"
 )
 
@@ -72,6 +75,14 @@ type ManagerConfig struct {
 	// ServiceLB gives LoadBalancer Services the nodes' addresses, as k3s's
 	// ServiceLB; off when a cloud or another load balancer does it.
 	ServiceLB bool
+	// ClusterSigningCertFile and ClusterSigningKeyFile are the CA that
+	// signs approved kubelet certificate requests (upstream's
+	// --cluster-signing-cert-file and --cluster-signing-key-file); without
+	// them nothing is signed. ClusterSigningDuration
+	// (--cluster-signing-duration) defaults to a year.
+	ClusterSigningCertFile string
+	ClusterSigningKeyFile  string
+	ClusterSigningDuration time.Duration
 	// Clock is for tests; nil is the real clock.
 	Clock clock.PassiveClock
 	// Logger defaults to slog.Default().
@@ -206,6 +217,21 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 			c, err := serviceaccount.New(serviceaccount.Config{Client: client, Informers: f, Recorder: rec("serviceaccount-controller")})
 			return runOf(c, err)
 		}},
+	}
+	steps = append(steps, step{"csrapproving", 5, func() (func(context.Context, int), error) {
+		c, err := csrapproving.New(csrapproving.Config{Client: client, Informers: f, Clock: cfg.Clock})
+		return runOf(c, err)
+	}})
+	if cfg.ClusterSigningCertFile != "" || cfg.ClusterSigningKeyFile != "" {
+		steps = append(steps, step{"csrsigning", 5, func() (func(context.Context, int), error) {
+			signer, err := pki.LoadSigner(cfg.ClusterSigningCertFile, cfg.ClusterSigningKeyFile)
+			if err != nil {
+				return nil, err
+			}
+			c, err := csrsigning.New(csrsigning.Config{Client: client, Informers: f, Signer: signer,
+				SigningDuration: cfg.ClusterSigningDuration, Clock: cfg.Clock})
+			return runOf(c, err)
+		}})
 	}
 	if len(cfg.RootCA) > 0 {
 		steps = append(steps, step{"rootcacertpublisher", 5, func() (func(context.Context, int), error) {
