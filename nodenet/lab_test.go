@@ -1,0 +1,330 @@
+package nodenet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/textlogger"
+	"sigs.k8s.io/knftables"
+
+	"github.com/tinykube/tinykube/internal/netlab"
+)
+
+// The lab: a "lan" namespace with the bridge br0; node namespaces with eth0
+// on br0 (192.0.2.N/24, TEST-NET-1) and the pods' bridge tinykube0
+// (10.42.N.1/24, as the kubelet's CNI config makes it); pod namespaces with
+// eth0 on tinykube0 (10.42.N.2, .3, ...) and a default route via 10.42.N.1.
+
+// labNode is one node of the lab, running its own NodeNet.
+type labNode struct {
+	name    string
+	ns      *netlab.NS
+	ip      netip.Addr
+	podCIDR netip.Prefix
+	pods    []labPod
+	nl      *netlink.Handle
+	nft     knftables.Interface
+	net     *NodeNet
+	logs    *logBuffer
+	stop    func() // stops its NodeNet; for good at the end of the test
+}
+
+type labPod struct {
+	ns *netlab.NS
+	ip netip.Addr
+}
+
+type labCluster struct {
+	lab    *netlab.Lab
+	client *fake.Clientset
+	nodes  []*labNode
+}
+
+// newLabCluster builds len(podsPerNode) nodes, node i with podsPerNode[i]
+// pods, and runs NodeNet with backend on each; it returns once every node
+// routes to every other. ResyncPeriod is short so that tests see repairs
+// soon.
+func newLabCluster(t testing.TB, backend Backend, podsPerNode ...int) *labCluster {
+	t.Helper()
+	lab := netlab.New(t)
+	lan := lab.AddNS("lan")
+	lan.AddBridge("br0")
+	c := &labCluster{lab: lab}
+	var objs []*corev1.Node
+	for i, pods := range podsPerNode {
+		n := &labNode{
+			name:    fmt.Sprintf("node-%d", i+1),
+			ns:      lab.AddNS(fmt.Sprintf("n%d", i+1)),
+			ip:      netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}),
+			podCIDR: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 42, byte(i + 1), 0}), 24),
+			logs:    &logBuffer{},
+		}
+		lab.VethToBridge(n.ns, "eth0", lan, fmt.Sprintf("n%d", i+1), "br0")
+		n.ns.IP("addr", "add", n.ip.String()+"/24", "dev", "eth0")
+		n.ns.AddBridge("tinykube0")
+		gw := n.podCIDR.Addr().Next()
+		n.ns.IP("addr", "add", netip.PrefixFrom(gw, 24).String(), "dev", "tinykube0")
+		podIP := gw
+		for j := range pods {
+			podIP = podIP.Next()
+			pod := labPod{ns: lab.AddNS(fmt.Sprintf("n%dp%d", i+1, j+1)), ip: podIP}
+			lab.VethToBridge(pod.ns, "eth0", n.ns, fmt.Sprintf("pod%d", j+1), "tinykube0")
+			if backend == VXLAN {
+				// As the kubelet's CNI config must: room for the VXLAN headers.
+				pod.ns.IP("link", "set", "eth0", "mtu", fmt.Sprint(VXLANMTU))
+				n.ns.IP("link", "set", fmt.Sprintf("pod%d", j+1), "mtu", fmt.Sprint(VXLANMTU))
+			}
+			pod.ns.IP("addr", "add", netip.PrefixFrom(podIP, 24).String(), "dev", "eth0")
+			pod.ns.IP("route", "add", "default", "via", gw.String())
+			n.pods = append(n.pods, pod)
+		}
+		n.nl = netlinkIn(t, n.ns)
+		n.nft = nftIn(t, n.ns)
+		c.nodes = append(c.nodes, n)
+		objs = append(objs, labNodeObject(n.name, n.podCIDR, n.ip))
+	}
+	c.client = fake.NewClientset()
+	for _, o := range objs {
+		if _, err := c.client.CoreV1().Nodes().Create(context.Background(), o, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range c.nodes {
+		c.start(t, n, backend)
+	}
+	// With vxlan, a node routes to another once it has seen that node's
+	// VTEP published, after both synced once.
+	for _, n := range c.nodes {
+		eventually(t, "routes to every other node on "+n.name,
+			func() bool { return len(n.ourRoutes(t)) == len(c.nodes)-1 },
+			func() string { return strings.Join(n.ourRoutes(t), ", ") + "\nlog:\n" + n.logs.String() })
+	}
+	return c
+}
+
+func labNodeObject(name string, podCIDR netip.Prefix, ip netip.Addr) *corev1.Node {
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       corev1.NodeSpec{PodCIDR: podCIDR.String(), PodCIDRs: []string{podCIDR.String()}},
+		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
+			{Type: corev1.NodeInternalIP, Address: ip.String()},
+			{Type: corev1.NodeHostName, Address: name},
+		}},
+	}
+}
+
+// start runs n's NodeNet until the test ends, and waits for its first sync.
+func (c *labCluster) start(t testing.TB, n *labNode, backend Backend) {
+	t.Helper()
+	factory := informers.NewSharedInformerFactory(c.client, 0)
+	nn, err := New(Config{
+		Nodes:        factory.Core().V1().Nodes(),
+		Client:       c.client,
+		NodeName:     n.name,
+		NodeIP:       n.ip,
+		Backend:      backend,
+		Netlink:      n.nl,
+		NFT:          n.nft,
+		Sysctl:       n.ns,
+		ResyncPeriod: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.net = nn
+	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), n.logs.logger()))
+	done := make(chan error, 1)
+	factory.Start(ctx.Done())
+	go func() { done <- nn.Run(ctx) }()
+	n.stop = sync.OnceFunc(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("%s: Run: %v", n.name, err)
+		}
+		factory.Shutdown()
+	})
+	t.Cleanup(n.stop)
+	select {
+	case <-nn.Ready():
+	case err := <-done:
+		t.Fatalf("%s: Run returned before its first sync: %v", n.name, err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s: no successful sync within 30s; log:\n%s", n.name, n.logs)
+	}
+}
+
+// netlinkIn opens a netlink handle inside ns, closed when t ends.
+func netlinkIn(t testing.TB, ns *netlab.NS) *netlink.Handle {
+	t.Helper()
+	nsh, err := netns.GetFromPath(ns.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+// nftIn returns a knftables interface for nodenet's table inside ns.
+func nftIn(t testing.TB, ns *netlab.NS) knftables.Interface {
+	t.Helper()
+	// knftables finds nft in PATH once, in New: the wrapper that enters ns
+	// must be first in PATH only for that call.
+	path := os.Getenv("PATH")
+	os.Setenv("PATH", ns.NFTWrapper()+":"+path)
+	nft, err := knftables.New(knftables.IPv4Family, TableName)
+	os.Setenv("PATH", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nft
+}
+
+// ourRoutes lists nodenet's routes on n as "DST via GW", sorted.
+func (n *labNode) ourRoutes(t testing.TB) []string {
+	t.Helper()
+	routes, err := n.nl.RouteListFiltered(netlink.FAMILY_V4,
+		&netlink.Route{Table: unix.RT_TABLE_MAIN, Protocol: RouteProtocol},
+		netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range routes {
+		out = append(out, fmt.Sprintf("%s via %s", r.Dst, r.Gw))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// eventually polls cond until it holds, failing t after 30s with what
+// describe says of the state then.
+func eventually(t testing.TB, what string, cond func() bool, describe func() string) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 30*time.Second, true,
+		func(context.Context) (bool, error) { return cond(), nil })
+	if err != nil {
+		t.Fatalf("waiting for %s: %v; now: %s", what, err, describe())
+	}
+}
+
+// echoServer accepts on a listener inside a namespace, echoes what it
+// reads, and reports each client's address.
+type echoServer struct {
+	ln      net.Listener
+	clients chan netip.Addr
+}
+
+func newEchoServer(t testing.TB, ns *netlab.NS, ip netip.Addr) *echoServer {
+	t.Helper()
+	ln, err := ns.Listen("tcp", netip.AddrPortFrom(ip, 0).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &echoServer{ln: ln, clients: make(chan netip.Addr, 100)}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.clients <- netip.MustParseAddrPort(conn.RemoteAddr().String()).Addr()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer conn.Close()
+				_, _ = io.Copy(conn, conn)
+			}()
+		}
+	}()
+	return s
+}
+
+// connect dials the server from ns until a round trip works, and returns
+// the client address the server saw.
+func (s *echoServer) connect(t testing.TB, from *netlab.NS) netip.Addr {
+	t.Helper()
+	var lastErr error
+	try := func(ctx context.Context) (bool, error) {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		conn, err := from.DialContext(ctx, "tcp", s.ln.Addr().String())
+		if err != nil {
+			lastErr = err
+			return false, nil
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Write([]byte("ping")); err != nil {
+			lastErr = err
+			return false, nil
+		}
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(conn, buf); err != nil {
+			lastErr = err
+			return false, nil
+		}
+		return true, nil
+	}
+	if err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, try); err != nil {
+		t.Fatalf("connecting from %s to %s: %v (last: %v)", from.Name, s.ln.Addr(), err, lastErr)
+	}
+	// The server saw every attempt that connected; the last is ours.
+	var seen netip.Addr
+	for {
+		select {
+		case seen = <-s.clients:
+		default:
+			return seen
+		}
+	}
+}
+
+// logBuffer collects a NodeNet's log.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *logBuffer) logger() klog.Logger {
+	return textlogger.NewLogger(textlogger.NewConfig(textlogger.Output(b)))
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
