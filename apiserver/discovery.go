@@ -57,6 +57,8 @@ func (r *resource) subresourceInfo(name string) subresourceInfo {
 		return subresourceInfo{kind: coreV1.WithKind("PodPortForwardOptions"), verbs: []string{"create", "get"}}
 	case "finalize":
 		return subresourceInfo{verbs: []string{"update"}}
+	case "token":
+		return subresourceInfo{kind: tokenRequestKind, verbs: []string{"create"}}
 	}
 	return subresourceInfo{}
 }

@@ -159,12 +159,12 @@ func newResourceTable(s *Server) *resourceTable {
 		subresources:   []string{"status", "binding", "eviction", "log", "exec", "attach", "portforward"},
 		nameValidation: subdomain, generation: true, returnDeletedObject: true,
 		selectableFields: podFields, prepareForCreate: s.preparePod, prepareForUpdate: preparePodUpdate,
-		validate: validatePod, table: podTable()})
+		validate: validatePod, admit: s.admitPod, table: podTable()})
 	t.add(&resource{gvr: coreV1.WithResource("secrets"), kind: "Secret", singular: "secret", namespaced: true,
 		nameValidation: subdomain, selectableFields: secretFields, prepareForCreate: prepareSecret, validate: validateSecret,
 		prepareForUpdate: func(obj, _ runtime.Object) { prepareSecret(obj) }, table: secretTable()})
 	t.add(&resource{gvr: coreV1.WithResource("serviceaccounts"), kind: "ServiceAccount", singular: "serviceaccount", namespaced: true,
-		shortNames: []string{"sa"}, nameValidation: subdomain, table: serviceAccountTable()})
+		shortNames: []string{"sa"}, subresources: []string{"token"}, nameValidation: subdomain, table: serviceAccountTable()})
 	t.add(&resource{gvr: coreV1.WithResource("services"), kind: "Service", singular: "service", namespaced: true,
 		shortNames: []string{"svc"}, categories: all, subresources: []string{"status"},
 		nameValidation: apimachineryvalidation.NameIsDNS1035Label, returnDeletedObject: true, selectableFields: serviceFields,

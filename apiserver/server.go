@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
+	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/storage"
 )
 
@@ -50,6 +51,19 @@ type Config struct {
 	// DefaultTolerationSeconds admission gives them; 300 when nil.
 	DefaultNotReadyTolerationSeconds    *int64
 	DefaultUnreachableTolerationSeconds *int64
+
+	// ServiceAccountTokens issues the tokens of serviceaccounts/<name>/token
+	// (TokenRequest), which answers 404 when it is nil.
+	ServiceAccountTokens *authn.ServiceAccountTokens
+	// ServiceAccountExtendTokenExpiration is upstream's
+	// --service-account-extend-token-expiration: the kubelet's pod-bound
+	// tokens of 3607 s are valid for a year; true when nil.
+	ServiceAccountExtendTokenExpiration *bool
+	// ServiceAccountAdmission runs upstream's ServiceAccount admission on
+	// pod creates: the service account must exist, and pods get the
+	// kube-api-access volume. The server turns it on; off, tests that run
+	// no serviceaccount controller can create pods in new namespaces.
+	ServiceAccountAdmission bool
 
 	// Now is the clock for timestamps; time.Now when nil.
 	Now func() time.Time

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -20,8 +21,8 @@ import (
 func (s *Server) preparePod(obj runtime.Object) {
 	pod := obj.(*corev1.Pod)
 	defaultPodSpec(&pod.Spec)
-	if pod.Spec.ServiceAccountName == "" {
-		pod.Spec.ServiceAccountName = "default"
+	if _, mirror := pod.Annotations[corev1.MirrorPodAnnotationKey]; pod.Spec.ServiceAccountName == "" && !mirror {
+		pod.Spec.ServiceAccountName = defaultServiceAccountName
 	}
 	//nolint:staticcheck // DeprecatedServiceAccount is still filled by upstream.
 	pod.Spec.DeprecatedServiceAccount = pod.Spec.ServiceAccountName
@@ -48,6 +49,15 @@ func (s *Server) preparePod(obj runtime.Object) {
 		defaultRequestsToLimits(&pod.Spec.Containers[i])
 	}
 	pod.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(&pod.Spec)}
+}
+
+// admitPod runs the admission plugins of pods: ServiceAccount on create,
+// when the server enables it.
+func (s *Server) admitPod(ctx context.Context, obj, old runtime.Object, _ bool) error {
+	if old != nil || !s.cfg.ServiceAccountAdmission {
+		return nil
+	}
+	return s.admitServiceAccount(ctx, obj.(*corev1.Pod))
 }
 
 func preparePodUpdate(obj, _ runtime.Object) {

@@ -37,6 +37,10 @@ func (s *Server) serveSubresource(w http.ResponseWriter, r *http.Request, t requ
 		if r.Method == http.MethodPost {
 			return s.serveEviction(w, r, t)
 		}
+	case "token":
+		if r.Method == http.MethodPost {
+			return s.serveTokenRequest(w, r, t)
+		}
 	case "finalize":
 		if r.Method == http.MethodPut {
 			return s.serveFinalize(w, r, t)

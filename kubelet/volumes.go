@@ -5,15 +5,19 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/kubelet/sandbox"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 )
 
@@ -58,7 +62,7 @@ func (k *Kubelet) setupVolumes(ctx context.Context, pod *corev1.Pod, sb sandbox.
 		case v.DownwardAPI != nil:
 			files = k.downwardFiles(pod, v.DownwardAPI.Items, v.DownwardAPI.DefaultMode, sb)
 		case v.Projected != nil:
-			files, err = k.projectedFiles(ctx, pod, v.Projected, sb)
+			files, err = k.projectedFiles(ctx, pod, v.Projected, sb, dir)
 		default:
 			klog.Warningf("pod %s/%s: volume %s: type not supported, left empty", pod.Namespace, pod.Name, v.Name)
 			err = os.MkdirAll(dir, 0o755)
@@ -212,7 +216,9 @@ func formatMap(m map[string]string) string {
 	return b.String()
 }
 
-func (k *Kubelet) projectedFiles(ctx context.Context, pod *corev1.Pod, p *corev1.ProjectedVolumeSource, sb sandbox.Sandbox) (map[string]fileContent, error) {
+// projectedFiles are the files of a projected volume whose directory is
+// dir.
+func (k *Kubelet) projectedFiles(ctx context.Context, pod *corev1.Pod, p *corev1.ProjectedVolumeSource, sb sandbox.Sandbox, dir string) (map[string]fileContent, error) {
 	files := map[string]fileContent{}
 	add := func(more map[string]fileContent) {
 		for path, c := range more {
@@ -236,26 +242,52 @@ func (k *Kubelet) projectedFiles(ctx context.Context, pod *corev1.Pod, p *corev1
 		case src.DownwardAPI != nil:
 			add(k.downwardFiles(pod, src.DownwardAPI.Items, p.DefaultMode, sb))
 		case src.ServiceAccountToken != nil:
-			token, err := k.serviceAccountToken(ctx, pod, src.ServiceAccountToken)
+			token, err := k.serviceAccountToken(ctx, pod, src.ServiceAccountToken, filepath.Join(dir, filepath.Clean("/" + src.ServiceAccountToken.Path)[1:]))
 			if err != nil {
-				// The API may not issue tokens yet: run without one
-				// rather than never.
-				klog.Warningf("pod %s/%s: service account token: %v", pod.Namespace, pod.Name, err)
-				continue
+				return nil, err
 			}
-			files[src.ServiceAccountToken.Path] = fileContent{[]byte(token), fileMode(nil, p.DefaultMode, 0o644)}
+			files[src.ServiceAccountToken.Path] = fileContent{token, fileMode(nil, p.DefaultMode, 0o644)}
 		}
 	}
 	return files, nil
 }
 
-func (k *Kubelet) serviceAccountToken(ctx context.Context, pod *corev1.Pod, src *corev1.ServiceAccountTokenProjection) (string, error) {
+// Token refresh, as upstream's kubelet token manager does it: a token is
+// replaced once 80% of its requested lifetime has passed, and at the
+// latest after a day, whatever it asked for.
+const (
+	tokenRefreshFraction = 0.8
+	tokenMaxAge          = 24 * time.Hour
+	// defaultTokenExpirationSeconds is the API's default of a projection's
+	// expirationSeconds.
+	defaultTokenExpirationSeconds = 3600
+)
+
+// serviceAccountToken is the content of a projected serviceAccountToken
+// file: the token at current (the file the volume holds now) while it is
+// fresh, else a new one from a TokenRequest for the pod's service account,
+// bound to the pod. A failed refresh keeps the current token while it is
+// valid; a pod that has none yet waits in ContainerCreating.
+func (k *Kubelet) serviceAccountToken(ctx context.Context, pod *corev1.Pod, src *corev1.ServiceAccountTokenProjection, current string) ([]byte, error) {
+	seconds := int64(defaultTokenExpirationSeconds)
+	if src.ExpirationSeconds != nil && *src.ExpirationSeconds > 0 {
+		seconds = *src.ExpirationSeconds
+	}
+	now := k.clock.Now()
+	// The token the volume holds is read back, not verified: it came
+	// from the API server.
+	old, _ := os.ReadFile(current)
+	oldClaims, err := authn.ParseTokenClaims(string(old))
+	usable := err == nil && tokenBoundTo(oldClaims, pod.UID, src.Audience)
+	if usable && !tokenNeedsRefresh(oldClaims, time.Duration(seconds)*time.Second, now) {
+		return old, nil
+	}
 	sa := pod.Spec.ServiceAccountName
 	if sa == "" {
 		sa = "default"
 	}
 	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
-		ExpirationSeconds: src.ExpirationSeconds,
+		ExpirationSeconds: &seconds,
 		BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
 	}}
 	if src.Audience != "" {
@@ -263,9 +295,26 @@ func (k *Kubelet) serviceAccountToken(ctx context.Context, pod *corev1.Pod, src 
 	}
 	tr, err := k.client.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, sa, req, metav1.CreateOptions{})
 	if err != nil {
-		return "", err
+		if usable && now.Before(time.Unix(oldClaims.Expiry, 0)) {
+			klog.Warningf("pod %s/%s: refreshing the service account token: %v; keeping the current one", pod.Namespace, pod.Name, err)
+			return old, nil
+		}
+		return nil, volumeError{fmt.Errorf("failed to fetch token: %w", err)}
 	}
-	return tr.Status.Token, nil
+	return []byte(tr.Status.Token), nil
+}
+
+// tokenBoundTo reports whether the token is the pod's and for audience
+// (any, when the projection names none and the API server chose).
+func tokenBoundTo(c *authn.TokenClaims, pod types.UID, audience string) bool {
+	return c.Kubernetes.Pod != nil && c.Kubernetes.Pod.UID == string(pod) && (audience == "" || slices.Contains(c.Audience, audience))
+}
+
+// tokenNeedsRefresh: 80% of the requested lifetime or a day has passed
+// since the token was issued.
+func tokenNeedsRefresh(c *authn.TokenClaims, requested time.Duration, now time.Time) bool {
+	issued := time.Unix(c.IssuedAt, 0)
+	return !now.Before(issued.Add(time.Duration(float64(requested)*tokenRefreshFraction))) || !now.Before(issued.Add(tokenMaxAge))
 }
 
 // writeVolume makes dir hold exactly files, rewriting only what changed.

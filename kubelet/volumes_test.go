@@ -2,21 +2,31 @@ package kubelet_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tinykube/tinykube/apiserver"
+	"github.com/tinykube/tinykube/apiserver/apiservertest"
+	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/internal/testimage"
+	"github.com/tinykube/tinykube/kubelet"
 	"github.com/tinykube/tinykube/kubelet/internal/nodetest"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
 )
 
 func TestInitContainersVolumesAndSecurityContext(t *testing.T) {
@@ -215,4 +225,114 @@ func httpGetNoFail(url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// shiftedClock is the real clock moved forward by shift, so a test can
+// make the kubelet see its tokens age.
+type shiftedClock struct {
+	clock.RealClock
+	shift atomic.Int64
+}
+
+func (c *shiftedClock) Now() time.Time                  { return time.Now().Add(time.Duration(c.shift.Load())) }
+func (c *shiftedClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+
+// A pod gets the kube-api-access volume from the API server's
+// ServiceAccount admission; the kubelet fills its token through a
+// TokenRequest bound to the pod, and the container finds at
+// /var/run/secrets/kubernetes.io/serviceaccount a token that
+// authenticates as system:serviceaccount:default:default, the cluster CA
+// and its namespace. Once 80% of the token's hour has passed, the kubelet
+// replaces it.
+func TestServiceAccountTokenVolume(t *testing.T) {
+	nodetest.RequireRoot(t, "ip")
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lookup func(ctx context.Context, namespace, resource, name string) (string, error)
+	tokens, err := authn.NewServiceAccountTokens(authn.ServiceAccountTokensConfig{
+		Key: key,
+		Lookup: func(ctx context.Context, namespace, resource, name string) (string, error) {
+			return lookup(ctx, namespace, resource, name)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := apiservertest.Start(t, apiservertest.Options{API: apiserver.Config{ServiceAccountTokens: tokens, ServiceAccountAdmission: true}})
+	lookup = authn.ClientLookup(api.Client.CoreV1().RESTClient())
+	authenticator, err := authn.New(authn.Config{ServiceAccounts: tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	whoami := func(token string) string {
+		var user string
+		h := authenticator.Wrap(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+			u, _ := authn.UserFrom(r.Context())
+			user = u.Name
+		}))
+		req := httptest.NewRequest(http.MethodGet, "/api", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		return user
+	}
+
+	// What the serviceaccount and root CA publisher controllers would
+	// have created.
+	ctx := context.Background()
+	if _, err := api.Client.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.Client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "kube-root-ca.crt"}, Data: map[string]string{"ca.crt": "the cluster CA"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	clk := &shiftedClock{}
+	n := startNode(t, api, func(c *kubelet.Config) { c.Clock = clk })
+
+	// The container copies what it sees to a host directory, every
+	// second, so the test reads what the container reads.
+	hostDir := t.TempDir()
+	dirType := corev1.HostPathDirectory
+	b := newPod("sa", testimage.BusyboxRef).command("sh", "-c",
+		"while true; do cp /var/run/secrets/kubernetes.io/serviceaccount/token /var/run/secrets/kubernetes.io/serviceaccount/namespace /var/run/secrets/kubernetes.io/serviceaccount/ca.crt /host/; sleep 1; done")
+	b.p.Spec.TerminationGracePeriodSeconds = ptr(int64(1))
+	b.p.Spec.Volumes = []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hostDir, Type: &dirType}}}}
+	b.p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "host", MountPath: "/host"}}
+	created := n.create(b.obj())
+	if len(created.Spec.Volumes) != 2 {
+		t.Fatalf("volumes %+v: the API server did not add kube-api-access", created.Spec.Volumes)
+	}
+
+	read := func(name string) string {
+		data, _ := os.ReadFile(filepath.Join(hostDir, name))
+		return string(data)
+	}
+	if err := waitFor(60*time.Second, func() bool { return read("token") != "" }); err != nil {
+		t.Fatalf("the container never saw a token; pod status: %+v", n.waitPod("sa", time.Second, "anything", func(*corev1.Pod) bool { return true }).Status)
+	}
+	first := read("token")
+	if got := whoami(first); got != "system:serviceaccount:default:default" {
+		t.Errorf("the pod's token authenticates as %q", got)
+	}
+	if ns, ca := read("namespace"), read("ca.crt"); ns != "default" || ca != "the cluster CA" {
+		t.Errorf("namespace %q, ca.crt %q", ns, ca)
+	}
+	claims, err := authn.ParseTokenClaims(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := claims.Kubernetes; k.Pod == nil || k.Pod.UID != string(created.UID) || k.Node == nil || k.Node.Name != nodeName || claims.Expiry-claims.IssuedAt != 365*24*3600 {
+		t.Errorf("claims %+v: want bound to the pod on %s, for a year (the kubelet's 3607 s, extended)", claims, nodeName)
+	}
+
+	clk.shift.Store(int64(49 * time.Minute))
+	if err := waitFor(60*time.Second, func() bool { t := read("token"); return t != "" && t != first }); err != nil {
+		t.Fatal("the kubelet did not replace a token 49 minutes old (of 3607 s)")
+	}
+	if got := whoami(read("token")); got != "system:serviceaccount:default:default" {
+		t.Errorf("the refreshed token authenticates as %q", got)
+	}
 }

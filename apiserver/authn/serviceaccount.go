@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/uuid"
 )
 
 // Service account identities, as upstream names them.
@@ -93,6 +95,13 @@ func NewServiceAccountTokens(cfg ServiceAccountTokensConfig) (*ServiceAccountTok
 	}, nil
 }
 
+// Issuer is the iss claim of the tokens s issues.
+func (s *ServiceAccountTokens) Issuer() string { return s.issuer }
+
+// Audiences are the audiences the API server accepts; a TokenRequest that
+// names none gets them.
+func (s *ServiceAccountTokens) Audiences() []string { return slices.Clone(s.audiences) }
+
 // ObjectRef names an object a token is bound to.
 type ObjectRef struct {
 	Name string `json:"name"`
@@ -106,13 +115,24 @@ type ServiceAccountClaims struct {
 	// Pod, when set, binds the token to a pod: upstream's kubelet asks for
 	// such tokens for the projected volume.
 	Pod *ObjectRef
-	// Node is the node the pod runs on, when bound to a pod.
+	// Secret, when set, binds the token to a secret. A token is bound to
+	// a pod, a secret, a node, or nothing; a pod's token may also name
+	// the pod's node.
+	Secret *ObjectRef
+	// Node is the node the token is bound to, or the node of the pod the
+	// token is bound to (information only).
 	Node *ObjectRef
 	// Audiences; the issuer when empty.
 	Audiences []string
 	// Lifetime of the token; one hour when zero, as upstream's default
 	// expirationSeconds.
 	Lifetime time.Duration
+	// WarnAfter, when set, is how long after issue the token counts as
+	// expired for warnings while it stays valid for Lifetime: upstream's
+	// extended expiration of the kubelet's projected tokens.
+	WarnAfter time.Duration
+	// IssuedAt is the token's iat and nbf; the clock's now when zero.
+	IssuedAt time.Time
 }
 
 type jwtHeader struct {
@@ -121,22 +141,28 @@ type jwtHeader struct {
 	Typ string `json:"typ,omitempty"`
 }
 
-type kubernetesClaim struct {
+// KubernetesClaims is a token's `kubernetes.io` claim: whose it is and
+// what it is bound to.
+type KubernetesClaims struct {
 	Namespace      string     `json:"namespace"`
 	ServiceAccount ObjectRef  `json:"serviceaccount"`
 	Pod            *ObjectRef `json:"pod,omitempty"`
+	Secret         *ObjectRef `json:"secret,omitempty"`
 	Node           *ObjectRef `json:"node,omitempty"`
+	WarnAfter      int64      `json:"warnafter,omitempty"`
 }
 
-type jwtClaims struct {
-	Issuer     string          `json:"iss"`
-	Subject    string          `json:"sub"`
-	Audience   []string        `json:"aud"`
-	Expiry     int64           `json:"exp"`
-	IssuedAt   int64           `json:"iat"`
-	NotBefore  int64           `json:"nbf"`
-	ID         string          `json:"jti,omitempty"`
-	Kubernetes kubernetesClaim `json:"kubernetes.io"`
+// TokenClaims are the claims of a service account token, as upstream
+// writes them.
+type TokenClaims struct {
+	Issuer     string           `json:"iss"`
+	Subject    string           `json:"sub"`
+	Audience   []string         `json:"aud"`
+	Expiry     int64            `json:"exp"`
+	IssuedAt   int64            `json:"iat"`
+	NotBefore  int64            `json:"nbf"`
+	ID         string           `json:"jti,omitempty"`
+	Kubernetes KubernetesClaims `json:"kubernetes.io"`
 }
 
 // Issue signs a token for c and returns it with its expiry.
@@ -144,7 +170,13 @@ func (s *ServiceAccountTokens) Issue(c ServiceAccountClaims) (string, time.Time,
 	if c.Namespace == "" || c.ServiceAccount.Name == "" {
 		return "", time.Time{}, errors.New("authn: a token needs a namespace and a service account")
 	}
-	now := s.now()
+	if c.Secret != nil && (c.Pod != nil || c.Node != nil) {
+		return "", time.Time{}, errors.New("authn: a token can only be bound to one object")
+	}
+	now := c.IssuedAt
+	if now.IsZero() {
+		now = s.now()
+	}
 	lifetime := c.Lifetime
 	if lifetime <= 0 {
 		lifetime = time.Hour
@@ -153,24 +185,26 @@ func (s *ServiceAccountTokens) Issue(c ServiceAccountClaims) (string, time.Time,
 	if len(aud) == 0 {
 		aud = []string{s.issuer}
 	}
-	jti := make([]byte, 16)
-	if _, err := rand.Read(jti); err != nil {
-		return "", time.Time{}, err
-	}
 	exp := now.Add(lifetime)
-	claims := jwtClaims{
+	var warnAfter int64
+	if c.WarnAfter > 0 {
+		warnAfter = now.Add(c.WarnAfter).Unix()
+	}
+	claims := TokenClaims{
 		Issuer:    s.issuer,
 		Subject:   ServiceAccountUserPrefix + c.Namespace + ":" + c.ServiceAccount.Name,
 		Audience:  aud,
 		Expiry:    exp.Unix(),
 		IssuedAt:  now.Unix(),
 		NotBefore: now.Unix(),
-		ID:        base64.RawURLEncoding.EncodeToString(jti),
-		Kubernetes: kubernetesClaim{
+		ID:        string(uuid.NewUUID()),
+		Kubernetes: KubernetesClaims{
 			Namespace:      c.Namespace,
 			ServiceAccount: c.ServiceAccount,
 			Pod:            c.Pod,
+			Secret:         c.Secret,
 			Node:           c.Node,
+			WarnAfter:      warnAfter,
 		},
 	}
 	header, err := json.Marshal(jwtHeader{Alg: "ES256", Kid: s.keyID})
@@ -198,27 +232,39 @@ func (s *ServiceAccountTokens) Issue(c ServiceAccountClaims) (string, time.Time,
 // as go-jose's default leeway that upstream relies on.
 const clockSkew = time.Minute
 
-// verify checks token and returns its claims. errNotServiceAccountToken
-// means the token is not ours to judge (not a JWT, another issuer).
-func (s *ServiceAccountTokens) verify(token string) (*jwtClaims, error) {
+// ParseTokenClaims decodes the claims of a service account token without
+// verifying its signature: for the token's holder, for example a kubelet
+// deciding when to refresh it; never for authentication.
+func ParseTokenClaims(token string) (*TokenClaims, error) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return nil, errNotServiceAccountToken
-	}
-	headerJSON, err := base64.RawURLEncoding.DecodeString(parts[0])
-	if err != nil {
-		return nil, errNotServiceAccountToken
-	}
-	var h jwtHeader
-	if err := json.Unmarshal(headerJSON, &h); err != nil {
 		return nil, errNotServiceAccountToken
 	}
 	payloadJSON, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
 		return nil, errNotServiceAccountToken
 	}
-	var c jwtClaims
+	var c TokenClaims
 	if err := json.Unmarshal(payloadJSON, &c); err != nil {
+		return nil, errNotServiceAccountToken
+	}
+	return &c, nil
+}
+
+// verify checks token and returns its claims. errNotServiceAccountToken
+// means the token is not ours to judge (not a JWT, another issuer).
+func (s *ServiceAccountTokens) verify(token string) (*TokenClaims, error) {
+	c, err := ParseTokenClaims(token)
+	if err != nil {
+		return nil, err
+	}
+	parts := strings.Split(token, ".")
+	headerJSON, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		return nil, errNotServiceAccountToken
+	}
+	var h jwtHeader
+	if err := json.Unmarshal(headerJSON, &h); err != nil {
 		return nil, errNotServiceAccountToken
 	}
 	if c.Issuer != s.issuer {
@@ -252,41 +298,69 @@ func (s *ServiceAccountTokens) verify(token string) (*jwtClaims, error) {
 		c.Subject != ServiceAccountUserPrefix+k.Namespace+":"+k.ServiceAccount.Name {
 		return nil, errors.New("authn: service account token names no service account")
 	}
-	return &c, nil
+	return c, nil
 }
 
 // checkObjects makes sure the objects a verified token names still exist
-// with the UIDs it names.
-func (s *ServiceAccountTokens) checkObjects(ctx context.Context, c *jwtClaims) error {
+// with the UIDs it names: its service account and the pod, secret or node
+// it is bound to. The node of a pod-bound token is information only, as
+// upstream treats it.
+func (s *ServiceAccountTokens) checkObjects(ctx context.Context, c *TokenClaims) error {
 	if s.lookup == nil {
 		return nil
 	}
 	k := c.Kubernetes
-	uid, err := s.lookup(ctx, k.Namespace, "serviceaccounts", k.ServiceAccount.Name)
-	if err != nil {
-		return fmt.Errorf("authn: service account %s/%s: %w", k.Namespace, k.ServiceAccount.Name, err)
+	type bound struct {
+		namespace, resource string
+		ref                 *ObjectRef
 	}
-	if k.ServiceAccount.UID != "" && uid != k.ServiceAccount.UID {
-		return fmt.Errorf("authn: service account %s/%s was recreated", k.Namespace, k.ServiceAccount.Name)
+	objects := []bound{{k.Namespace, "serviceaccounts", &k.ServiceAccount}, {k.Namespace, "pods", k.Pod}, {k.Namespace, "secrets", k.Secret}}
+	if k.Pod == nil {
+		objects = append(objects, bound{"", "nodes", k.Node})
 	}
-	if k.Pod != nil {
-		uid, err := s.lookup(ctx, k.Namespace, "pods", k.Pod.Name)
-		if err != nil {
-			return fmt.Errorf("authn: pod %s/%s: %w", k.Namespace, k.Pod.Name, err)
+	for _, o := range objects {
+		if o.ref == nil {
+			continue
 		}
-		if k.Pod.UID != "" && uid != k.Pod.UID {
-			return fmt.Errorf("authn: pod %s/%s was recreated", k.Namespace, k.Pod.Name)
+		uid, err := s.lookup(ctx, o.namespace, o.resource, o.ref.Name)
+		if err != nil {
+			return fmt.Errorf("authn: token bound to %s %s/%s: %w", o.resource, o.namespace, o.ref.Name, err)
+		}
+		if o.ref.UID != "" && uid != o.ref.UID {
+			return fmt.Errorf("authn: token bound to %s %s/%s, which was recreated", o.resource, o.namespace, o.ref.Name)
 		}
 	}
 	return nil
 }
 
+// Extra keys upstream puts on the user of a service account token.
+const (
+	ExtraPodName      = "authentication.kubernetes.io/pod-name"
+	ExtraPodUID       = "authentication.kubernetes.io/pod-uid"
+	ExtraNodeName     = "authentication.kubernetes.io/node-name"
+	ExtraNodeUID      = "authentication.kubernetes.io/node-uid"
+	ExtraCredentialID = "authentication.kubernetes.io/credential-id"
+)
+
 // user is the identity a verified token stands for, as upstream builds it.
-func (c *jwtClaims) user() User {
-	ns := c.Kubernetes.Namespace
+func (c *TokenClaims) user() User {
+	k := c.Kubernetes
+	extra := map[string][]string{}
+	if c.ID != "" {
+		extra[ExtraCredentialID] = []string{"JTI=" + c.ID}
+	}
+	if k.Pod != nil {
+		extra[ExtraPodName] = []string{k.Pod.Name}
+		extra[ExtraPodUID] = []string{k.Pod.UID}
+	}
+	if k.Node != nil {
+		extra[ExtraNodeName] = []string{k.Node.Name}
+		extra[ExtraNodeUID] = []string{k.Node.UID}
+	}
 	return User{
 		Name:   c.Subject,
-		UID:    c.Kubernetes.ServiceAccount.UID,
-		Groups: []string{GroupServiceAccounts, GroupServiceAccounts + ":" + ns},
+		UID:    k.ServiceAccount.UID,
+		Groups: []string{GroupServiceAccounts, GroupServiceAccounts + ":" + k.Namespace},
+		Extra:  extra,
 	}
 }

@@ -118,17 +118,16 @@ func TestServiceAccountTokens(t *testing.T) {
 	})
 }
 
-func TestServiceAccountTokensRevokedWithTheirObjects(t *testing.T) {
+// checkedTokens issues tokens whose objects are checked against objects,
+// "resource/namespace/name" -> uid, which the test changes as the cluster
+// would; a is an authenticator that accepts them.
+func checkedTokens(t *testing.T, objects map[string]string) (sa *authn.ServiceAccountTokens, a *authn.Authenticator) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The cluster's objects, by "resource/namespace/name" -> uid.
-	objects := map[string]string{
-		"serviceaccounts/team-a/builder": "sa-uid",
-		"pods/team-a/web-1":              "pod-uid",
-	}
-	sa, err := authn.NewServiceAccountTokens(authn.ServiceAccountTokensConfig{
+	sa, err = authn.NewServiceAccountTokens(authn.ServiceAccountTokensConfig{
 		Key: key,
 		Lookup: func(_ context.Context, namespace, resource, name string) (string, error) {
 			uid, ok := objects[resource+"/"+namespace+"/"+name]
@@ -141,10 +140,18 @@ func TestServiceAccountTokensRevokedWithTheirObjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := authn.New(authn.Config{ServiceAccounts: sa})
-	if err != nil {
+	if a, err = authn.New(authn.Config{ServiceAccounts: sa}); err != nil {
 		t.Fatal(err)
 	}
+	return sa, a
+}
+
+func TestServiceAccountTokensRevokedWithTheirObjects(t *testing.T) {
+	objects := map[string]string{
+		"serviceaccounts/team-a/builder": "sa-uid",
+		"pods/team-a/web-1":              "pod-uid",
+	}
+	sa, a := checkedTokens(t, objects)
 	token, _, err := sa.Issue(authn.ServiceAccountClaims{
 		Namespace:      "team-a",
 		ServiceAccount: authn.ObjectRef{Name: "builder", UID: "sa-uid"},
@@ -165,5 +172,85 @@ func TestServiceAccountTokensRevokedWithTheirObjects(t *testing.T) {
 	delete(objects, "serviceaccounts/team-a/builder")
 	if code, _ := whoami(t, a, token); code != 401 {
 		t.Errorf("token of a deleted service account: %d, want 401", code)
+	}
+}
+
+// A token bound to a secret dies with the secret; a token bound to a node
+// dies with the node; the node named in a pod-bound token is information
+// only, as upstream treats it.
+func TestServiceAccountTokensBoundToSecretsAndNodes(t *testing.T) {
+	objects := map[string]string{
+		"serviceaccounts/team-a/builder": "sa-uid",
+		"secrets/team-a/anchor":          "secret-uid",
+		"nodes//n1":                      "node-uid",
+		"pods/team-a/web-1":              "pod-uid",
+	}
+	sa, a := checkedTokens(t, objects)
+	builder := authn.ObjectRef{Name: "builder", UID: "sa-uid"}
+	issue := func(c authn.ServiceAccountClaims) string {
+		t.Helper()
+		c.Namespace, c.ServiceAccount = "team-a", builder
+		token, _, err := sa.Issue(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return token
+	}
+	secretToken := issue(authn.ServiceAccountClaims{Secret: &authn.ObjectRef{Name: "anchor", UID: "secret-uid"}})
+	nodeToken := issue(authn.ServiceAccountClaims{Node: &authn.ObjectRef{Name: "n1", UID: "node-uid"}})
+	podToken := issue(authn.ServiceAccountClaims{Pod: &authn.ObjectRef{Name: "web-1", UID: "pod-uid"}, Node: &authn.ObjectRef{Name: "n1", UID: "node-uid"}})
+	for name, token := range map[string]string{"secret": secretToken, "node": nodeToken, "pod": podToken} {
+		if code, body := whoami(t, a, token); code != 200 {
+			t.Fatalf("%s-bound token: %d %s", name, code, body)
+		}
+	}
+	delete(objects, "secrets/team-a/anchor")
+	delete(objects, "nodes//n1")
+	if code, _ := whoami(t, a, secretToken); code != 401 {
+		t.Errorf("token of a deleted secret: %d, want 401", code)
+	}
+	if code, _ := whoami(t, a, nodeToken); code != 401 {
+		t.Errorf("token of a deleted node: %d, want 401", code)
+	}
+	if code, body := whoami(t, a, podToken); code != 200 {
+		t.Errorf("pod-bound token after its node went: %d %s, want 200", code, body)
+	}
+	if _, _, err := sa.Issue(authn.ServiceAccountClaims{Namespace: "team-a", ServiceAccount: builder,
+		Secret: &authn.ObjectRef{Name: "anchor"}, Pod: &authn.ObjectRef{Name: "web-1"}}); err == nil {
+		t.Error("issued a token bound to a secret and a pod at once")
+	}
+}
+
+// The user of a pod-bound token carries upstream's extra: the pod, its
+// node and the token's id.
+func TestServiceAccountTokenUserExtra(t *testing.T) {
+	now := time.Now()
+	sa := newSATokens(t, func() time.Time { return now })
+	a, err := authn.New(authn.Config{ServiceAccounts: sa})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := sa.Issue(authn.ServiceAccountClaims{
+		Namespace: "team-a", ServiceAccount: authn.ObjectRef{Name: "builder", UID: "sa-uid"},
+		Pod:  &authn.ObjectRef{Name: "web-1", UID: "pod-uid"},
+		Node: &authn.ObjectRef{Name: "n1", UID: "node-uid"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got authn.User
+	h := a.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got, _ = authn.UserFrom(r.Context()) }))
+	req := httptest.NewRequest(http.MethodGet, "/api", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	for key, want := range map[string]string{
+		authn.ExtraPodName: "web-1", authn.ExtraPodUID: "pod-uid", authn.ExtraNodeName: "n1", authn.ExtraNodeUID: "node-uid",
+	} {
+		if v := got.Extra[key]; len(v) != 1 || v[0] != want {
+			t.Errorf("extra %s = %v, want %s", key, v, want)
+		}
+	}
+	if v := got.Extra[authn.ExtraCredentialID]; len(v) != 1 || !strings.HasPrefix(v[0], "JTI=") || len(v[0]) <= len("JTI=") {
+		t.Errorf("extra %s = %v, want JTI=<the token's jti>", authn.ExtraCredentialID, v)
 	}
 }

@@ -15,6 +15,9 @@ type User struct {
 	Name   string
 	UID    string
 	Groups []string
+	// Extra is upstream's user.Info extra: for a service account token,
+	// the pod and node it is bound to and the token's id.
+	Extra map[string][]string
 }
 
 // userKey is the context key under which the User is stored; a private type

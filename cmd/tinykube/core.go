@@ -8,6 +8,7 @@ import (
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 
 	"github.com/tinykube/tinykube/apiserver"
+	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/storage"
 	"github.com/tinykube/tinykube/storage/bolt"
 )
@@ -30,6 +31,11 @@ type coreConfig struct {
 	// tolerations new pods get.
 	notReadyTolerationSeconds    int64
 	unreachableTolerationSeconds int64
+	// serviceAccounts issues service account tokens (TokenRequest). With
+	// it, pods get upstream's ServiceAccount admission and their
+	// kube-api-access volume; without it there would be no token to put
+	// in that volume, so neither is served.
+	serviceAccounts *authn.ServiceAccountTokens
 }
 
 // core is the REST core, reduced to what `server` does with it: serve,
@@ -52,6 +58,9 @@ func newCore(store storage.Interface, cfg coreConfig) (*core, error) {
 
 		DefaultNotReadyTolerationSeconds:    &cfg.notReadyTolerationSeconds,
 		DefaultUnreachableTolerationSeconds: &cfg.unreachableTolerationSeconds,
+
+		ServiceAccountTokens:    cfg.serviceAccounts,
+		ServiceAccountAdmission: cfg.serviceAccounts != nil,
 	})
 	if err != nil {
 		return nil, err
