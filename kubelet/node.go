@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 )
@@ -55,8 +56,10 @@ func (k *Kubelet) registerNode(ctx context.Context) (netip.Prefix, error) {
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("kubelet: register node: %w", err)
 	}
-	if err := k.postNodeStatus(ctx); err != nil {
-		return netip.Prefix{}, err
+	// The heartbeat posts status again; one failed post must not stop the
+	// node.
+	if err := k.postNodeStatus(ctx); err != nil && ctx.Err() == nil {
+		klog.Warningf("%v", err)
 	}
 	if k.cfg.PodCIDR.IsValid() {
 		return k.cfg.PodCIDR, nil
@@ -183,12 +186,19 @@ func (k *Kubelet) nodeStatus(ctx context.Context, prev corev1.NodeStatus) corev1
 
 func (k *Kubelet) postNodeStatus(ctx context.Context) error {
 	nodes := k.client.CoreV1().Nodes()
-	n, err := nodes.Get(ctx, k.cfg.NodeName, metav1.GetOptions{})
+	// Node IPAM writes the pod CIDR and the node lifecycle controller its
+	// taints while the kubelet posts status: a conflict only means to read
+	// again.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := nodes.Get(ctx, k.cfg.NodeName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		n.Status = k.nodeStatus(ctx, n.Status)
+		_, err = nodes.UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("kubelet: node status: %w", err)
-	}
-	n.Status = k.nodeStatus(ctx, n.Status)
-	if _, err := nodes.UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("kubelet: node status: %w", err)
 	}
 	return nil
