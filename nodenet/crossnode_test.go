@@ -79,6 +79,15 @@ func TestPodsReachPodsOnOtherNodesWithTheirOwnAddress(t *testing.T) {
 	}
 }
 
+func TestVXLANCrossesARouterBetweenNodes(t *testing.T) {
+	c := newRoutedLabCluster(t, VXLAN)
+	a, far := c.nodes[0], c.nodes[1]
+	srv := newEchoServer(t, far.pods[0].ns, far.pods[0].ip)
+	if got := srv.connect(t, a.pods[0].ns); got != a.pods[0].ip {
+		t.Errorf("pod on %s saw a connection from %s, want the pod address %s", far.name, got, a.pods[0].ip)
+	}
+}
+
 func TestVXLANDeviceAndAnnotations(t *testing.T) {
 	c := newLabCluster(t, VXLAN, 0, 0)
 	a := c.nodes[0]

@@ -2,7 +2,7 @@
 // every node and owns, in that node's network namespace:
 //
 //   - the routes to the other nodes' pod CIDRs, in the main table, marked
-//     with RouteProtocol ("proto 0x74" in `ip route`) so that it recognises,
+//     with RouteProtocol ("proto 116" in `ip route`) so that it recognises,
 //     updates and removes only its own routes;
 //   - with the vxlan backend, the device "tinykube.1" (VNI 1, UDP port 8472,
 //     learning off, MTU 1450) with its neighbour and forwarding entries;

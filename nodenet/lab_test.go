@@ -54,62 +54,118 @@ type labPod struct {
 }
 
 type labCluster struct {
-	lab    *netlab.Lab
-	client *fake.Clientset
-	nodes  []*labNode
+	lab     *netlab.Lab
+	backend Backend
+	client  *fake.Clientset
+	nodes   []*labNode
 }
 
-// newLabCluster builds len(podsPerNode) nodes, node i with podsPerNode[i]
-// pods, and runs NodeNet with backend on each; it returns once every node
-// routes to every other. ResyncPeriod is short so that tests see repairs
-// soon.
+// labSegment is a network the lab's nodes plug into: a bridge in the hub
+// namespace, and the router of the segment's subnet, if any.
+type labSegment struct {
+	hub    *netlab.NS
+	bridge string
+	subnet netip.Prefix
+	router netip.Addr
+}
+
+// newLabCluster builds len(podsPerNode) nodes on one L2 segment, node i
+// with podsPerNode[i] pods, and runs NodeNet with backend on each; it
+// returns once every node routes to every other. ResyncPeriod is short so
+// that tests see repairs soon.
 func newLabCluster(t testing.TB, backend Backend, podsPerNode ...int) *labCluster {
 	t.Helper()
-	lab := netlab.New(t)
-	lan := lab.AddNS("lan")
+	c := &labCluster{lab: netlab.New(t), backend: backend}
+	lan := c.lab.AddNS("lan")
 	lan.AddBridge("br0")
-	c := &labCluster{lab: lab}
-	var objs []*corev1.Node
-	for i, pods := range podsPerNode {
-		n := &labNode{
-			name:    fmt.Sprintf("node-%d", i+1),
-			ns:      lab.AddNS(fmt.Sprintf("n%d", i+1)),
-			ip:      netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}),
-			podCIDR: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 42, byte(i + 1), 0}), 24),
-			logs:    &logBuffer{},
-		}
-		lab.VethToBridge(n.ns, "eth0", lan, fmt.Sprintf("n%d", i+1), "br0")
-		n.ns.IP("addr", "add", n.ip.String()+"/24", "dev", "eth0")
-		n.ns.AddBridge("tinykube0")
-		gw := n.podCIDR.Addr().Next()
-		n.ns.IP("addr", "add", netip.PrefixFrom(gw, 24).String(), "dev", "tinykube0")
-		podIP := gw
-		for j := range pods {
-			podIP = podIP.Next()
-			pod := labPod{ns: lab.AddNS(fmt.Sprintf("n%dp%d", i+1, j+1)), ip: podIP}
-			lab.VethToBridge(pod.ns, "eth0", n.ns, fmt.Sprintf("pod%d", j+1), "tinykube0")
-			if backend == VXLAN {
-				// As the kubelet's CNI config must: room for the VXLAN headers.
-				pod.ns.IP("link", "set", "eth0", "mtu", fmt.Sprint(VXLANMTU))
-				n.ns.IP("link", "set", fmt.Sprintf("pod%d", j+1), "mtu", fmt.Sprint(VXLANMTU))
-			}
-			pod.ns.IP("addr", "add", netip.PrefixFrom(podIP, 24).String(), "dev", "eth0")
-			pod.ns.IP("route", "add", "default", "via", gw.String())
-			n.pods = append(n.pods, pod)
-		}
-		n.nl = netlinkIn(t, n.ns)
-		n.nft = nftIn(t, n.ns)
-		c.nodes = append(c.nodes, n)
-		objs = append(objs, labNodeObject(n.name, n.podCIDR, n.ip))
+	for _, pods := range podsPerNode {
+		c.addNode(t, labSegment{hub: lan, bridge: "br0", subnet: netip.MustParsePrefix("192.0.2.0/24")}, pods)
 	}
+	c.run(t)
+	return c
+}
+
+// newRoutedLabCluster builds two nodes with a pod each on two subnets
+// (192.0.2.0/24 and 198.51.100.0/24) that only a router namespace joins, so
+// that the nodes share no L2 segment; it runs NodeNet with backend on both.
+func newRoutedLabCluster(t testing.TB, backend Backend) *labCluster {
+	t.Helper()
+	c := &labCluster{lab: netlab.New(t), backend: backend}
+	router := c.lab.AddNS("router")
+	if err := router.Set("net/ipv4/ip_forward", "1"); err != nil {
+		t.Fatal(err)
+	}
+	for i, subnet := range []string{"192.0.2.0/24", "198.51.100.0/24"} {
+		seg := labSegment{hub: router, bridge: fmt.Sprintf("br%d", i+1), subnet: netip.MustParsePrefix(subnet)}
+		seg.router = lastAddr(seg.subnet)
+		router.AddBridge(seg.bridge)
+		router.IP("addr", "add", netip.PrefixFrom(seg.router, seg.subnet.Bits()).String(), "dev", seg.bridge)
+		c.addNode(t, seg, 1)
+	}
+	c.run(t)
+	return c
+}
+
+// lastAddr is the last host address of a /24.
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Addr().As4()
+	a[3] = 254
+	return netip.AddrFrom4(a)
+}
+
+// addNode adds node N (the next number) on seg, with address N in seg's
+// subnet, podCIDR 10.42.N.0/24 and pods pod namespaces.
+func (c *labCluster) addNode(t testing.TB, seg labSegment, pods int) {
+	t.Helper()
+	num := len(c.nodes) + 1
+	ip := seg.subnet.Addr().As4()
+	ip[3] = byte(num)
+	n := &labNode{
+		name:    fmt.Sprintf("node-%d", num),
+		ns:      c.lab.AddNS(fmt.Sprintf("n%d", num)),
+		ip:      netip.AddrFrom4(ip),
+		podCIDR: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 42, byte(num), 0}), 24),
+		logs:    &logBuffer{},
+	}
+	c.lab.VethToBridge(n.ns, "eth0", seg.hub, fmt.Sprintf("n%d", num), seg.bridge)
+	n.ns.IP("addr", "add", netip.PrefixFrom(n.ip, seg.subnet.Bits()).String(), "dev", "eth0")
+	if seg.router.IsValid() {
+		n.ns.IP("route", "add", "default", "via", seg.router.String())
+	}
+	n.ns.AddBridge("tinykube0")
+	gw := n.podCIDR.Addr().Next()
+	n.ns.IP("addr", "add", netip.PrefixFrom(gw, 24).String(), "dev", "tinykube0")
+	podIP := gw
+	for j := range pods {
+		podIP = podIP.Next()
+		pod := labPod{ns: c.lab.AddNS(fmt.Sprintf("n%dp%d", num, j+1)), ip: podIP}
+		c.lab.VethToBridge(pod.ns, "eth0", n.ns, fmt.Sprintf("pod%d", j+1), "tinykube0")
+		if c.backend == VXLAN {
+			// As the kubelet's CNI config must: room for the VXLAN headers.
+			pod.ns.IP("link", "set", "eth0", "mtu", fmt.Sprint(VXLANMTU))
+			n.ns.IP("link", "set", fmt.Sprintf("pod%d", j+1), "mtu", fmt.Sprint(VXLANMTU))
+		}
+		pod.ns.IP("addr", "add", netip.PrefixFrom(podIP, 24).String(), "dev", "eth0")
+		pod.ns.IP("route", "add", "default", "via", gw.String())
+		n.pods = append(n.pods, pod)
+	}
+	n.nl = netlinkIn(t, n.ns)
+	n.nft = nftIn(t, n.ns)
+	c.nodes = append(c.nodes, n)
+}
+
+// run creates the Nodes, starts a NodeNet on each node and waits until
+// every node routes to every other.
+func (c *labCluster) run(t testing.TB) {
+	t.Helper()
 	c.client = fake.NewClientset()
-	for _, o := range objs {
-		if _, err := c.client.CoreV1().Nodes().Create(context.Background(), o, metav1.CreateOptions{}); err != nil {
+	for _, n := range c.nodes {
+		if _, err := c.client.CoreV1().Nodes().Create(context.Background(), labNodeObject(n.name, n.podCIDR, n.ip), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, n := range c.nodes {
-		c.start(t, n, backend)
+		c.start(t, n)
 	}
 	// With vxlan, a node routes to another once it has seen that node's
 	// VTEP published, after both synced once.
@@ -118,7 +174,6 @@ func newLabCluster(t testing.TB, backend Backend, podsPerNode ...int) *labCluste
 			func() bool { return len(n.ourRoutes(t)) == len(c.nodes)-1 },
 			func() string { return strings.Join(n.ourRoutes(t), ", ") + "\nlog:\n" + n.logs.String() })
 	}
-	return c
 }
 
 func labNodeObject(name string, podCIDR netip.Prefix, ip netip.Addr) *corev1.Node {
@@ -133,7 +188,7 @@ func labNodeObject(name string, podCIDR netip.Prefix, ip netip.Addr) *corev1.Nod
 }
 
 // start runs n's NodeNet until the test ends, and waits for its first sync.
-func (c *labCluster) start(t testing.TB, n *labNode, backend Backend) {
+func (c *labCluster) start(t testing.TB, n *labNode) {
 	t.Helper()
 	factory := informers.NewSharedInformerFactory(c.client, 0)
 	nn, err := New(Config{
@@ -141,7 +196,7 @@ func (c *labCluster) start(t testing.TB, n *labNode, backend Backend) {
 		Client:       c.client,
 		NodeName:     n.name,
 		NodeIP:       n.ip,
-		Backend:      backend,
+		Backend:      c.backend,
 		Netlink:      n.nl,
 		NFT:          n.nft,
 		Sysctl:       n.ns,
