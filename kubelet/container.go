@@ -145,6 +145,9 @@ func (k *Kubelet) containerSpec(ctx context.Context, pod *corev1.Pod, c *corev1.
 		LogPath:     k.logPath(pod, c.Name, attempt),
 		GracePeriod: pod.Spec.TerminationGracePeriodSeconds,
 		SpecOpts:    securityOpts(pod, c),
+		Stdin:       c.Stdin,
+		StdinOnce:   c.StdinOnce,
+		TTY:         c.TTY,
 	}
 	return s, waiting{}, nil
 }

@@ -29,6 +29,9 @@ type ContainerRuntime interface {
 	// ExecStream runs cmd with the given streams (nil for none), on a
 	// terminal resized from resize when tty, and returns its exit code.
 	ExecStream(ctx context.Context, id string, cmd []string, stdin io.Reader, stdout, stderr io.Writer, tty bool, resize <-chan containers.TerminalSize) (int, error)
+	// Attach connects streams (nil for none) to a running container's
+	// stdio until it exits, ctx ends or the client's stdin ends.
+	Attach(ctx context.Context, id string, stdin io.Reader, stdout, stderr io.Writer, resize <-chan containers.TerminalSize) error
 	// ImageID is the digest of an image present on the node.
 	ImageID(ctx context.Context, ref string) (string, error)
 }

@@ -51,12 +51,39 @@ func (k *Kubelet) runningContainer(ctx context.Context, ns, name, container stri
 // &error=1&tty=1: upstream's remote command protocol (channel.k8s.io v1 to
 // v4) over SPDY.
 func (k *Kubelet) serveExec(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	cmd := q["command"]
+	cmd := r.URL.Query()["command"]
 	if len(cmd) == 0 {
 		writeStatus(w, http.StatusBadRequest, "you must specify at least 1 command")
 		return
 	}
+	k.serveRemoteCommand(w, r, func(id string, s remoteStreams) (int, error) {
+		return k.runtime.ExecStream(r.Context(), id, cmd, s.stdin, s.stdout, s.stderr, s.tty, s.resize)
+	}, cmd)
+}
+
+// serveAttach is /attach/NAMESPACE/POD/CONTAINER?input=1&output=1&error=1
+// &tty=1: the same protocol as exec, connected to the container's own
+// stdio (kubectl attach, kubectl run -it).
+func (k *Kubelet) serveAttach(w http.ResponseWriter, r *http.Request) {
+	k.serveRemoteCommand(w, r, func(id string, s remoteStreams) (int, error) {
+		return 0, k.runtime.Attach(r.Context(), id, s.stdin, s.stdout, s.stderr, s.resize)
+	}, nil)
+}
+
+// remoteStreams are the client's streams of an exec or attach; nil when
+// not asked for.
+type remoteStreams struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	tty            bool
+	resize         <-chan containers.TerminalSize
+}
+
+// serveRemoteCommand upgrades an exec or attach request to SPDY, waits for
+// the client's streams, runs run on the container and reports how it
+// ended on the error stream.
+func (k *Kubelet) serveRemoteCommand(w http.ResponseWriter, r *http.Request, run func(id string, s remoteStreams) (int, error), cmd []string) {
+	q := r.URL.Query()
 	_, st, code, msg := k.runningContainer(r.Context(), r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container"))
 	if code != 0 {
 		writeStatus(w, code, msg)
@@ -81,21 +108,31 @@ func (k *Kubelet) serveExec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer conn.Close()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		// A client that goes away ends the command.
+		select {
+		case <-conn.CloseChan():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	r = r.WithContext(ctx)
 
-	var stdin io.Reader
-	var stdout, stderr io.Writer
+	rs := remoteStreams{tty: tty}
 	if s := streams[corev1.StreamTypeStdin]; s != nil {
-		stdin = s
+		rs.stdin = s
 	}
 	if s := streams[corev1.StreamTypeStdout]; s != nil {
-		stdout = s
+		rs.stdout = s
 	}
 	if s := streams[corev1.StreamTypeStderr]; s != nil {
-		stderr = s
+		rs.stderr = s
 	}
-	var resize chan containers.TerminalSize
 	if s := streams[corev1.StreamTypeResize]; s != nil {
-		resize = make(chan containers.TerminalSize, 4)
+		resize := make(chan containers.TerminalSize, 4)
+		rs.resize = resize
 		go func() {
 			defer close(resize)
 			dec := json.NewDecoder(s)
@@ -106,13 +143,13 @@ func (k *Kubelet) serveExec(w http.ResponseWriter, r *http.Request) {
 				}
 				select {
 				case resize <- size:
-				case <-r.Context().Done():
+				case <-ctx.Done():
 					return
 				}
 			}
 		}()
 	}
-	exitCode, err := k.runtime.ExecStream(r.Context(), st.ID, cmd, stdin, stdout, stderr, tty, resize)
+	exitCode, err := run(st.ID, rs)
 	writeExecStatus(streams[corev1.StreamTypeError], protocol, cmd, exitCode, err)
 	for _, s := range streams {
 		s.Close()

@@ -59,6 +59,7 @@ type Runtime struct {
 	mu      sync.Mutex
 	watched map[string]bool // container IDs with an exit watcher
 	locks   map[string]*sync.Mutex
+	stdio   map[string]*stdio // of running containers, by ID
 }
 
 // New validates cfg.
@@ -76,7 +77,7 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(namespaces.WithNamespace(context.Background(), cfg.Namespace))
-	return &Runtime{cfg: cfg, ctx: ctx, cancel: cancel, watched: map[string]bool{}, locks: map[string]*sync.Mutex{}}, nil
+	return &Runtime{cfg: cfg, ctx: ctx, cancel: cancel, watched: map[string]bool{}, locks: map[string]*sync.Mutex{}, stdio: map[string]*stdio{}}, nil
 }
 
 // Close stops watching exits and copying logs; containers keep running.
@@ -127,6 +128,10 @@ type Spec struct {
 	GracePeriod *int64
 	// SpecOpts adjust the OCI spec last (security context, resources).
 	SpecOpts []oci.SpecOpts
+	// Stdin gives the container a stdin that attached clients write to;
+	// with StdinOnce the first client's end of input closes it. TTY runs
+	// the container on a terminal.
+	Stdin, StdinOnce, TTY bool
 }
 
 // State of a container.
@@ -197,6 +202,9 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (string, error) {
 	if s.WorkingDir != "" {
 		opts = append(opts, oci.WithProcessCwd(s.WorkingDir))
 	}
+	if s.TTY {
+		opts = append(opts, oci.WithTTY)
+	}
 	for typ, path := range map[specs.LinuxNamespaceType]string{specs.NetworkNamespace: s.NetNS, specs.UTSNamespace: s.UTSNS, specs.IPCNamespace: s.IPCNS} {
 		if path != "" {
 			opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: typ, Path: path}))
@@ -221,6 +229,11 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (string, error) {
 	if s.GracePeriod != nil {
 		labels[LabelGracePeriod] = strconv.FormatInt(*s.GracePeriod, 10)
 	}
+	for label, set := range map[string]bool{labelStdin: s.Stdin, labelStdinOnce: s.StdinOnce, labelTTY: s.TTY} {
+		if set {
+			labels[label] = "true"
+		}
+	}
 	c, err := r.cfg.Client.NewContainer(ctx, id,
 		client.WithImage(img),
 		client.WithSnapshotter(r.cfg.Snapshotter),
@@ -233,7 +246,7 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (string, error) {
 	}
 	unlock := r.lock(id)
 	defer unlock()
-	if err := r.startTask(ctx, c, s.LogPath); err != nil {
+	if err := r.startTask(ctx, c, s.LogPath, labels); err != nil {
 		_ = c.Delete(context.WithoutCancel(ctx), client.WithSnapshotCleanup)
 		return "", err
 	}
@@ -268,16 +281,32 @@ func (r *Runtime) streams(logPath string) (stdout, stderr *criWriter, closeFn fu
 	return stdout, stderr, func() { stdout.Close(); stderr.Close(); lf.Close() }, nil
 }
 
-func (r *Runtime) startTask(ctx context.Context, c client.Container, logPath string) error {
+// containerIO opens the log of a container and its stdio for attaching,
+// and returns the cio options for its task and what closes them.
+func (r *Runtime) containerIO(logPath string, labels map[string]string) (*stdio, []cio.Opt, func(), error) {
 	stdout, stderr, closeLog, err := r.streams(logPath)
 	if err != nil {
-		return fmt.Errorf("containers: log: %w", err)
+		return nil, nil, nil, fmt.Errorf("containers: log: %w", err)
 	}
-	task, err := c.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, stdout, stderr), cio.WithFIFODir(r.cfg.FIFODir)))
+	s, in := newStdio(labels[labelStdin] == "true", labels[labelStdinOnce] == "true", labels[labelTTY] == "true")
+	opts := []cio.Opt{cio.WithStreams(in, s.output(stdout, false), s.output(stderr, true)), cio.WithFIFODir(r.cfg.FIFODir)}
+	if s.tty {
+		opts = append(opts, cio.WithTerminal)
+	}
+	return s, opts, func() { closeLog(); s.close() }, nil
+}
+
+func (r *Runtime) startTask(ctx context.Context, c client.Container, logPath string, labels map[string]string) error {
+	s, opts, closeLog, err := r.containerIO(logPath, labels)
+	if err != nil {
+		return err
+	}
+	task, err := c.NewTask(ctx, cio.NewCreator(opts...))
 	if err != nil {
 		closeLog()
 		return fmt.Errorf("containers: create task: %w", err)
 	}
+	s.task = task
 	exitc, err := task.Wait(r.ctx)
 	if err != nil {
 		task.Delete(ctx, client.WithProcessKill)
@@ -292,6 +321,7 @@ func (r *Runtime) startTask(ctx context.Context, c client.Container, logPath str
 	if _, err := c.SetLabels(ctx, map[string]string{LabelStartedAt: r.cfg.Now().UTC().Format(time.RFC3339Nano)}); err != nil {
 		klog.Warningf("container %s: record start time: %v", c.ID(), err)
 	}
+	r.setStdio(c.ID(), s)
 	r.watch(c, task, exitc, closeLog)
 	return nil
 }
@@ -318,6 +348,7 @@ func (r *Runtime) watch(c client.Container, task client.Task, exitc <-chan clien
 				io.Wait()
 			}
 			closeLog()
+			r.setStdio(c.ID(), nil)
 			unlock := r.lock(c.ID())
 			err := r.finalize(r.ctx, c, task, st.ExitCode(), st.ExitTime())
 			unlock()
@@ -423,19 +454,19 @@ func (r *Runtime) status(ctx context.Context, c client.Container) (Status, error
 	}
 	// Running and not watched: this kubelet has just started. Re-attach the
 	// log copier and watch for the exit.
-	if err := r.adopt(c, info.Labels[labelLogPath]); err != nil {
+	if err := r.adopt(c, info.Labels); err != nil {
 		return Status{}, err
 	}
 	st.State = StateRunning
 	return st, nil
 }
 
-func (r *Runtime) adopt(c client.Container, logPath string) error {
-	stdout, stderr, closeLog, err := r.streams(logPath)
+func (r *Runtime) adopt(c client.Container, labels map[string]string) error {
+	s, opts, closeLog, err := r.containerIO(labels[labelLogPath], labels)
 	if err != nil {
-		return fmt.Errorf("containers: log: %w", err)
+		return err
 	}
-	task, err := c.Task(r.ctx, cio.NewAttach(cio.WithStreams(nil, stdout, stderr)))
+	task, err := c.Task(r.ctx, cio.NewAttach(opts...))
 	if err != nil {
 		closeLog()
 		return fmt.Errorf("containers: attach %s: %w", c.ID(), err)
@@ -445,6 +476,8 @@ func (r *Runtime) adopt(c client.Container, logPath string) error {
 		closeLog()
 		return fmt.Errorf("containers: wait %s: %w", c.ID(), err)
 	}
+	s.task = task
+	r.setStdio(c.ID(), s)
 	r.watch(c, task, exitc, closeLog)
 	return nil
 }
