@@ -1,37 +1,20 @@
 package kubelet_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tinykube/tinykube/internal/testimage"
+	"github.com/tinykube/tinykube/kubelet/internal/nodetest"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/remotecommand"
 )
 
-// syncBuffer is a bytes.Buffer written by a stream and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = nodetest.Buffer
 
 // attach runs client-go's SPDY executor on pods/attach through the API
 // server, as kubectl attach does, and returns when the attachment ends.

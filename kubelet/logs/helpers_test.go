@@ -1,31 +1,15 @@
 package logs
 
 import (
-	"bytes"
 	"context"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/tinykube/tinykube/kubelet/internal/nodetest"
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = nodetest.Buffer
 
 func waitUntil(t *testing.T, cond func() bool) {
 	t.Helper()
