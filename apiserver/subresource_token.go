@@ -1,9 +1,11 @@
 package apiserver
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -14,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/tinykube/tinykube/apiserver/authn"
+	"github.com/tinykube/tinykube/pki"
 )
 
 // Token lifetimes as upstream's TokenRequest knows them.
@@ -64,6 +67,9 @@ func (s *Server) serveTokenRequest(w http.ResponseWriter, r *http.Request, t req
 	if req.Namespace != "" && req.Namespace != t.namespace {
 		return apierrors.NewInvalid(tokenRequestKind.GroupKind(), t.name, field.ErrorList{
 			field.Invalid(field.NewPath("metadata", "namespace"), req.Namespace, "must match the service account namespace if specified")})
+	}
+	if err := s.restrictNodeTokenRequest(r, t, req); err != nil {
+		return err
 	}
 	saObj, err := s.getObject(r, t.res, t.namespace, t.name)
 	if err != nil {
@@ -184,6 +190,45 @@ func (s *Server) bindToken(r *http.Request, namespace string, sa *corev1.Service
 		claims.Secret = bound
 	case "nodes":
 		claims.Node = bound
+	}
+	return nil
+}
+
+// restrictNodeTokenRequest is upstream's NodeRestriction admission of
+// TokenRequests: a node may only ask for tokens bound to a pod, by name
+// and uid, that is scheduled to it, so a node's credentials never yield a
+// token that outlives its pods or belongs to another node's pod. The Node
+// authorizer has already limited it to the service accounts of its pods.
+func (s *Server) restrictNodeTokenRequest(r *http.Request, t requestTarget, req *authenticationv1.TokenRequest) error {
+	u, ok := authn.UserFrom(r.Context())
+	node, isNode := strings.CutPrefix(u.Name, pki.NodeUserPrefix)
+	if !ok || !isNode || !slices.Contains(u.Groups, pki.NodesGroup) {
+		return nil
+	}
+	forbidden := func(msg string) error {
+		return apierrors.NewForbidden(t.res.groupResource(), t.name, errors.New(msg))
+	}
+	ref := req.Spec.BoundObjectRef
+	if ref == nil || ref.APIVersion != "v1" || ref.Kind != "Pod" || ref.Name == "" {
+		return forbidden("node requested token not bound to a pod")
+	}
+	if ref.UID == "" {
+		return forbidden("node requested token with a pod binding without a uid")
+	}
+	pods, _ := s.resources.lookup(coreV1.WithResource("pods"))
+	obj, err := s.getObject(r, pods, t.namespace, ref.Name)
+	if apierrors.IsNotFound(err) {
+		return err
+	}
+	if err != nil {
+		return apierrors.NewForbidden(t.res.groupResource(), t.name, err)
+	}
+	pod := obj.(*corev1.Pod)
+	if ref.UID != pod.UID {
+		return forbidden(fmt.Sprintf("the UID in the bound object reference (%s) does not match the UID in record. The object might have been deleted and then recreated", ref.UID))
+	}
+	if pod.Spec.NodeName != node {
+		return forbidden("node requested token bound to a pod scheduled on a different node")
 	}
 	return nil
 }
