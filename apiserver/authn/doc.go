@@ -12,5 +12,11 @@
 // present but wrong is refused everywhere, as upstream does: a client that
 // sends one expects it to be checked.
 //
+// [ServiceAccountTokens] also issues the tokens (the API server's
+// TokenRequest signs through it). A token may be bound to a pod, a secret
+// or a node; it is refused once its service account or bound object is
+// gone or was recreated, checked on every request through the configured
+// lookup, so deleting a pod revokes its tokens at once.
+//
 // Deciding what a user may do (authorization) is not this package's job.
 package authn
