@@ -10,7 +10,11 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/tinykube/tinykube/internal/netlab"
 )
 
 func TestPodsReachPodsOnOtherNodesWithTheirOwnAddress(t *testing.T) {
@@ -85,6 +89,43 @@ func TestVXLANCrossesARouterBetweenNodes(t *testing.T) {
 	srv := newEchoServer(t, far.pods[0].ns, far.pods[0].ip)
 	if got := srv.connect(t, a.pods[0].ns); got != a.pods[0].ip {
 		t.Errorf("pod on %s saw a connection from %s, want the pod address %s", far.name, got, a.pods[0].ip)
+	}
+}
+
+func TestWaitsForItsNodeAndItsPodCIDR(t *testing.T) {
+	c := &labCluster{lab: netlab.New(t), backend: VXLAN, client: fake.NewClientset()}
+	lan := c.lab.AddNS("lan")
+	lan.AddBridge("br0")
+	c.addNode(t, labSegment{hub: lan, bridge: "br0", subnet: netip.MustParsePrefix("192.0.2.0/24")}, 0)
+	a := c.nodes[0]
+	c.start(t, a)
+	eventually(t, "a log line saying what it waits for",
+		func() bool { return strings.Contains(a.logs.String(), "to be registered") },
+		a.logs.String)
+
+	ctx := context.Background()
+	node := labNodeObject(a.name, netip.Prefix{}, a.ip)
+	node.Spec = corev1.NodeSpec{}
+	node, err := c.client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a log line saying it waits for a podCIDR",
+		func() bool { return strings.Contains(a.logs.String(), "to get a podCIDR") },
+		a.logs.String)
+	select {
+	case <-a.net.Ready():
+		t.Fatal("Ready before the node had a podCIDR")
+	default:
+	}
+
+	node.Spec.PodCIDR = a.podCIDR.String()
+	if _, err := c.client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	a.waitReady(t)
+	if _, err := a.nl.LinkByName(VXLANDevice); err != nil {
+		t.Errorf("%s after the podCIDR came: %v", VXLANDevice, err)
 	}
 }
 

@@ -167,6 +167,9 @@ func (c *labCluster) run(t testing.TB) {
 	for _, n := range c.nodes {
 		c.start(t, n)
 	}
+	for _, n := range c.nodes {
+		n.waitReady(t)
+	}
 	// With vxlan, a node routes to another once it has seen that node's
 	// VTEP published, after both synced once.
 	for _, n := range c.nodes {
@@ -187,7 +190,7 @@ func labNodeObject(name string, podCIDR netip.Prefix, ip netip.Addr) *corev1.Nod
 	}
 }
 
-// start runs n's NodeNet until the test ends, and waits for its first sync.
+// start runs n's NodeNet until the test ends.
 func (c *labCluster) start(t testing.TB, n *labNode) {
 	t.Helper()
 	factory := informers.NewSharedInformerFactory(c.client, 0)
@@ -218,10 +221,13 @@ func (c *labCluster) start(t testing.TB, n *labNode) {
 		factory.Shutdown()
 	})
 	t.Cleanup(n.stop)
+}
+
+// waitReady waits for n's first successful sync.
+func (n *labNode) waitReady(t testing.TB) {
+	t.Helper()
 	select {
-	case <-nn.Ready():
-	case err := <-done:
-		t.Fatalf("%s: Run returned before its first sync: %v", n.name, err)
+	case <-n.net.Ready():
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s: no successful sync within 30s; log:\n%s", n.name, n.logs)
 	}

@@ -189,7 +189,8 @@ func (n *NodeNet) poke() {
 	}
 }
 
-// Ready is closed after the first successful sync.
+// Ready is closed after the first successful sync: once this node's Node
+// exists (and, for vxlan, has a podCIDR).
 func (n *NodeNet) Ready() <-chan struct{} { return n.ready }
 
 // Run syncs on every relevant Node change and every ResyncPeriod until ctx
@@ -207,6 +208,7 @@ func (n *NodeNet) Run(ctx context.Context) error {
 	defer retry.Stop()
 	backoff := time.Duration(0)
 	full := true
+	waitingFor := waitingError("")
 	for {
 		select {
 		case <-ctx.Done():
@@ -216,7 +218,19 @@ func (n *NodeNet) Run(ctx context.Context) error {
 			full = true
 		case <-retry.C():
 		}
-		if err := n.sync(ctx, full); err != nil {
+		err := n.sync(ctx, full)
+		var w waitingError
+		if errors.As(err, &w) {
+			// The Node's next change wakes the runner: no retries.
+			if w != waitingFor {
+				logger.Info("Waiting", "for", string(w))
+				waitingFor = w
+			}
+			full = true
+			continue
+		}
+		waitingFor = ""
+		if err != nil {
 			backoff = min(max(2*backoff, 100*time.Millisecond), n.cfg.ResyncPeriod)
 			logger.Error(err, "Sync failed; retrying", "after", backoff)
 			retry.Reset(backoff)
@@ -248,7 +262,7 @@ func (n *NodeNet) sync(ctx context.Context, full bool) error {
 		}
 	}
 	if self == nil {
-		return fmt.Errorf("node %s not found", n.cfg.NodeName)
+		return waitingError(fmt.Sprintf("node %s to be registered", n.cfg.NodeName))
 	}
 	if err := n.cfg.Sysctl.Set("net/ipv4/ip_forward", "1"); err != nil {
 		return fmt.Errorf("enabling ip_forward: %w", err)
@@ -270,7 +284,7 @@ func (n *NodeNet) sync(ctx context.Context, full bool) error {
 		routes = n.hostGWRoutes(ctx, peers)
 	case VXLAN:
 		if !ownCIDR.IsValid() {
-			return fmt.Errorf("node %s has no podCIDR yet: the VXLAN device takes its address from it", n.cfg.NodeName)
+			return waitingError(fmt.Sprintf("node %s to get a podCIDR, the VXLAN device's address", n.cfg.NodeName))
 		}
 		dev, err := n.ensureVXLAN(ownCIDR)
 		if err != nil {
@@ -286,6 +300,12 @@ func (n *NodeNet) sync(ctx context.Context, full bool) error {
 	}
 	return n.syncRoutes(routes)
 }
+
+// waitingError is a sync that cannot be done until a Node changes: this
+// node is not registered yet, or has no podCIDR yet.
+type waitingError string
+
+func (e waitingError) Error() string { return "waiting for " + string(e) }
 
 // Cleanup removes nodenet's routes, VXLAN device and nft table from the
 // node; call it after Run has returned. ip_forward and the Node's

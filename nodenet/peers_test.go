@@ -73,3 +73,34 @@ func TestPeerOf(t *testing.T) {
 		})
 	}
 }
+
+func TestOnlyNodeChangesNodeNetReadsWakeIt(t *testing.T) {
+	base := makeNode("b").cidr("10.42.2.0/24").ip("192.0.2.2").vxlan("02:00:00:00:00:02", "192.0.2.2").obj()
+	for _, tc := range []struct {
+		name   string
+		change func(*corev1.Node)
+		wakes  bool
+	}{
+		{"heartbeat", func(n *corev1.Node) {
+			n.ResourceVersion = "2"
+			n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}
+		}, false},
+		{"a label", func(n *corev1.Node) { n.Labels = map[string]string{"x": "y"} }, false},
+		{"podCIDR", func(n *corev1.Node) { n.Spec.PodCIDR = "10.42.3.0/24" }, true},
+		{"InternalIP", func(n *corev1.Node) { n.Status.Addresses[0].Address = "192.0.2.9" }, true},
+		{"VTEP MAC", func(n *corev1.Node) {
+			n.Annotations[AnnotationBackendData] = `{"VNI":1,"VtepMAC":"02:00:00:00:00:09"}`
+		}, true},
+		{"public IP", func(n *corev1.Node) { n.Annotations[AnnotationPublicIP] = "192.0.2.9" }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := &NodeNet{changed: make(chan struct{}, 1)}
+			cur := base.DeepCopy()
+			tc.change(cur)
+			n.nodeUpdated(base, cur)
+			if woke := len(n.changed) == 1; woke != tc.wakes {
+				t.Errorf("woke the runner: %v, want %v", woke, tc.wakes)
+			}
+		})
+	}
+}
