@@ -50,5 +50,6 @@ then use it with the built-in kubectl:
 	root.AddCommand(newServerCommand(stdout, stderr), newKubectlCommand(kubectlStreams, defaultKubeconfig))
 	root.AddCommand(newImagesCommand(stdout))
 	root.AddCommand(newServiceCommand(stdout))
+	root.AddCommand(newTokenCommand(stdout))
 	return root
 }

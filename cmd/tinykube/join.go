@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/tinykube/tinykube/apiserver"
+	"github.com/tinykube/tinykube/apiserver/authn"
+	"github.com/tinykube/tinykube/pki"
+)
+
+// setUpJoin is the server's side of joining hosts, and returns the
+// server's HTTP handler: it settles the server's join token
+// (DATA_DIR/server/token) and makes it valid, and puts the unauthenticated
+// /cacerts and bootstrap token authentication in front of a and core.
+func setUpJoin(ctx context.Context, serverDir string, caPEM []byte, givenToken string, a *authn.Authenticator, core http.Handler) (http.Handler, error) {
+	token, err := ensureJoinToken(serverDir, caPEM, givenToken)
+	if err != nil {
+		return nil, err
+	}
+	if err := ensureJoinSecret(ctx, core, token); err != nil {
+		return nil, fmt.Errorf("the join token's bootstrap token Secret: %w", err)
+	}
+	return joinHandler(caPEM, a, core)
+}
+
+// joinTokenFile holds the server's join token, as k3s's server/token.
+const joinTokenFile = "token"
+
+// ensureJoinToken settles the server's join token: given (--token, a bootstrap
+// token or a full K10 token for this CA) wins, else the one in
+// DATA_DIR/server/token from an earlier start, else a new one. The file is
+// written (0600) whenever it changes.
+func ensureJoinToken(serverDir string, caPEM []byte, given string) (string, error) {
+	path := filepath.Join(serverDir, joinTokenFile)
+	credential := ""
+	if given != "" {
+		t, err := pki.ParseJoinToken(given)
+		if err != nil {
+			return "", fmt.Errorf("--token: %w", err)
+		}
+		if t.CAHash != "" {
+			if err := t.VerifyCA(caPEM); err != nil {
+				return "", fmt.Errorf("--token: %w", err)
+			}
+		}
+		credential = t.Credential
+	} else if data, err := os.ReadFile(path); err == nil {
+		t, err := pki.ParseJoinToken(string(data))
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", path, err)
+		}
+		credential = t.Credential
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	if credential == "" {
+		var err error
+		if credential, err = authn.NewBootstrapToken(); err != nil {
+			return "", err
+		}
+	}
+	if _, _, ok := authn.ParseBootstrapToken(credential); !ok {
+		return "", errors.New("--token: the credential must be a bootstrap token, [a-z0-9]{6}.[a-z0-9]{16}")
+	}
+	token := pki.FormatJoinToken(caPEM, credential)
+	if old, err := os.ReadFile(path); err != nil || strings.TrimSpace(string(old)) != token {
+		if err := writeTokenFile(path, token); err != nil {
+			return "", err
+		}
+	}
+	return token, nil
+}
+
+func writeTokenFile(path, token string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// joinHandler is /cacerts for anyone, then bootstrap tokens, then a's
+// authentication, in front of core.
+func joinHandler(caPEM []byte, a *authn.Authenticator, core http.Handler) (http.Handler, error) {
+	secrets := inProcessClient(core).CoreV1().Secrets(authn.BootstrapTokenNamespace)
+	b, err := authn.NewBootstrapTokens(authn.BootstrapTokensConfig{
+		Secret: func(ctx context.Context, name string) (*corev1.Secret, error) {
+			return secrets.Get(ctx, name, metav1.GetOptions{})
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return apiserver.WithCACerts(caPEM, b.Wrap(a, core)), nil
+}
+
+// ensureJoinSecret makes the server's join token valid: its bootstrap token
+// Secret exists, without expiry, holding the token's secret. It runs on
+// every start, so a deleted Secret comes back and a changed --token takes
+// effect.
+func ensureJoinSecret(ctx context.Context, core http.Handler, token string) error {
+	t, err := pki.ParseJoinToken(token)
+	if err != nil {
+		return err
+	}
+	want, err := authn.BootstrapTokenSecret(t.Credential, time.Time{}, "The server's join token (DATA_DIR/server/token).", nil)
+	if err != nil {
+		return err
+	}
+	secrets := inProcessClient(core).CoreV1().Secrets(authn.BootstrapTokenNamespace)
+	current, err := secrets.Get(ctx, want.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		_, err = secrets.Create(ctx, want, metav1.CreateOptions{})
+		return err
+	case err != nil:
+		return err
+	}
+	want.ResourceVersion = current.ResourceVersion
+	_, err = secrets.Update(ctx, want, metav1.UpdateOptions{})
+	return err
+}
+
+// inProcessClient is a clientset that calls core directly, as the API
+// server calling itself (system:apiserver): no network, no
+// authentication. It serves single requests, not watches.
+func inProcessClient(core http.Handler) kubernetes.Interface {
+	cfg := &rest.Config{
+		Host:      "http://in-process",
+		UserAgent: "tinykube/apiserver",
+		Transport: roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			w := &recorder{header: http.Header{}, code: http.StatusOK}
+			core.ServeHTTP(w, req.WithContext(authn.WithUser(req.Context(), lookupUser())))
+			return &http.Response{
+				StatusCode: w.code, Status: http.StatusText(w.code), Header: w.header,
+				Body: io.NopCloser(bytes.NewReader(w.body.Bytes())), ContentLength: int64(w.body.Len()), Request: req,
+				Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			}, nil
+		}),
+	}
+	// Only fails on a malformed config, and this one is fixed.
+	return kubernetes.NewForConfigOrDie(cfg)
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// signingFile is the CA file in dir, or "" without a dir.
+func signingFile(dir string, file func(string) string) string {
+	if dir == "" {
+		return ""
+	}
+	return file(dir)
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	certificatesv1 "k8s.io/api/certificates/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	certcsr "k8s.io/client-go/util/certificate/csr"
+
+	"github.com/tinykube/tinykube/apiserver"
+	"github.com/tinykube/tinykube/apiserver/authn"
+	"github.com/tinykube/tinykube/pki"
+)
+
+// joinConfig is what a host needs to join a cluster as a node.
+type joinConfig struct {
+	// server is the API server's URL, https://HOST:6443.
+	server string
+	// token is the join token, K10<CA hash>::<id>.<secret>.
+	token string
+	// dir keeps the node's keys and certificates (DATA_DIR/agent/tls).
+	dir      string
+	nodeName string
+	nodeIP   netip.Addr
+	logger   *slog.Logger
+}
+
+// joined is what a node gets from joining.
+type joined struct {
+	// api reaches the API server as system:node:NAME.
+	api         *rest.Config
+	caPEM       []byte
+	servingCert tls.Certificate
+	clientCAs   *x509.CertPool
+}
+
+// errTokenRefused: the server does not accept the join token's credential.
+var errTokenRefused = errors.New("the server refused the join token: it is wrong, expired or deleted (create a new one with `tinykube token create` on the server)")
+
+// join gets the node's certificates, as upstream's TLS bootstrapping with
+// k3s's token: it fetches the cluster CA without trusting it, checks it
+// against the hash the token carries, then, trusting only that CA, asks
+// for a client certificate for system:node:NAME with the token's bootstrap
+// credential and for a serving certificate as the node. Certificates still
+// valid from an earlier join are reused. Nothing is registered here: a
+// refused token leaves no trace but a log line on the server.
+func join(ctx context.Context, c joinConfig) (*joined, error) {
+	t, err := pki.ParseJoinToken(c.token)
+	if err != nil {
+		return nil, fmt.Errorf("--token: %w", err)
+	}
+	if _, _, ok := authn.ParseBootstrapToken(t.Credential); !ok {
+		return nil, errors.New("--token: the credential after :: must be a bootstrap token, [a-z0-9]{6}.[a-z0-9]{16}")
+	}
+	if t.CAHash == "" {
+		return nil, t.VerifyCA(nil)
+	}
+	caPEM, err := fetchCACerts(ctx, c.server)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.VerifyCA(caPEM); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.server, err)
+	}
+	clientCAs := x509.NewCertPool()
+	if !clientCAs.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("%s%s holds no certificate", c.server, apiserver.CACertsPath)
+	}
+	node := pki.JoinedNode{Dir: c.dir, NodeName: c.nodeName, IPs: []netip.Addr{c.nodeIP}, CACertPEM: caPEM}
+
+	bootstrap := &rest.Config{Host: c.server, BearerToken: t.Credential,
+		TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}, UserAgent: "tinykube/kubelet-bootstrap"}
+	certPEM, keyPEM, err := ensureNodeCert(ctx, c.logger, node, pki.NodeClient, bootstrap)
+	if err != nil {
+		return nil, err
+	}
+	api := &rest.Config{Host: c.server, UserAgent: "tinykube/kubelet", QPS: 50, Burst: 100,
+		TLSClientConfig: rest.TLSClientConfig{CAData: caPEM, CertData: certPEM, KeyData: keyPEM}}
+	certPEM, keyPEM, err = ensureNodeCert(ctx, c.logger, node, pki.NodeServing, api)
+	if err != nil {
+		return nil, err
+	}
+	serving, err := tls.X509KeyPair(append(certPEM, caPEM...), keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	return &joined{api: api, caPEM: caPEM, servingCert: serving, clientCAs: clientCAs}, nil
+}
+
+// fetchCACerts reads the server's CA bundle from /cacerts without
+// verifying the connection: nothing secret is sent, and the caller checks
+// what comes back against the token before trusting it.
+func fetchCACerts(ctx context.Context, server string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+apiserver.CACertsPath, nil)
+	if err != nil {
+		return nil, fmt.Errorf("--server: %w", err)
+	}
+	hc := &http.Client{Transport: &http.Transport{
+		// #nosec G402: the answer is checked against the token's hash.
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12},
+		Proxy:           nil,
+	}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetching the cluster CA: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("fetching the cluster CA: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetching the cluster CA: %s%s answered %s", server, apiserver.CACertsPath, resp.Status)
+	}
+	return body, nil
+}
+
+// nodeCertRequest is how each of a node's certificates is asked for.
+var nodeCertRequest = map[pki.NodeCert]struct {
+	signer string
+	usages []certificatesv1.KeyUsage
+}{
+	pki.NodeClient:  {certificatesv1.KubeAPIServerClientKubeletSignerName, []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}},
+	pki.NodeServing: {certificatesv1.KubeletServingSignerName, []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageServerAuth}},
+}
+
+// ensureNodeCert returns the node's certificate of kind, from disk when
+// still good, else through a certificate signing request made as cfg's
+// user, waiting until it is issued.
+func ensureNodeCert(ctx context.Context, logger *slog.Logger, node pki.JoinedNode, kind pki.NodeCert, cfg *rest.Config) (certPEM, keyPEM []byte, err error) {
+	if certPEM, keyPEM, ok := node.Stored(kind); ok {
+		return certPEM, keyPEM, nil
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	req, err := node.NewRequest(kind)
+	if err != nil {
+		return nil, nil, err
+	}
+	how := nodeCertRequest[kind]
+	name, uid, err := certcsr.RequestCertificate(client, req.CSRPEM, "", how.signer, nil, how.usages, req.Key)
+	if apierrors.IsUnauthorized(err) {
+		return nil, nil, errTokenRefused
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("requesting the node's certificate: %w", err)
+	}
+	logger.Info("waiting for the certificate signing request to be approved and issued", "csr", name, "signer", how.signer)
+	certPEM, err = certcsr.WaitForCertificate(ctx, client, name, uid)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certificate signing request %s: %w", name, err)
+	}
+	if err := node.Store(kind, req, certPEM); err != nil {
+		return nil, nil, err
+	}
+	return certPEM, req.KeyPEM, nil
+}
