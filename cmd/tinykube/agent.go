@@ -2,115 +2,260 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/tinykube/tinykube/kubelet"
 	"github.com/tinykube/tinykube/pki"
+	"github.com/tinykube/tinykube/proxy"
+	"github.com/tinykube/tinykube/proxy/dns"
 )
 
-// agentStopTimeout bounds how long shutdown waits for the kubelet.
-const agentStopTimeout = 15 * time.Second
+// nodeStopTimeout bounds how long shutdown waits for the node's parts.
+const nodeStopTimeout = 15 * time.Second
 
-// agentConfig is what the node agent on the server's own host needs.
-type agentConfig struct {
+// nodeSettings are the flags every node takes, on `server` and `agent`
+// alike (k3s's names).
+type nodeSettings struct {
+	nodeName          string
+	nodeIP            netip.Addr
+	serviceCIDR       netip.Prefix
+	clusterCIDR       netip.Prefix
+	clusterDNS        netip.Addr
+	clusterDomain     string
+	nodePortAddresses []netip.Prefix
+	flushRules        bool
+	runtimeEndpoint   string
+	privateRegistry   string
+}
+
+// nodeConfig is what a node needs: its settings, its identity and where
+// the API is.
+type nodeConfig struct {
+	nodeSettings
 	dataDir string
-	// caDir is the server's TLS directory, holding the cluster CA that
-	// issues the node's certificates.
-	caDir  string
-	url    string
-	caPEM  []byte
-	nodeIP netip.Addr
-	logger *slog.Logger
+	// api is the node's client configuration: credentials of
+	// system:node:NAME.
+	api         *rest.Config
+	servingCert *tls.Certificate
+	clientCAs   *x509.CertPool
+	logger      *slog.Logger
 }
 
-// agent is a running kubelet.
-type agent struct {
+// node is a running kubelet, proxy and cluster DNS server.
+type node struct {
 	cancel context.CancelFunc
-	done   chan error
+	wg     sync.WaitGroup
 	logger *slog.Logger
 }
 
-// startAgent starts the kubelet for this host: it registers the Node named
-// after the host name, takes its pod CIDR from the API (node IPAM) and runs
-// pods through tinykube's own containerd. It authenticates as
-// system:node:NAME with a certificate from the cluster CA. Missing
-// packages fail here, in one line; the kubelet then runs in the
-// background.
-func startAgent(ctx context.Context, c agentConfig) (*agent, error) {
+// defaultNodeName is the host name, lower-cased, as the kubelet defaults
+// it.
+func defaultNodeName() (string, error) {
 	host, err := os.Hostname()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	nodeName := strings.ToLower(host)
+	return strings.ToLower(host), nil
+}
+
+// serverNodeConfig is the node of the server's own host: it authenticates
+// as system:node:NAME with a certificate the cluster CA issues directly.
+func serverNodeConfig(s nodeSettings, dataDir, caDir, url string, caPEM []byte, logger *slog.Logger) (nodeConfig, error) {
 	nb, err := pki.EnsureNode(pki.NodeConfig{
-		CADir:    c.caDir,
-		Dir:      filepath.Join(c.dataDir, "agent", "tls"),
-		NodeName: nodeName,
-		IPs:      []netip.Addr{c.nodeIP},
+		CADir:    caDir,
+		Dir:      filepath.Join(dataDir, "agent", "tls"),
+		NodeName: s.nodeName,
+		IPs:      []netip.Addr{s.nodeIP},
 	})
 	if err != nil {
-		return nil, err
+		return nodeConfig{}, err
 	}
-	cfg := &rest.Config{
-		Host: c.url,
-		TLSClientConfig: rest.TLSClientConfig{
-			CAData:   c.caPEM,
-			CertData: nb.ClientCertPEM,
-			KeyData:  nb.ClientKeyPEM,
+	return nodeConfig{
+		nodeSettings: s,
+		dataDir:      dataDir,
+		api: &rest.Config{
+			Host: url,
+			TLSClientConfig: rest.TLSClientConfig{
+				CAData:   caPEM,
+				CertData: nb.ClientCertPEM,
+				KeyData:  nb.ClientKeyPEM,
+			},
 		},
-		UserAgent: "tinykube/kubelet",
-		QPS:       50,
-		Burst:     100,
-	}
-	client, err := kubernetes.NewForConfig(cfg)
+		servingCert: &nb.Serving,
+		clientCAs:   nb.ClientCAs,
+		logger:      logger,
+	}, nil
+}
+
+// clientFor is a clientset of the node's identity, named for a component.
+func (c nodeConfig) clientFor(component string, qps float32) (kubernetes.Interface, error) {
+	rc := rest.CopyConfig(c.api)
+	rc.UserAgent = component + "/tinykube"
+	rc.QPS, rc.Burst = qps, int(2*qps)
+	return kubernetes.NewForConfig(rc)
+}
+
+// startNode starts the kubelet, the proxy and the DNS server of a node.
+// Missing packages fail here, in one line; the parts then run in the
+// background until stop.
+func startNode(ctx context.Context, c nodeConfig) (*node, error) {
+	kubeletClient, err := c.clientFor("kubelet", 50)
 	if err != nil {
 		return nil, err
 	}
 	k, err := kubelet.New(kubelet.Config{
-		Client:      client,
-		NodeName:    nodeName,
-		NodeIP:      c.nodeIP,
-		DataDir:     c.dataDir,
-		IPMasq:      true,
-		ServingCert: &nb.Serving,
-		ClientCAs:   nb.ClientCAs,
+		Client:                   kubeletClient,
+		NodeName:                 c.nodeName,
+		NodeIP:                   c.nodeIP,
+		DataDir:                  c.dataDir,
+		ContainerRuntimeEndpoint: c.runtimeEndpoint,
+		RegistriesFile:           c.privateRegistry,
+		ClusterDNS:               []netip.Addr{c.clusterDNS},
+		ClusterDomain:            c.clusterDomain,
+		IPMasq:                   true,
+		ServingCert:              c.servingCert,
+		ClientCAs:                c.clientCAs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	proxyClient, err := c.clientFor("kube-proxy", 50)
+	if err != nil {
+		return nil, err
+	}
+	// The proxy and the DNS server share one cache of Services and
+	// EndpointSlices.
+	svcInformers := informers.NewSharedInformerFactory(proxyClient, 0)
+	p, err := proxy.New(proxy.Config{
+		Client:            proxyClient,
+		Informers:         svcInformers,
+		NodeName:          c.nodeName,
+		NodeIPs:           []netip.Addr{c.nodeIP},
+		NodePortAddresses: c.nodePortAddresses,
+		ServiceCIDR:       c.serviceCIDR,
+		ClusterCIDR:       c.clusterCIDR,
+		FlushOnShutdown:   c.flushRules,
 	})
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	a := &agent{cancel: cancel, done: make(chan error, 1), logger: c.logger}
-	go func() {
-		err := k.Run(ctx)
-		if err != nil && ctx.Err() == nil {
-			c.logger.Error("kubelet stopped", "err", err)
-		}
-		a.done <- err
-	}()
+	n := &node{cancel: cancel, logger: c.logger}
+	run := func(name string, f func(context.Context) error) {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				c.logger.Error(name+" stopped", "err", err)
+			}
+		}()
+	}
+	run("kubelet", k.Run)
+	run("proxy", p.Run)
+	run("dns", func(ctx context.Context) error { return c.runDNS(ctx, proxyClient, svcInformers) })
+	svcInformers.Start(ctx.Done())
 	go func() {
 		select {
 		case <-k.Ready():
-			c.logger.Info("kubelet ready", "node", nodeName)
+			c.logger.Info("kubelet ready", "node", c.nodeName)
 		case <-ctx.Done():
 		}
 	}()
-	return a, nil
+	return n, nil
 }
 
-// stop ends the kubelet; running containers keep running.
-func (a *agent) stop() {
-	a.cancel()
+// runDNS serves cluster DNS on the gateway address of the node's pod
+// bridge, where kube-system/kube-dns's slice for this node points. It
+// waits for the node's pod CIDR; the address may not exist yet (the
+// bridge comes with the first pod), hence IP_FREEBIND.
+func (c nodeConfig) runDNS(ctx context.Context, client kubernetes.Interface, f informers.SharedInformerFactory) error {
+	var gateway netip.Addr
+	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		n, err := client.CoreV1().Nodes().Get(ctx, c.nodeName, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		cidr, err := netip.ParsePrefix(n.Spec.PodCIDR)
+		if err != nil {
+			return false, nil
+		}
+		gateway = cidr.Masked().Addr().Next()
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	lc := net.ListenConfig{Control: func(network, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			level, opt := unix.IPPROTO_IP, unix.IP_FREEBIND
+			if strings.HasSuffix(network, "6") {
+				level, opt = unix.IPPROTO_IPV6, unix.IPV6_FREEBIND
+			}
+			serr = unix.SetsockoptInt(int(fd), level, opt, 1)
+		})
+		return errors.Join(err, serr)
+	}}
+	s, err := dns.New(dns.Config{
+		Informers: f,
+		Addr:      net.JoinHostPort(gateway.String(), "53"),
+		Domain:    c.clusterDomain,
+		ListenPacket: func(network, address string) (net.PacketConn, error) {
+			return lc.ListenPacket(ctx, network, address)
+		},
+		Listen: func(network, address string) (net.Listener, error) {
+			return lc.Listen(ctx, network, address)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	// The factory was started before this informer was asked for.
+	f.Start(ctx.Done())
+	go func() {
+		select {
+		case <-s.Ready():
+			c.logger.Info("cluster DNS ready", "addr", s.Addr())
+		case <-ctx.Done():
+		}
+	}()
+	if err := s.Run(ctx); err != nil {
+		return fmt.Errorf("cluster DNS on %s: %w", gateway, err)
+	}
+	return nil
+}
+
+// stop ends the node's parts; running containers keep running, and so do
+// the proxy's rules unless --flush-rules.
+func (n *node) stop() {
+	n.cancel()
+	done := make(chan struct{})
+	go func() {
+		n.wg.Wait()
+		close(done)
+	}()
 	select {
-	case <-a.done:
-	case <-time.After(agentStopTimeout):
-		a.logger.Warn("kubelet still stopping; not waiting for it", "after", agentStopTimeout)
+	case <-done:
+	case <-time.After(nodeStopTimeout):
+		n.logger.Warn("node still stopping; not waiting for it", "after", nodeStopTimeout)
 	}
 }

@@ -81,7 +81,10 @@ type componentsConfig struct {
 	url         string
 	caPEM       []byte
 	clusterCIDR netip.Prefix
-	logger      *slog.Logger
+	// clusterDNS is the ClusterIP of kube-system/kube-dns.
+	clusterDNS netip.Addr
+	serviceLB  bool
+	logger     *slog.Logger
 	// Node lifecycle settings (upstream's flag names).
 	nodeMonitorGracePeriod time.Duration
 }
@@ -113,6 +116,8 @@ func startComponents(ctx context.Context, cfg componentsConfig) (*components, er
 		RESTConfig:             rc,
 		HTTPClient:             hc,
 		ClusterCIDR:            cfg.clusterCIDR,
+		ClusterDNS:             cfg.clusterDNS,
+		ServiceLB:              cfg.serviceLB,
 		NodeMonitorGracePeriod: cfg.nodeMonitorGracePeriod,
 		Logger:                 cfg.logger,
 	})

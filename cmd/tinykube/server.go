@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -39,7 +40,94 @@ type serverOptions struct {
 	clusterCIDR      string
 	nodePortRange    string
 	disableAgent     bool
+	disable          []string
 	nodeLifecycle    nodeLifecycleFlags
+	node             nodeFlags
+}
+
+// nodeFlags are the flags of the node part, shared by `server` and
+// `agent`.
+type nodeFlags struct {
+	nodeName          string
+	nodeIP            string
+	clusterDNS        string
+	clusterDomain     string
+	nodePortAddresses []string
+	flushRules        bool
+	runtimeEndpoint   string
+	privateRegistry   string
+}
+
+// addNodeFlags registers the node flags on f.
+func addNodeFlags(f *pflag.FlagSet, n *nodeFlags) {
+	f.StringVar(&n.nodeName, "node-name", "", "name of this node (default: the host name)")
+	f.StringVar(&n.nodeIP, "node-ip", "", "this node's InternalIP (default: the address of the default route's interface)")
+	f.StringVar(&n.clusterDNS, "cluster-dns", "", "ClusterIP of the cluster DNS Service kube-system/kube-dns, written into pods' resolv.conf (default: the tenth address of --service-cidr)")
+	f.StringVar(&n.clusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
+	f.StringSliceVar(&n.nodePortAddresses, "nodeport-addresses", nil, "CIDRs of the node addresses NodePorts answer on, e.g. 192.168.1.0/24,127.0.0.0/8 (default: every node address and 127.0.0.1)")
+	f.BoolVar(&n.flushRules, "flush-rules", false, "remove the proxy's nftables table on shutdown (by default the rules stay, so Services keep working across a restart)")
+	f.StringVar(&n.runtimeEndpoint, "container-runtime-endpoint", "", "socket of an existing containerd to use instead of starting one")
+	f.StringVar(&n.privateRegistry, "private-registry", "/etc/tinykube/registries.yaml", "registry mirrors, endpoints and credentials (k3s's registries.yaml format)")
+}
+
+// parse checks the node flags; nodeIP and the CIDRs default from the
+// caller's knowledge.
+func (n *nodeFlags) parse(defaultNodeIP netip.Addr, serviceCIDR, clusterCIDR netip.Prefix) (nodeSettings, error) {
+	s := nodeSettings{
+		nodeName:        strings.ToLower(n.nodeName),
+		nodeIP:          defaultNodeIP,
+		serviceCIDR:     serviceCIDR,
+		clusterCIDR:     clusterCIDR,
+		clusterDomain:   strings.TrimSuffix(n.clusterDomain, "."),
+		flushRules:      n.flushRules,
+		runtimeEndpoint: n.runtimeEndpoint,
+		privateRegistry: n.privateRegistry,
+	}
+	var err error
+	if s.nodeName == "" {
+		if s.nodeName, err = defaultNodeName(); err != nil {
+			return s, err
+		}
+	}
+	if errs := validation.IsDNS1123Subdomain(s.nodeName); len(errs) > 0 {
+		return s, fmt.Errorf("--node-name %q: %s", s.nodeName, strings.Join(errs, "; "))
+	}
+	if n.nodeIP != "" {
+		if s.nodeIP, err = netip.ParseAddr(n.nodeIP); err != nil {
+			return s, fmt.Errorf("--node-ip: %w", err)
+		}
+	}
+	if !s.nodeIP.IsValid() || s.nodeIP.IsUnspecified() {
+		return s, errors.New("--node-ip must be a concrete address")
+	}
+	if n.clusterDNS == "" {
+		s.clusterDNS = nthAddr(serviceCIDR, 10)
+	} else if s.clusterDNS, err = netip.ParseAddr(n.clusterDNS); err != nil {
+		return s, fmt.Errorf("--cluster-dns: %w", err)
+	}
+	if !serviceCIDR.Contains(s.clusterDNS) {
+		return s, fmt.Errorf("--cluster-dns %s is outside --service-cidr %s", s.clusterDNS, serviceCIDR)
+	}
+	if errs := validation.IsDNS1123Subdomain(s.clusterDomain); len(errs) > 0 {
+		return s, fmt.Errorf("--cluster-domain %q: %s", n.clusterDomain, strings.Join(errs, "; "))
+	}
+	for _, c := range n.nodePortAddresses {
+		p, err := netip.ParsePrefix(strings.TrimSpace(c))
+		if err != nil {
+			return s, fmt.Errorf("--nodeport-addresses: %w", err)
+		}
+		s.nodePortAddresses = append(s.nodePortAddresses, p.Masked())
+	}
+	return s, nil
+}
+
+// nthAddr is the n-th address after prefix's network address.
+func nthAddr(prefix netip.Prefix, n int) netip.Addr {
+	a := prefix.Masked().Addr()
+	for range n {
+		a = a.Next()
+	}
+	return a
 }
 
 // nodeLifecycleFlags are upstream's kube-controller-manager and
@@ -86,6 +174,8 @@ func newServerCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.StringVar(&o.clusterCIDR, "cluster-cidr", "10.42.0.0/16", "range of pod IPs")
 	f.StringVar(&o.nodePortRange, "service-node-port-range", "30000-32767", "range of NodePorts")
 	f.BoolVar(&o.disableAgent, "disable-agent", false, "run no kubelet or proxy on this host (control plane only)")
+	f.StringSliceVar(&o.disable, "disable", nil, "packaged components not to run: servicelb")
+	addNodeFlags(f, &o.node)
 	f.DurationVar(&o.nodeLifecycle.monitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "how long a node may go without renewing its lease before it is marked unreachable")
 	f.Int64Var(&o.nodeLifecycle.notReadyTolerationSeconds, "default-not-ready-toleration-seconds", 300, "tolerationSeconds of the default toleration for node.kubernetes.io/not-ready:NoExecute")
 	f.Int64Var(&o.nodeLifecycle.unreachableTolerationSeconds, "default-unreachable-toleration-seconds", 300, "tolerationSeconds of the default toleration for node.kubernetes.io/unreachable:NoExecute")
@@ -103,11 +193,21 @@ type serverConfig struct {
 	clusterCIDR   netip.Prefix
 	nodePortRange utilnet.PortRange
 	disableAgent  bool
+	serviceLB     bool
 	nodeLifecycle nodeLifecycleFlags
+	node          nodeFlags
 }
 
 func (o *serverOptions) parse() (*serverConfig, error) {
-	c := &serverConfig{dataDir: o.dataDir, port: o.port, kubeconfig: o.writeKubeconfig, disableAgent: o.disableAgent, nodeLifecycle: o.nodeLifecycle}
+	c := &serverConfig{dataDir: o.dataDir, port: o.port, kubeconfig: o.writeKubeconfig, disableAgent: o.disableAgent, nodeLifecycle: o.nodeLifecycle, node: o.node, serviceLB: true}
+	for _, d := range o.disable {
+		switch strings.TrimSpace(d) {
+		case "servicelb":
+			c.serviceLB = false
+		default:
+			return nil, fmt.Errorf("--disable %q: tinykube packages only servicelb", d)
+		}
+	}
 	if nl := o.nodeLifecycle; nl.monitorGracePeriod <= 0 || nl.notReadyTolerationSeconds < 0 || nl.unreachableTolerationSeconds < 0 {
 		return nil, errors.New("--node-monitor-grace-period must be positive and the default toleration seconds not negative")
 	}
@@ -174,6 +274,12 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 
 	if !cfg.advertise.IsValid() {
 		cfg.advertise = defaultAdvertiseAddress(cfg.bind)
+	}
+	// The node's settings are checked before anything starts, also with
+	// --disable-agent: --cluster-dns configures the DNS Service.
+	nodeSet, err := cfg.node.parse(cfg.advertise, cfg.serviceCIDR, cfg.clusterCIDR)
+	if err != nil {
+		return err
 	}
 
 	// Listen before anything else: it is the cheapest thing to fail (port
@@ -269,6 +375,8 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 		url:         url,
 		caPEM:       bundle.CACertPEM,
 		clusterCIDR: cfg.clusterCIDR,
+		clusterDNS:  nodeSet.clusterDNS,
+		serviceLB:   cfg.serviceLB,
 		logger:      logger,
 
 		nodeMonitorGracePeriod: cfg.nodeLifecycle.monitorGracePeriod,
@@ -285,15 +393,19 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 	// stopAgent is a no-op with --disable-agent.
 	stopAgent := func() {}
 	if !cfg.disableAgent {
-		// The node agent: a kubelet for this host (the proxy is not part
-		// of this build yet).
-		a, err := startAgent(ctx, agentConfig{dataDir: cfg.dataDir, caDir: filepath.Join(serverDir, "tls"), url: url, caPEM: bundle.CACertPEM, nodeIP: cfg.advertise, logger: logger})
+		// This host is a node too: kubelet, proxy and cluster DNS.
+		nc, err := serverNodeConfig(nodeSet, cfg.dataDir, filepath.Join(serverDir, "tls"), url, bundle.CACertPEM, logger)
+		if err == nil {
+			var n *node
+			if n, err = startNode(ctx, nc); err == nil {
+				stopAgent = n.stop
+			}
+		}
 		if err != nil {
 			comps.stop()
 			srv.Close()
 			return err
 		}
-		stopAgent = a.stop
 	}
 	fmt.Fprintf(stdout, "tinykube: API server ready at %s%s\n", url, kubeconfigNote)
 
