@@ -297,12 +297,20 @@ func TestServiceAccountTokenVolume(t *testing.T) {
 	hostDir := t.TempDir()
 	dirType := corev1.HostPathDirectory
 	b := newPod("sa", testimage.BusyboxRef).command("sh", "-c",
-		"while true; do cp /var/run/secrets/kubernetes.io/serviceaccount/token /var/run/secrets/kubernetes.io/serviceaccount/namespace /var/run/secrets/kubernetes.io/serviceaccount/ca.crt /host/; sleep 1; done")
+		"while true; do cp /var/run/secrets/kubernetes.io/serviceaccount/token /var/run/secrets/kubernetes.io/serviceaccount/namespace /var/run/secrets/kubernetes.io/serviceaccount/ca.crt /vault/vault-token /host/; sleep 1; done")
 	b.p.Spec.TerminationGracePeriodSeconds = ptr(int64(1))
-	b.p.Spec.Volumes = []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hostDir, Type: &dirType}}}}
-	b.p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "host", MountPath: "/host"}}
+	week := int64(7 * 24 * 3600)
+	b.p.Spec.Volumes = []corev1.Volume{
+		{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hostDir, Type: &dirType}}},
+		// A token for another audience, for a week: refreshed after a
+		// day, not at 80% of its lifetime.
+		{Name: "vault", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{
+			ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Audience: "vault", ExpirationSeconds: &week, Path: "vault-token"},
+		}}}}},
+	}
+	b.p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "host", MountPath: "/host"}, {Name: "vault", MountPath: "/vault", ReadOnly: true}}
 	created := n.create(b.obj())
-	if len(created.Spec.Volumes) != 2 {
+	if len(created.Spec.Volumes) != 3 {
 		t.Fatalf("volumes %+v: the API server did not add kube-api-access", created.Spec.Volumes)
 	}
 
@@ -310,7 +318,7 @@ func TestServiceAccountTokenVolume(t *testing.T) {
 		data, _ := os.ReadFile(filepath.Join(hostDir, name))
 		return string(data)
 	}
-	if err := waitFor(60*time.Second, func() bool { return read("token") != "" }); err != nil {
+	if err := waitFor(60*time.Second, func() bool { return read("token") != "" && read("vault-token") != "" }); err != nil {
 		t.Fatalf("the container never saw a token; pod status: %+v", n.waitPod("sa", time.Second, "anything", func(*corev1.Pod) bool { return true }).Status)
 	}
 	first := read("token")
@@ -328,11 +336,28 @@ func TestServiceAccountTokenVolume(t *testing.T) {
 		t.Errorf("claims %+v: want bound to the pod on %s, for a year (the kubelet's 3607 s, extended)", claims, nodeName)
 	}
 
+	vault := read("vault-token")
+	if claims, err := authn.ParseTokenClaims(vault); err != nil || len(claims.Audience) != 1 || claims.Audience[0] != "vault" || claims.Expiry-claims.IssuedAt != week {
+		t.Errorf("vault token claims %+v, %v: want audience vault, for a week", claims, err)
+	}
+	if got := whoami(vault); got != "" {
+		t.Errorf("a token for vault authenticates to the API server as %q", got)
+	}
+
 	clk.shift.Store(int64(49 * time.Minute))
 	if err := waitFor(60*time.Second, func() bool { t := read("token"); return t != "" && t != first }); err != nil {
 		t.Fatal("the kubelet did not replace a token 49 minutes old (of 3607 s)")
 	}
 	if got := whoami(read("token")); got != "system:serviceaccount:default:default" {
 		t.Errorf("the refreshed token authenticates as %q", got)
+	}
+	// The same sync that replaced the hour's token kept the week's.
+	if read("vault-token") != vault {
+		t.Error("the kubelet replaced a week's token after 49 minutes")
+	}
+
+	clk.shift.Store(int64(25 * time.Hour))
+	if err := waitFor(60*time.Second, func() bool { t := read("vault-token"); return t != "" && t != vault }); err != nil {
+		t.Fatal("the kubelet did not replace a week's token after a day")
 	}
 }
