@@ -16,7 +16,8 @@ import (
 var systemNamespaces = []string{metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease}
 
 // Bootstrap creates what every cluster has: the system namespaces and the
-// `kubernetes` Service in default with its Endpoints and EndpointSlice
+// default RBAC policy, the `kubernetes` Service in default with its
+// Endpoints and EndpointSlice
 // pointing at AdvertiseAddress:SecurePort. It is idempotent: existing
 // objects are kept (endpoints are brought up to date). It first frees
 // ClusterIPs and node ports that no Service holds any more.
@@ -29,6 +30,9 @@ func (s *Server) Bootstrap(ctx context.Context) error {
 		if err := s.ensure(ctx, "namespaces", ns); err != nil {
 			return err
 		}
+	}
+	if err := s.ensureRBACPolicy(ctx); err != nil {
+		return err
 	}
 	return s.ensureKubernetesService(ctx)
 }

@@ -1,15 +1,20 @@
 package apiserver
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/tinykube/tinykube/apiserver/authn"
+	"github.com/tinykube/tinykube/apiserver/authz"
 )
 
 var (
@@ -17,10 +22,38 @@ var (
 	authorizationV1  = authorizationv1.SchemeGroupVersion
 )
 
+// addAccessReviews serves the authorization.k8s.io/v1 reviews beside
+// selfsubjectaccessreviews: subjectaccessreviews and
+// localsubjectaccessreviews (may another user do this?) and
+// selfsubjectrulesreviews (`kubectl auth can-i --list`).
+func (s *Server) addAccessReviews() {
+	s.resources.add(&resource{gvr: authorizationV1.WithResource("localsubjectaccessreviews"), kind: "LocalSubjectAccessReview",
+		singular: "localsubjectaccessreview", namespaced: true, createOnly: localSubjectAccessReview})
+	s.resources.add(&resource{gvr: authorizationV1.WithResource("selfsubjectrulesreviews"), kind: "SelfSubjectRulesReview",
+		singular: "selfsubjectrulesreview", createOnly: selfSubjectRulesReview})
+	s.resources.add(&resource{gvr: authorizationV1.WithResource("subjectaccessreviews"), kind: "SubjectAccessReview",
+		singular: "subjectaccessreview", createOnly: subjectAccessReview})
+}
+
+// authorizationKey is the context key of the server's *authorization,
+// which the review resources answer with.
+type authorizationKey struct{}
+
+func authorizationFrom(ctx context.Context) *authorization {
+	z, _ := ctx.Value(authorizationKey{}).(*authorization)
+	return z
+}
+
+// requestUser is the user the request was authenticated as; ok is false
+// when no authenticator ran.
+func requestUser(r *http.Request) (authn.User, bool) {
+	return authn.UserFrom(r.Context())
+}
+
 // selfSubjectReview answers `kubectl auth whoami` with the identity the
 // authenticator put on the request.
 func selfSubjectReview(r *http.Request, _ requestTarget, _ runtime.Object) (runtime.Object, error) {
-	user, ok := authn.UserFrom(r.Context())
+	user, ok := requestUser(r)
 	if !ok {
 		user = authn.User{Name: authn.UserAnonymous, Groups: []string{authn.GroupUnauthenticated}}
 	}
@@ -33,19 +66,163 @@ func selfSubjectReview(r *http.Request, _ requestTarget, _ runtime.Object) (runt
 	}, nil
 }
 
-// selfSubjectAccessReview answers `kubectl auth can-i`. Every
-// authenticated request is allowed (there is no authorizer yet), and the
-// answer says so.
+// selfSubjectAccessReview answers `kubectl auth can-i` for the
+// requesting user with the server's authorizer.
 func selfSubjectAccessReview(r *http.Request, _ requestTarget, obj runtime.Object) (runtime.Object, error) {
 	review := obj.(*authorizationv1.SelfSubjectAccessReview)
-	if review.Spec.ResourceAttributes == nil && review.Spec.NonResourceAttributes == nil {
-		return nil, apierrors.NewInvalid(authorizationV1.WithKind("SelfSubjectAccessReview").GroupKind(), "",
-			fieldErrors("spec.resourceAttributes", "null", "exactly one of nonResourceAttributes or resourceAttributes must be specified"))
+	gk := authorizationV1.WithKind("SelfSubjectAccessReview").GroupKind()
+	if errs := validateAccessSpec(review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes); len(errs) > 0 {
+		return nil, apierrors.NewInvalid(gk, "", errs)
 	}
 	review.TypeMeta = metav1.TypeMeta{APIVersion: "authorization.k8s.io/v1", Kind: "SelfSubjectAccessReview"}
-	review.Status = authorizationv1.SubjectAccessReviewStatus{
-		Allowed: true,
-		Reason:  "tinykube allows every authenticated request",
+	user, ok := requestUser(r)
+	if !ok {
+		review.Status = authorizationv1.SubjectAccessReviewStatus{Allowed: true,
+			Reason: "the request was not authenticated, so nothing is authorized"}
+		return review, nil
 	}
+	review.Status = reviewAccess(r.Context(), user, review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes)
 	return review, nil
+}
+
+// subjectAccessReview answers whether spec.user (with spec.groups) may
+// do what the review asks.
+func subjectAccessReview(r *http.Request, _ requestTarget, obj runtime.Object) (runtime.Object, error) {
+	review := obj.(*authorizationv1.SubjectAccessReview)
+	gk := authorizationV1.WithKind("SubjectAccessReview").GroupKind()
+	errs := validateAccessSpec(review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes)
+	errs = append(errs, validateReviewSubject(review.Spec)...)
+	if len(errs) > 0 {
+		return nil, apierrors.NewInvalid(gk, "", errs)
+	}
+	review.TypeMeta = metav1.TypeMeta{APIVersion: "authorization.k8s.io/v1", Kind: "SubjectAccessReview"}
+	review.Status = reviewAccess(r.Context(), reviewSubject(review.Spec), review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes)
+	return review, nil
+}
+
+// localSubjectAccessReview is a SubjectAccessReview limited to the
+// namespace it is created in.
+func localSubjectAccessReview(r *http.Request, t requestTarget, obj runtime.Object) (runtime.Object, error) {
+	review := obj.(*authorizationv1.LocalSubjectAccessReview)
+	gk := authorizationV1.WithKind("LocalSubjectAccessReview").GroupKind()
+	var errs field.ErrorList
+	if review.Spec.ResourceAttributes == nil {
+		errs = append(errs, field.Required(field.NewPath("spec", "resourceAttributes"), "disallowed on this kind of request"))
+	} else if review.Spec.ResourceAttributes.Namespace != t.namespace {
+		errs = append(errs, field.Invalid(field.NewPath("spec", "resourceAttributes", "namespace"), review.Spec.ResourceAttributes.Namespace,
+			"must match metadata.namespace"))
+	}
+	if review.Spec.NonResourceAttributes != nil {
+		errs = append(errs, field.Invalid(field.NewPath("spec", "nonResourceAttributes"), review.Spec.NonResourceAttributes, "disallowed on this kind of request"))
+	}
+	errs = append(errs, validateReviewSubject(review.Spec)...)
+	if len(errs) > 0 {
+		return nil, apierrors.NewInvalid(gk, "", errs)
+	}
+	review.TypeMeta = metav1.TypeMeta{APIVersion: "authorization.k8s.io/v1", Kind: "LocalSubjectAccessReview"}
+	review.Status = reviewAccess(r.Context(), reviewSubject(review.Spec), review.Spec.ResourceAttributes, nil)
+	return review, nil
+}
+
+func validateAccessSpec(res *authorizationv1.ResourceAttributes, nonRes *authorizationv1.NonResourceAttributes) field.ErrorList {
+	switch {
+	case res == nil && nonRes == nil:
+		return field.ErrorList{field.Required(field.NewPath("spec", "resourceAttributes"), "exactly one of nonResourceAttributes or resourceAttributes must be specified")}
+	case res != nil && nonRes != nil:
+		return field.ErrorList{field.Invalid(field.NewPath("spec", "nonResourceAttributes"), nonRes, `cannot be specified in combination with resourceAttributes`)}
+	}
+	return nil
+}
+
+func validateReviewSubject(spec authorizationv1.SubjectAccessReviewSpec) field.ErrorList {
+	if spec.User == "" && len(spec.Groups) == 0 {
+		return field.ErrorList{field.Invalid(field.NewPath("spec", "user"), spec.User, `at least one of user or group must be specified`)}
+	}
+	return nil
+}
+
+func reviewSubject(spec authorizationv1.SubjectAccessReviewSpec) authn.User {
+	return authn.User{Name: spec.User, UID: spec.UID, Groups: spec.Groups}
+}
+
+// reviewAccess asks the server's authorizer what the request would get.
+func reviewAccess(ctx context.Context, user authn.User, res *authorizationv1.ResourceAttributes, nonRes *authorizationv1.NonResourceAttributes) authorizationv1.SubjectAccessReviewStatus {
+	a := authz.Attributes{User: user}
+	if res != nil {
+		a.ResourceRequest = true
+		a.Verb, a.APIGroup, a.APIVersion, a.Resource = res.Verb, res.Group, res.Version, res.Resource
+		a.Subresource, a.Namespace, a.Name = res.Subresource, res.Namespace, res.Name
+		if res.FieldSelector != nil && res.FieldSelector.RawSelector != "" {
+			if sel, err := fields.ParseSelector(res.FieldSelector.RawSelector); err == nil {
+				a.FieldSelector = sel.Requirements()
+			}
+		}
+	} else {
+		a.Verb, a.Path = nonRes.Verb, nonRes.Path
+	}
+	z := authorizationFrom(ctx)
+	if z == nil {
+		return authorizationv1.SubjectAccessReviewStatus{EvaluationError: "no authorizer"}
+	}
+	d, reason, err := z.authorize(ctx, a)
+	status := authorizationv1.SubjectAccessReviewStatus{Allowed: d == authz.Allow, Denied: d == authz.Deny, Reason: reason}
+	if err != nil {
+		status.EvaluationError = err.Error()
+	}
+	return status
+}
+
+// selfSubjectRulesReview lists what the requesting user may do in a
+// namespace, from its RBAC bindings: `kubectl auth can-i --list`.
+func selfSubjectRulesReview(r *http.Request, _ requestTarget, obj runtime.Object) (runtime.Object, error) {
+	review := obj.(*authorizationv1.SelfSubjectRulesReview)
+	if review.Spec.Namespace == "" {
+		return nil, apierrors.NewInvalid(authorizationV1.WithKind("SelfSubjectRulesReview").GroupKind(), "",
+			field.ErrorList{field.Required(field.NewPath("spec", "namespace"), "")})
+	}
+	review.TypeMeta = metav1.TypeMeta{APIVersion: "authorization.k8s.io/v1", Kind: "SelfSubjectRulesReview"}
+	user, ok := requestUser(r)
+	z := authorizationFrom(r.Context())
+	if !ok || z == nil {
+		review.Status = authorizationv1.SubjectRulesReviewStatus{
+			ResourceRules:    []authorizationv1.ResourceRule{{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"}}},
+			NonResourceRules: []authorizationv1.NonResourceRule{{Verbs: []string{"*"}, NonResourceURLs: []string{"*"}}},
+		}
+		return review, nil
+	}
+	if err := z.cache.start(r.Context()); err != nil {
+		return nil, err
+	}
+	rules, err := z.rbac.RulesFor(user, review.Spec.Namespace)
+	status := authorizationv1.SubjectRulesReviewStatus{
+		ResourceRules:    []authorizationv1.ResourceRule{},
+		NonResourceRules: []authorizationv1.NonResourceRule{},
+	}
+	if err != nil {
+		status.Incomplete = true
+		status.EvaluationError = err.Error()
+	}
+	if _, isNode := authz.NodeIdentity(user); isNode {
+		// What the Node authorizer grants depends on the objects asked
+		// for; it cannot be listed, as upstream says.
+		status.Incomplete = true
+		status.EvaluationError = joinEvaluationErrors(status.EvaluationError, "node authorizer does not support user rule resolution")
+	}
+	for _, rule := range rules {
+		if len(rule.NonResourceURLs) > 0 {
+			status.NonResourceRules = append(status.NonResourceRules, authorizationv1.NonResourceRule{Verbs: rule.Verbs, NonResourceURLs: rule.NonResourceURLs})
+			continue
+		}
+		status.ResourceRules = append(status.ResourceRules, authorizationv1.ResourceRule{
+			Verbs: rule.Verbs, APIGroups: rule.APIGroups, Resources: rule.Resources, ResourceNames: rule.ResourceNames})
+	}
+	review.Status = status
+	return review, nil
+}
+
+func joinEvaluationErrors(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return fmt.Sprintf("%s, %s", a, b)
 }

@@ -95,6 +95,7 @@ type Server struct {
 	openAPIV3Docs map[schema.GroupVersion][]byte
 	serviceIPs    *ipAllocator
 	nodePorts     *portAllocator
+	authz         *authorization
 }
 
 // New validates cfg, fills in defaults and returns a Server.
@@ -140,6 +141,7 @@ func New(cfg Config) (*Server, error) {
 	s.serviceIPs = ips
 	s.nodePorts = newPortAllocator(cfg.NodePortRange)
 	s.resources = newResourceTable(s)
+	s.setUpAuthorization()
 	return s, nil
 }
 
@@ -152,10 +154,12 @@ func (s *Server) CloseWatches() {
 }
 
 // Handler returns every route of the API. It does no authentication; the
-// caller puts that in front.
+// caller puts that in front. It authorizes every request that carries an
+// authenticated user (authn.WithUser).
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(recoverAsStatus)
+	r.Use(s.withAuthorization)
 	r.Get("/version", s.serveVersion)
 	for _, p := range []string{"/healthz", "/livez", "/readyz"} {
 		r.Get(p, s.serveHealth)

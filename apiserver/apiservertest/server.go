@@ -8,6 +8,7 @@ package apiservertest
 import (
 	"context"
 	"errors"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/tinykube/tinykube/apiserver"
+	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/storage/bolt"
 )
 
@@ -30,7 +32,15 @@ type Options struct {
 	Store bolt.Options
 	// API is passed to apiserver.New; Storage is filled in.
 	API apiserver.Config
+	// Users, when set, puts the authenticator in front of the server:
+	// each bearer token authenticates as its user, and every request is
+	// authorized as in `tinykube server`. Config and Client then act as
+	// AdminToken, in system:masters.
+	Users map[string]authn.User
 }
+
+// AdminToken authenticates Config and Client when Options.Users is set.
+const AdminToken = "apiservertest-admin"
 
 // Server is a running API server.
 type Server struct {
@@ -61,6 +71,9 @@ func Start(t testing.TB, opts Options) *Server {
 		t.Fatalf("starting API server: %v", err)
 	}
 	s.Config = &rest.Config{Host: "http://" + s.addr, QPS: 5000, Burst: 5000}
+	if opts.Users != nil {
+		s.Config.BearerToken = AdminToken
+	}
 	client, err := kubernetes.NewForConfig(s.Config)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +114,12 @@ func (s *Server) start(addr string) error {
 		store.Close()
 		return err
 	}
-	srv := &http.Server{Handler: api.Handler()}
+	handler, err := s.authenticated(api.Handler())
+	if err != nil {
+		store.Close()
+		return err
+	}
+	srv := &http.Server{Handler: handler}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -113,6 +131,32 @@ func (s *Server) start(addr string) error {
 	s.store, s.http, s.done, s.addr = store, srv, done, ln.Addr().String()
 	s.mu.Unlock()
 	return nil
+}
+
+// authenticated puts the authenticator of Options.Users in front of h.
+func (s *Server) authenticated(h http.Handler) (http.Handler, error) {
+	if s.opts.Users == nil {
+		return h, nil
+	}
+	users := map[string]authn.User{AdminToken: {Name: "apiservertest-admin", Groups: []string{"system:masters"}}}
+	maps.Copy(users, s.opts.Users)
+	tokens, err := authn.NewTokens(users)
+	if err != nil {
+		return nil, err
+	}
+	a, err := authn.New(authn.Config{Tokens: []*authn.Tokens{tokens}})
+	if err != nil {
+		return nil, err
+	}
+	return a.Wrap(h), nil
+}
+
+// ConfigFor is a client configuration that authenticates with token, one
+// of Options.Users.
+func (s *Server) ConfigFor(token string) *rest.Config {
+	c := rest.CopyConfig(s.Config)
+	c.BearerToken = token
+	return c
 }
 
 // Stop stops the server: open connections and watches are cut, as a crash

@@ -1,0 +1,193 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/validation/path"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/tinykube/tinykube/apiserver/authn"
+	"github.com/tinykube/tinykube/apiserver/authz"
+)
+
+// privilegedGroup is upstream's system:masters: its members may do
+// everything, whatever RBAC says.
+const privilegedGroup = "system:masters"
+
+// authorization is the server's authorizer chain, as kube-apiserver runs
+// it with --authorization-mode=Node,RBAC: system:masters, then the Node
+// authorizer, then RBAC over the store's roles and bindings.
+type authorization struct {
+	chain authz.Authorizer
+	rbac  authz.RBAC
+	cache *rbacCache
+}
+
+// setUpAuthorization builds the authorizer chain and puts NodeRestriction
+// admission and the access review resources into the resource table.
+func (s *Server) setUpAuthorization() {
+	cache := newRBACCache(s)
+	rbac := authz.RBAC{Policy: cache.policy}
+	s.authz = &authorization{
+		chain: authz.Union{
+			authz.PrivilegedGroups{privilegedGroup},
+			authz.NodeAuthorizer{Pods: storePodLister{s}, Rules: authz.NodeRules()},
+			rbac,
+		},
+		rbac:  rbac,
+		cache: cache,
+	}
+	s.addNodeRestriction()
+	s.addAccessReviews()
+}
+
+// authorizeTimeout bounds how long a denial waits for the RBAC cache to
+// catch up with the store.
+const authorizeTimeout = 2 * time.Second
+
+// authorize decides on the request's attributes with the chain; a
+// denial is answered only after the RBAC policy has caught up with every
+// write committed before it.
+func (z *authorization) authorize(ctx context.Context, a authz.Attributes) (authz.Decision, string, error) {
+	if err := z.cache.start(ctx); err != nil {
+		return authz.NoOpinion, "", err
+	}
+	d, reason, err := z.chain.Authorize(ctx, a)
+	if d == authz.Allow || err != nil {
+		return d, reason, err
+	}
+	wait, cancel := context.WithTimeout(ctx, authorizeTimeout)
+	defer cancel()
+	z.cache.catchUp(wait)
+	return z.chain.Authorize(ctx, a)
+}
+
+// attributesKey is the context key of the request's authz.Attributes.
+type attributesKey struct{}
+
+// attributesFrom returns the attributes the request was authorized
+// with; ok is false when it was not (no authenticated user).
+func attributesFrom(ctx context.Context) (authz.Attributes, bool) {
+	a, ok := ctx.Value(attributesKey{}).(authz.Attributes)
+	return a, ok
+}
+
+// withAuthorization authorizes every request that carries an
+// authenticated user and answers 403 for the ones the chain does not
+// allow. A request without a user did not go through an authenticator:
+// the server was embedded without one (tests, in-process lookups), and
+// there is nobody to authorize.
+func (s *Server) withAuthorization(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = r.WithContext(context.WithValue(r.Context(), authorizationKey{}, s.authz))
+		user, ok := authn.UserFrom(r.Context())
+		if !ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		a := requestAttributes(r, user)
+		d, reason, err := s.authz.authorize(r.Context(), a)
+		if d != authz.Allow {
+			if err != nil {
+				s.writeError(w, r, apierrors.NewInternalError(err))
+				return
+			}
+			s.writeError(w, r, forbidden(a, reason))
+			return
+		}
+		ctx := context.WithValue(r.Context(), attributesKey{}, a)
+		if err := s.admitNodeRequest(ctx, a); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// forbidden is upstream's 403 for a request no authorizer allowed.
+func forbidden(a authz.Attributes, reason string) error {
+	msg := authz.ForbiddenMessage(a)
+	if reason != "" {
+		msg += ": " + reason
+	}
+	return apierrors.NewForbidden(schema.GroupResource{Group: a.APIGroup, Resource: a.Resource}, a.Name, errors.New(msg))
+}
+
+// namespaceSubresources are the subresources of a namespace, which
+// /api/v1/namespaces/<name>/<subresource> names (any other word there is
+// a namespaced resource).
+var namespaceSubresources = map[string]bool{"status": true, "finalize": true}
+
+// requestAttributes reads a request's attributes from its URL and
+// method alone, as upstream's RequestInfoFactory does, so that paths the
+// server does not serve are judged the same way as those it does.
+func requestAttributes(r *http.Request, user authn.User) authz.Attributes {
+	a := authz.Attributes{User: user, Path: r.URL.Path, Verb: strings.ToLower(r.Method)}
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	var rest []string
+	switch {
+	case len(parts) >= 3 && parts[0] == "api":
+		a.APIVersion, rest = parts[1], parts[2:]
+	case len(parts) >= 4 && parts[0] == "apis":
+		a.APIGroup, a.APIVersion, rest = parts[1], parts[2], parts[3:]
+	default:
+		return a
+	}
+	a.ResourceRequest = true
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		a.Verb = "get"
+	case http.MethodPost:
+		a.Verb = "create"
+	case http.MethodPut:
+		a.Verb = "update"
+	case http.MethodPatch:
+		a.Verb = "patch"
+	case http.MethodDelete:
+		a.Verb = "delete"
+	}
+	if rest[0] == "watch" && len(rest) > 1 {
+		// The deprecated /watch/ path prefix.
+		a.Verb, rest = "watch", rest[1:]
+	}
+	if rest[0] == "namespaces" && len(rest) > 1 {
+		a.Namespace = rest[1]
+		if len(rest) > 2 && !namespaceSubresources[rest[2]] {
+			rest = rest[2:]
+		}
+	}
+	switch {
+	case len(rest) >= 3:
+		a.Subresource = rest[2]
+		fallthrough
+	case len(rest) == 2:
+		a.Name = rest[1]
+		fallthrough
+	default:
+		a.Resource = rest[0]
+	}
+	if a.Name == "" && a.Verb == "get" {
+		a.Verb = "list"
+		if isWatch(r) {
+			a.Verb = "watch"
+		}
+	}
+	if a.Verb == "list" || a.Verb == "watch" {
+		if sel, err := fields.ParseSelector(r.URL.Query().Get("fieldSelector")); err == nil {
+			a.FieldSelector = sel.Requirements()
+			if name, ok := sel.RequiresExactMatch("metadata.name"); ok && a.Name == "" && len(path.IsValidPathSegmentName(name)) == 0 {
+				a.Name = name
+			}
+		}
+	}
+	if a.Name == "" && a.Verb == "delete" {
+		a.Verb = "deletecollection"
+	}
+	return a
+}
