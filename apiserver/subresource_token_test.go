@@ -19,6 +19,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/tinykube/tinykube/apiserver"
 	"github.com/tinykube/tinykube/apiserver/apiservertest"
@@ -148,6 +150,18 @@ func TestTokenRequestThroughClientGo(t *testing.T) {
 	}
 	if got := c.whoami(tr.Status.Token); got != "system:serviceaccount:default:builder" {
 		t.Errorf("token authenticates as %q", got)
+	}
+
+	// As clients configured for protobuf (kube-controller-manager, the
+	// kubelet upstream) send and read it.
+	protoConfig := rest.CopyConfig(c.Config)
+	protoConfig.ContentType = "application/vnd.kubernetes.protobuf"
+	proto, err := kubernetes.NewForConfig(protoConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr, err := proto.CoreV1().ServiceAccounts("default").CreateToken(context.Background(), "builder", &authenticationv1.TokenRequest{}, metav1.CreateOptions{}); err != nil || c.whoami(tr.Status.Token) != "system:serviceaccount:default:builder" {
+		t.Errorf("TokenRequest in protobuf: %v", err)
 	}
 
 	vault, err := c.Client.CoreV1().ServiceAccounts("default").CreateToken(context.Background(), "builder", &authenticationv1.TokenRequest{
