@@ -19,6 +19,7 @@ import (
 
 	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/controller"
+	"github.com/tinykube/tinykube/pki"
 	"github.com/tinykube/tinykube/scheduler"
 )
 
@@ -80,6 +81,7 @@ type componentsConfig struct {
 	loopback    *loopback
 	url         string
 	caPEM       []byte
+	signingCA   string // dir of the CA that signs kubelet CSRs; "" signs none
 	clusterCIDR netip.Prefix
 	// clusterDNS is the ClusterIP of kube-system/kube-dns.
 	clusterDNS netip.Addr
@@ -116,6 +118,8 @@ func startComponents(ctx context.Context, cfg componentsConfig) (*components, er
 		RESTConfig:             rc,
 		HTTPClient:             hc,
 		ClusterCIDR:            cfg.clusterCIDR,
+		ClusterSigningCertFile: signingFile(cfg.signingCA, pki.CACertPath),
+		ClusterSigningKeyFile:  signingFile(cfg.signingCA, pki.CAKeyPath),
 		ClusterDNS:             cfg.clusterDNS,
 		ServiceLB:              cfg.serviceLB,
 		NodeMonitorGracePeriod: cfg.nodeMonitorGracePeriod,

@@ -51,5 +51,6 @@ then use it with the built-in kubectl:
 	root.AddCommand(newImagesCommand(stdout))
 	root.AddCommand(newServiceCommand(stdout))
 	root.AddCommand(newTokenCommand(stdout))
+	root.AddCommand(newAgentCommand(stdout, stderr))
 	return root
 }

@@ -40,6 +40,7 @@ type serverOptions struct {
 	clusterCIDR      string
 	nodePortRange    string
 	disableAgent     bool
+	token            string
 	disable          []string
 	nodeLifecycle    nodeLifecycleFlags
 	node             nodeFlags
@@ -174,6 +175,7 @@ func newServerCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.StringVar(&o.clusterCIDR, "cluster-cidr", "10.42.0.0/16", "range of pod IPs")
 	f.StringVar(&o.nodePortRange, "service-node-port-range", "30000-32767", "range of NodePorts")
 	f.BoolVar(&o.disableAgent, "disable-agent", false, "run no kubelet or proxy on this host (control plane only)")
+	f.StringVar(&o.token, "token", "", "join token agents present: a bootstrap token <id>.<secret>, or a full K10 token of this cluster (default: the one in DATA_DIR/server/token, else a new one)")
 	f.StringSliceVar(&o.disable, "disable", nil, "packaged components not to run: servicelb")
 	addNodeFlags(f, &o.node)
 	f.DurationVar(&o.nodeLifecycle.monitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "how long a node may go without renewing its lease before it is marked unreachable")
@@ -325,6 +327,10 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 	if err := core.bootstrap(ctx); err != nil {
 		return err
 	}
+	handler, err := setUpJoin(ctx, serverDir, bundle.CACertPEM, o.token, sec.authenticator, core.handler)
+	if err != nil {
+		return err
+	}
 
 	url := "https://" + net.JoinHostPort(kubeconfigHost(cfg.bind).String(), strconv.Itoa(port))
 	if cfg.kubeconfig != "" {
@@ -345,7 +351,7 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
 	srv := &http.Server{
-		Handler: sec.authenticator.Wrap(core.handler),
+		Handler: handler,
 		TLSConfig: &tls.Config{
 			Certificates: []tls.Certificate{bundle.Serving},
 			MinVersion:   tls.VersionTLS12,
@@ -374,6 +380,7 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 		loopback:    sec.loopback,
 		url:         url,
 		caPEM:       bundle.CACertPEM,
+		signingCA:   filepath.Join(serverDir, "tls"),
 		clusterCIDR: cfg.clusterCIDR,
 		clusterDNS:  nodeSet.clusterDNS,
 		serviceLB:   cfg.serviceLB,

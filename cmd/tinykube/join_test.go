@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/tinykube/tinykube/apiserver/authn"
+	"github.com/tinykube/tinykube/pki"
+)
+
+// joinTestServer is a `tinykube server --disable-agent` child process and
+// an admin client of it.
+type joinTestServer struct {
+	*serverProcess
+	dataDir string
+	admin   kubernetes.Interface
+	token   string
+}
+
+func startJoinTestServer(t *testing.T) *joinTestServer {
+	t.Helper()
+	dataDir := t.TempDir()
+	p := startServer(t, dataDir)
+	cfg, err := clientcmd.BuildConfigFromFlags("", p.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dataDir, "server", "token")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s mode %v, want 0600", path, fi.Mode().Perm())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &joinTestServer{serverProcess: p, dataDir: dataDir, admin: admin, token: strings.TrimSpace(string(data))}
+}
+
+// join joins as nodeName with token into a fresh agent dir, or dir when
+// given.
+func (s *joinTestServer) join(t *testing.T, token, nodeName, dir string) (*joined, error) {
+	t.Helper()
+	if dir == "" {
+		dir = filepath.Join(t.TempDir(), "agent", "tls")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return join(ctx, joinConfig{server: s.url, token: token, dir: dir, nodeName: nodeName,
+		nodeIP: netip.MustParseAddr("192.0.2.10"), logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+}
+
+// whoami is `kubectl auth whoami` with the joined node's credentials.
+func whoami(t *testing.T, j *joined) string {
+	t.Helper()
+	c, err := kubernetes.NewForConfig(j.api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.AuthenticationV1().SelfSubjectReviews().Create(context.Background(), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Status.UserInfo.Username + " " + strings.Join(r.Status.UserInfo.Groups, ",")
+}
+
+func csrCount(t *testing.T, s *joinTestServer) int {
+	t.Helper()
+	l, err := s.admin.CertificatesV1().CertificateSigningRequests().List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(l.Items)
+}
+
+func TestJoinWithTheServerTokenGetsNodeCertificates(t *testing.T) {
+	s := startJoinTestServer(t)
+	if _, err := pki.ParseJoinToken(s.token); err != nil || !strings.HasPrefix(s.token, "K10") {
+		t.Fatalf("server token %q: %v", s.token, err)
+	}
+	dir := filepath.Join(t.TempDir(), "agent", "tls")
+	j, err := s.join(t, s.token, "node-a", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := whoami(t, j); got != "system:node:node-a system:nodes,system:authenticated" {
+		t.Errorf("joined node authenticates as %q", got)
+	}
+	certPEM, err := os.ReadFile(filepath.Join(dir, "kubelet-client.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(certPEM)
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert.Subject.CommonName != "system:node:node-a" {
+		t.Errorf("saved client certificate is for %q", cert.Subject.CommonName)
+	}
+	for _, key := range []string{"kubelet-client.key", "kubelet-serving.key"} {
+		fi, err := os.Stat(filepath.Join(dir, key))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, mode %v, want 0600", key, err, fi.Mode())
+		}
+	}
+	if _, err := j.servingCert.Leaf.Verify(x509.VerifyOptions{Roots: j.clientCAs, DNSName: "node-a",
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		t.Errorf("serving certificate: %v", err)
+	}
+	if err := j.servingCert.Leaf.VerifyHostname("192.0.2.10"); err != nil {
+		t.Errorf("serving certificate: %v", err)
+	}
+
+	// A restart reuses what it has: no new request.
+	before := csrCount(t, s)
+	again, err := s.join(t, s.token, "node-a", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := csrCount(t, s); n != before {
+		t.Errorf("restart made %d new certificate requests", n-before)
+	}
+	if string(again.api.CertData) != string(j.api.CertData) {
+		t.Error("restart did not reuse the client certificate")
+	}
+}
+
+func TestTokenCreatePrintsATokenThatJoins(t *testing.T) {
+	s := startJoinTestServer(t)
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := createJoinToken(context.Background(), cfg, time.Hour, "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token == s.token || !strings.HasPrefix(token, s.token[:strings.Index(s.token, "::")+2]) {
+		t.Fatalf("token %q, want a new credential for the same CA as %q", token, s.token)
+	}
+	j, err := s.join(t, token, "node-b", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := whoami(t, j); !strings.HasPrefix(got, "system:node:node-b ") {
+		t.Errorf("joined node authenticates as %q", got)
+	}
+}
+
+func TestJoinRefusesBadTokensAndRegistersNothing(t *testing.T) {
+	s := startJoinTestServer(t)
+	good, err := pki.ParseJoinToken(s.token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, _ := authn.ParseBootstrapToken(good.Credential)
+	caPEM, err := os.ReadFile(pki.CACertPath(filepath.Join(s.dataDir, "server", "tls")))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	expired, err := authn.NewBootstrapToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := authn.BootstrapTokenSecret(expired, time.Now().Add(-time.Minute), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.admin.CoreV1().Secrets("kube-system").Create(context.Background(), secret, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := pki.Ensure(pki.Config{Dir: filepath.Join(t.TempDir(), "tls"), ServiceIP: netip.MustParseAddr("10.43.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name  string
+		token string
+		want  error
+	}{
+		{"wrong secret", pki.FormatJoinToken(caPEM, id+".0000000000000000"), errTokenRefused},
+		{"unknown token", pki.FormatJoinToken(caPEM, "zzzzzz.0123456789abcdef"), errTokenRefused},
+		{"expired token", pki.FormatJoinToken(caPEM, expired), errTokenRefused},
+		{"token for another CA", pki.FormatJoinToken(other.CACertPEM, good.Credential), pki.ErrCAHashMismatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := s.join(t, tt.token, "intruder", "")
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("join: %v, want %v", err, tt.want)
+			}
+		})
+	}
+	if _, err := s.join(t, good.Credential, "intruder", ""); err == nil || !strings.Contains(err.Error(), "carries no CA hash") {
+		t.Errorf("a token without the CA hash: %v", err)
+	}
+	if n := csrCount(t, s); n != 0 {
+		t.Errorf("refused tokens left %d certificate requests", n)
+	}
+	nodes, err := s.admin.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes.Items) != 0 {
+		t.Errorf("refused tokens registered nodes: %v", nodes.Items)
+	}
+}
