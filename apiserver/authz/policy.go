@@ -23,9 +23,13 @@ type PolicySet struct {
 	roles               map[nsName]*rbacv1.Role
 	clusterRoleBindings map[string]*rbacv1.ClusterRoleBinding
 	roleBindings        map[string]map[string]*rbacv1.RoleBinding // namespace -> name
-	// effective memoizes the rules of each ClusterRole with its
-	// aggregated roles' rules; cleared on every change.
-	effective map[string][]rbacv1.PolicyRule
+
+	// Derived on every change, so that decisions only read: each
+	// ClusterRole's rules with its aggregated roles' rules, and the
+	// bindings in the order they are visited.
+	effective           map[string][]rbacv1.PolicyRule
+	clusterBindingOrder []string
+	roleBindingOrder    map[string][]string // namespace -> names
 }
 
 type nsName struct{ namespace, name string }
@@ -49,7 +53,7 @@ func (p *PolicySet) Replace(objs []runtime.Object) {
 	for _, o := range objs {
 		p.setLocked(o)
 	}
-	p.effective = nil
+	p.deriveLocked()
 }
 
 // Set adds or replaces obj.
@@ -57,7 +61,7 @@ func (p *PolicySet) Set(obj runtime.Object) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.setLocked(obj)
-	p.effective = nil
+	p.deriveLocked()
 }
 
 // Delete removes obj (only its kind, namespace and name matter).
@@ -74,7 +78,20 @@ func (p *PolicySet) Delete(obj runtime.Object) {
 	case *rbacv1.RoleBinding:
 		delete(p.roleBindings[o.Namespace], o.Name)
 	}
-	p.effective = nil
+	p.deriveLocked()
+}
+
+// deriveLocked recomputes what decisions read besides the objects.
+func (p *PolicySet) deriveLocked() {
+	p.effective = make(map[string][]rbacv1.PolicyRule, len(p.clusterRoles))
+	for name := range p.clusterRoles {
+		p.effective[name] = p.aggregatedRulesLocked(name)
+	}
+	p.clusterBindingOrder = sortedKeys(p.clusterRoleBindings)
+	p.roleBindingOrder = make(map[string][]string, len(p.roleBindings))
+	for ns, bindings := range p.roleBindings {
+		p.roleBindingOrder[ns] = sortedKeys(bindings)
+	}
 }
 
 func (p *PolicySet) setLocked(obj runtime.Object) {
@@ -99,9 +116,9 @@ func (p *PolicySet) setLocked(obj runtime.Object) {
 // visits them. It stops when visit returns false. A binding whose role
 // does not exist contributes an error instead of rules.
 func (p *PolicySet) visitRules(user authn.User, namespace string, visit func(source bindingSource, rules []rbacv1.PolicyRule, err error) bool) {
-	p.mu.Lock() // effective rules are memoized
-	defer p.mu.Unlock()
-	for _, name := range sortedKeys(p.clusterRoleBindings) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, name := range p.clusterBindingOrder {
 		b := p.clusterRoleBindings[name]
 		subject, ok := appliesTo(user, b.Subjects, "")
 		if !ok {
@@ -116,7 +133,7 @@ func (p *PolicySet) visitRules(user authn.User, namespace string, visit func(sou
 		return
 	}
 	bindings := p.roleBindings[namespace]
-	for _, name := range sortedKeys(bindings) {
+	for _, name := range p.roleBindingOrder[namespace] {
 		b := bindings[name]
 		subject, ok := appliesTo(user, b.Subjects, namespace)
 		if !ok {
@@ -137,7 +154,7 @@ func (p *PolicySet) roleRulesLocked(ref rbacv1.RoleRef, namespace string) ([]rba
 		if _, ok := p.clusterRoles[ref.Name]; !ok {
 			return nil, fmt.Errorf("clusterrole.rbac.authorization.k8s.io %q not found", ref.Name)
 		}
-		return p.effectiveRulesLocked(ref.Name), nil
+		return p.effective[ref.Name], nil
 	case "Role":
 		r, ok := p.roles[nsName{namespace, ref.Name}]
 		if namespace == "" || !ok {
@@ -148,14 +165,14 @@ func (p *PolicySet) roleRulesLocked(ref rbacv1.RoleRef, namespace string) ([]rba
 	return nil, fmt.Errorf("unsupported role reference kind: %q", ref.Kind)
 }
 
-// effectiveRulesLocked is a ClusterRole's rules together with, when it
+// aggregatedRulesLocked is a ClusterRole's rules together with, when it
 // has an aggregationRule, the rules of every ClusterRole its selectors
 // match (recursively: admin aggregates edit, which aggregates view).
 // Upstream's aggregation controller writes the same union into the
 // role; computing it here makes it take effect at once.
-func (p *PolicySet) effectiveRulesLocked(name string) []rbacv1.PolicyRule {
-	if rules, ok := p.effective[name]; ok {
-		return rules
+func (p *PolicySet) aggregatedRulesLocked(name string) []rbacv1.PolicyRule {
+	if p.clusterRoles[name].AggregationRule == nil {
+		return p.clusterRoles[name].Rules
 	}
 	var rules []rbacv1.PolicyRule
 	seen := map[string]bool{}
@@ -190,10 +207,6 @@ func (p *PolicySet) effectiveRulesLocked(name string) []rbacv1.PolicyRule {
 		}
 	}
 	collect(name)
-	if p.effective == nil {
-		p.effective = map[string][]rbacv1.PolicyRule{}
-	}
-	p.effective[name] = rules
 	return rules
 }
 
