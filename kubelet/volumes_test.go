@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,9 +22,12 @@ import (
 	"github.com/tinykube/tinykube/internal/testimage"
 	"github.com/tinykube/tinykube/kubelet"
 	"github.com/tinykube/tinykube/kubelet/internal/nodetest"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 )
 
@@ -260,22 +262,28 @@ func TestServiceAccountTokenVolume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := apiservertest.Start(t, apiservertest.Options{API: apiserver.Config{ServiceAccountTokens: tokens, ServiceAccountAdmission: true}})
+	// The API server authenticates and authorizes as `tinykube server`
+	// does; the kubelet and the test act as an admin.
+	api := apiservertest.Start(t, apiservertest.Options{
+		API:   apiserver.Config{ServiceAccountTokens: tokens, ServiceAccountAdmission: true},
+		Users: map[string]authn.User{},
+	})
 	lookup = authn.ClientLookup(api.Client.CoreV1().RESTClient())
-	authenticator, err := authn.New(authn.Config{ServiceAccounts: tokens})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// whoami asks the API server who token is (kubectl auth whoami); ""
+	// when it refuses the token.
 	whoami := func(token string) string {
-		var user string
-		h := authenticator.Wrap(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
-			u, _ := authn.UserFrom(r.Context())
-			user = u.Name
-		}))
-		req := httptest.NewRequest(http.MethodGet, "/api", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		h.ServeHTTP(httptest.NewRecorder(), req)
-		return user
+		c, err := kubernetes.NewForConfig(api.ConfigFor(token))
+		if err != nil {
+			t.Fatal(err)
+		}
+		review, err := c.AuthenticationV1().SelfSubjectReviews().Create(context.Background(), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+		if apierrors.IsUnauthorized(err) {
+			return ""
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return review.Status.UserInfo.Username
 	}
 
 	// What the serviceaccount and root CA publisher controllers would

@@ -35,7 +35,8 @@ type Options struct {
 	// Users, when set, puts the authenticator in front of the server:
 	// each bearer token authenticates as its user, and every request is
 	// authorized as in `tinykube server`. Config and Client then act as
-	// AdminToken, in system:masters.
+	// AdminToken, in system:masters. Service account tokens of
+	// API.ServiceAccountTokens authenticate too.
 	Users map[string]authn.User
 }
 
@@ -144,7 +145,7 @@ func (s *Server) authenticated(h http.Handler) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, err := authn.New(authn.Config{Tokens: []*authn.Tokens{tokens}})
+	a, err := authn.New(authn.Config{Tokens: []*authn.Tokens{tokens}, ServiceAccounts: s.opts.API.ServiceAccountTokens})
 	if err != nil {
 		return nil, err
 	}
