@@ -6,6 +6,9 @@
 //	/sick      makes /healthz fail from now on
 //	/env?name= the value of an environment variable
 //	/exit?code= exits with the code
+//	/fetch?url= GETs url from inside the pod and returns its body, so tests
+//	            see what a pod sees (cluster DNS names, ClusterIPs)
+//	/lookup?name= the addresses name resolves to, one per line
 //
 // It logs one line per request to stdout and handles SIGTERM by exiting 0
 // after $TERM_DELAY (a Go duration, default 0).
@@ -13,6 +16,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -51,6 +56,28 @@ func main() {
 		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
 		fmt.Fprintln(w, "bye")
 		go func() { time.Sleep(50 * time.Millisecond); os.Exit(code) }()
+	})
+	mux.HandleFunc("/fetch", func(w http.ResponseWriter, r *http.Request) {
+		// A new connection per fetch, so a Service balances every one.
+		c := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := c.Get(r.URL.Query().Get("url"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	})
+	mux.HandleFunc("/lookup", func(w http.ResponseWriter, r *http.Request) {
+		addrs, err := net.DefaultResolver.LookupHost(r.Context(), r.URL.Query().Get("name"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		for _, a := range addrs {
+			fmt.Fprintln(w, a)
+		}
 	})
 	logged := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Printf("%s %s\n", r.Method, r.URL.Path)
