@@ -24,7 +24,14 @@ import (
 )
 
 // The identities of the in-process components, as upstream names them, so
-// events, logs and (later) authorization read as users expect.
+// events, logs and authorization read as users expect. The API server's
+// bootstrap policy binds system:kube-scheduler (and
+// system:volume-scheduler) to the scheduler and, because every controller
+// runs as this one user, system:kube-controller-manager and
+// system:tinykube:controllers (the union of upstream's per-controller
+// roles) to the controllers. The node agent is not one of them: its
+// kubelet, proxy and DNS use the node's certificate (system:node:NAME in
+// system:nodes) and go through the Node authorizer.
 const (
 	userControllerManager = "system:kube-controller-manager"
 	userScheduler         = "system:kube-scheduler"
