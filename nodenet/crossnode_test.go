@@ -7,12 +7,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/tinykube/tinykube/internal/netlab"
 )
@@ -58,9 +60,28 @@ func TestPodsReachPodsOnOtherNodesWithTheirOwnAddress(t *testing.T) {
 			}
 
 			a.ns.IP("route", "del", far.podCIDR.String())
-			eventually(t, "the deleted route restored on resync",
+			eventually(t, "the route deleted by hand restored",
 				func() bool { return slices.Equal(a.ourRoutes(t), want) },
 				func() string { return strings.Join(a.ourRoutes(t), ", ") })
+
+			// The kernel drops the routes through an interface that goes
+			// down: host-gw's are back once the node's interface is up;
+			// vxlan sets its device up again at once.
+			if backend == HostGW {
+				a.ns.IP("link", "set", "eth0", "down")
+				eventually(t, "no routes while eth0 is down",
+					func() bool { return len(a.ourRoutes(t)) == 0 },
+					func() string { return strings.Join(a.ourRoutes(t), ", ") })
+				a.ns.IP("link", "set", "eth0", "up")
+			} else {
+				a.ns.IP("link", "set", VXLANDevice, "down")
+			}
+			eventually(t, "the routes back after the link flapped",
+				func() bool { return slices.Equal(a.ourRoutes(t), want) },
+				func() string { return strings.Join(a.ourRoutes(t), ", ") + "\nlog:\n" + a.logs.String() })
+			if got := srv.connect(t, a.pods[0].ns); got != a.pods[0].ip {
+				t.Errorf("after the link flapped, pod on %s saw a connection from %s, want %s", far.name, got, a.pods[0].ip)
+			}
 
 			if err := c.client.CoreV1().Nodes().Delete(context.Background(), far.name, metav1.DeleteOptions{}); err != nil {
 				t.Fatal(err)
@@ -69,6 +90,21 @@ func TestPodsReachPodsOnOtherNodesWithTheirOwnAddress(t *testing.T) {
 				eventually(t, "the deleted node's route gone on "+n.name,
 					func() bool { return !slices.Contains(n.ourRoutes(t), route(far)) },
 					func() string { return strings.Join(n.ourRoutes(t), ", ") })
+			}
+			if backend == HostGW {
+				// A node's new address moves the route.
+				node, err := c.client.CoreV1().Nodes().Get(context.Background(), b.name, metav1.GetOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				node.Status.Addresses[0].Address = "192.0.2.99"
+				if _, err := c.client.CoreV1().Nodes().UpdateStatus(context.Background(), node, metav1.UpdateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				want := []string{b.podCIDR.String() + " via 192.0.2.99"}
+				eventually(t, "the route following the node's new address",
+					func() bool { return slices.Equal(a.ourRoutes(t), want) },
+					func() string { return strings.Join(a.ourRoutes(t), ", ") })
 			}
 			if backend == VXLAN {
 				eventually(t, "the deleted node's neighbour and forwarding entries gone",
@@ -94,9 +130,7 @@ func TestVXLANCrossesARouterBetweenNodes(t *testing.T) {
 
 func TestWaitsForItsNodeAndItsPodCIDR(t *testing.T) {
 	c := &labCluster{lab: netlab.New(t), backend: VXLAN, client: fake.NewClientset()}
-	lan := c.lab.AddNS("lan")
-	lan.AddBridge("br0")
-	c.addNode(t, labSegment{hub: lan, bridge: "br0", subnet: netip.MustParsePrefix("192.0.2.0/24")}, 0)
+	c.build(t, 0)
 	a := c.nodes[0]
 	c.start(t, a)
 	eventually(t, "a log line saying what it waits for",
@@ -250,4 +284,21 @@ func (n *labNode) vxlanStats(t testing.TB) *netlink.LinkStatistics {
 		t.Fatal(err)
 	}
 	return link.Attrs().Statistics
+}
+
+func TestResyncRestoresTheTableDeletedByHand(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	c := &labCluster{lab: netlab.New(t), backend: HostGW, clock: clk, resync: time.Minute}
+	c.build(t, 0, 0)
+	c.run(t)
+	a := c.nodes[0]
+	hasTable := func() bool { return strings.Contains(a.ns.Exec("nft", "list", "tables"), TableName) }
+	if !hasTable() {
+		t.Fatalf("no table %s after the first sync", TableName)
+	}
+	a.ns.Exec("nft", "delete", "table", "ip", TableName)
+	// No event tells of a deleted table: only the resync restores it.
+	eventually(t, "the table restored by a resync",
+		func() bool { clk.Step(time.Minute); return hasTable() },
+		func() string { return a.ns.Exec("nft", "list", "tables") })
 }

@@ -25,8 +25,9 @@
 // over masquerading.
 //
 // Run keeps the kernel in sync with the Node objects (level-triggered: every
-// sync computes the whole desired state from all Nodes), on every Node event
-// and every ResyncPeriod, so that a route someone deleted comes back. Cleanup
+// sync computes the whole desired state from all Nodes), on every Node event,
+// on every route and link change the kernel announces (a route someone
+// deleted comes back at once) and every ResyncPeriod. Cleanup
 // removes everything above but the sysctl and the annotations. README.md
 // beside this file explains the routes, the annotations and the nft table.
 package nodenet

@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/textlogger"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/knftables"
 
 	"github.com/tinykube/tinykube/internal/netlab"
@@ -58,6 +59,10 @@ type labCluster struct {
 	backend Backend
 	client  *fake.Clientset
 	nodes   []*labNode
+	// clock and resync configure every NodeNet. Zero: the real clock and
+	// an hour, so that every repair a test sees is event-driven.
+	clock  clock.WithTicker
+	resync time.Duration
 }
 
 // labSegment is a network the lab's nodes plug into: a bridge in the hub
@@ -71,18 +76,23 @@ type labSegment struct {
 
 // newLabCluster builds len(podsPerNode) nodes on one L2 segment, node i
 // with podsPerNode[i] pods, and runs NodeNet with backend on each; it
-// returns once every node routes to every other. ResyncPeriod is short so
-// that tests see repairs soon.
+// returns once every node routes to every other.
 func newLabCluster(t testing.TB, backend Backend, podsPerNode ...int) *labCluster {
 	t.Helper()
 	c := &labCluster{lab: netlab.New(t), backend: backend}
+	c.build(t, podsPerNode...)
+	c.run(t)
+	return c
+}
+
+// build adds nodes on one L2 segment, node i with podsPerNode[i] pods.
+func (c *labCluster) build(t testing.TB, podsPerNode ...int) {
+	t.Helper()
 	lan := c.lab.AddNS("lan")
 	lan.AddBridge("br0")
 	for _, pods := range podsPerNode {
 		c.addNode(t, labSegment{hub: lan, bridge: "br0", subnet: netip.MustParsePrefix("192.0.2.0/24")}, pods)
 	}
-	c.run(t)
-	return c
 }
 
 // newRoutedLabCluster builds two nodes with a pod each on two subnets
@@ -193,6 +203,9 @@ func labNodeObject(name string, podCIDR netip.Prefix, ip netip.Addr) *corev1.Nod
 // start runs n's NodeNet until the test ends.
 func (c *labCluster) start(t testing.TB, n *labNode) {
 	t.Helper()
+	if c.resync == 0 {
+		c.resync = time.Hour
+	}
 	factory := informers.NewSharedInformerFactory(c.client, 0)
 	nn, err := New(Config{
 		Nodes:        factory.Core().V1().Nodes(),
@@ -200,14 +213,16 @@ func (c *labCluster) start(t testing.TB, n *labNode) {
 		NodeName:     n.name,
 		NodeIP:       n.ip,
 		Backend:      c.backend,
-		Netlink:      n.nl,
+		Netns:        n.ns.Path(),
 		NFT:          n.nft,
 		Sysctl:       n.ns,
-		ResyncPeriod: 200 * time.Millisecond,
+		Clock:        c.clock,
+		ResyncPeriod: c.resync,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(nn.Close) // after n.stop, registered below
 	n.net = nn
 	ctx, cancel := context.WithCancel(klog.NewContext(context.Background(), n.logs.logger()))
 	done := make(chan error, 1)

@@ -16,7 +16,7 @@ const TableName = "tinykube-nodenet"
 const chainPostrouting = "postrouting"
 
 // multicast is never masqueraded (as flannel): it does not leave the link.
-var multicast = netip.MustParsePrefix("224.0.0.0/4")
+const multicast = "224.0.0.0/4"
 
 // masqueradeRule is the one rule of chainPostrouting: pod traffic leaving the
 // cluster CIDR is masqueraded to the node's address; traffic between pods,
@@ -27,7 +27,7 @@ func masqueradeRule(cluster, own netip.Prefix) string {
 	if own.IsValid() && !(cluster.Contains(own.Addr()) && cluster.Bits() <= own.Bits()) {
 		keep = append(keep, own.String())
 	}
-	keep = append(keep, multicast.String())
+	keep = append(keep, multicast)
 	return fmt.Sprintf("ip saddr %s ip daddr != { %s } masquerade fully-random", cluster, strings.Join(keep, ", "))
 }
 

@@ -25,7 +25,7 @@ func TestMasqueradeTableGolden(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := knftables.NewFake(knftables.IPv4Family, TableName)
-			n := &NodeNet{cfg: Config{NFT: fake, ClusterCIDR: DefaultClusterCIDR}}
+			n := &NodeNet{cfg: Config{NFT: fake, ClusterCIDR: netip.MustParsePrefix(DefaultClusterCIDR)}}
 			if err := n.syncMasquerade(context.Background(), tc.own, true); err != nil {
 				t.Fatal(err)
 			}
@@ -49,7 +49,7 @@ func TestMasqueradeTableGolden(t *testing.T) {
 
 func TestMasqueradeTableRewrittenOnlyWhenChangedOrFull(t *testing.T) {
 	fake := knftables.NewFake(knftables.IPv4Family, TableName)
-	n := &NodeNet{cfg: Config{NFT: fake, ClusterCIDR: DefaultClusterCIDR}}
+	n := &NodeNet{cfg: Config{NFT: fake, ClusterCIDR: netip.MustParsePrefix(DefaultClusterCIDR)}}
 	ctx := context.Background()
 	own := netip.MustParsePrefix("10.42.1.0/24")
 	if err := n.syncMasquerade(ctx, own, false); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	coreinformers "k8s.io/client-go/informers/core/v1"
@@ -38,7 +39,7 @@ const (
 const RouteProtocol netlink.RouteProtocol = 116
 
 // DefaultClusterCIDR is the pod range when Config.ClusterCIDR is not set.
-var DefaultClusterCIDR = netip.MustParsePrefix("10.42.0.0/16")
+const DefaultClusterCIDR = "10.42.0.0/16"
 
 // Config configures a NodeNet.
 type Config struct {
@@ -56,10 +57,9 @@ type Config struct {
 	ClusterCIDR netip.Prefix
 	// Backend is HostGW or VXLAN. Empty: HostGW.
 	Backend Backend
-	// Netlink is the handle routes, links and neighbours are written
-	// through; open it with netlink.NewHandleAt to work in another network
-	// namespace. Nil: the current namespace. NodeNet never closes it.
-	Netlink *netlink.Handle
+	// Netns is the network namespace to work in, as a path
+	// (/var/run/netns/NAME, /proc/PID/ns/net). Empty: the current one.
+	Netns string
 	// NFT writes the masquerade rules; it must be for family ip, table
 	// TableName. Nil: the real nftables, through the nft tool.
 	NFT knftables.Interface
@@ -68,7 +68,8 @@ type Config struct {
 	// Clock drives resyncs and retries. Nil: the real clock.
 	Clock clock.WithTicker
 	// ResyncPeriod is how often the whole state is rewritten whether or not
-	// a Node changed, restoring what someone else removed. Zero: 30s.
+	// a Node or a route changed, restoring what someone else removed
+	// without the kernel telling (the nft table). Zero: 30s.
 	ResyncPeriod time.Duration
 }
 
@@ -90,6 +91,7 @@ func (procSysctl) Set(name, value string) error {
 type NodeNet struct {
 	cfg     Config
 	nl      *netlink.Handle
+	netns   *netns.NsHandle // nil: the current namespace
 	nodes   corelisters.NodeLister
 	synced  cache.InformerSynced
 	changed chan struct{}
@@ -113,7 +115,7 @@ func New(cfg Config) (*NodeNet, error) {
 		return nil, fmt.Errorf("nodenet: NodeIP must be an IPv4 address, got %q", cfg.NodeIP)
 	}
 	if !cfg.ClusterCIDR.IsValid() {
-		cfg.ClusterCIDR = DefaultClusterCIDR
+		cfg.ClusterCIDR = netip.MustParsePrefix(DefaultClusterCIDR)
 	}
 	if !cfg.ClusterCIDR.Addr().Is4() {
 		return nil, fmt.Errorf("nodenet: ClusterCIDR must be IPv4, got %s", cfg.ClusterCIDR)
@@ -137,18 +139,10 @@ func New(cfg Config) (*NodeNet, error) {
 	}
 	n := &NodeNet{
 		cfg:     cfg,
-		nl:      cfg.Netlink,
 		nodes:   cfg.Nodes.Lister(),
 		changed: make(chan struct{}, 1),
 		ready:   make(chan struct{}),
 		warned:  map[string]string{},
-	}
-	if n.nl == nil {
-		h, err := netlink.NewHandle()
-		if err != nil {
-			return nil, fmt.Errorf("nodenet: netlink: %w", err)
-		}
-		n.nl = h
 	}
 	if n.cfg.NFT == nil {
 		nft, err := knftables.New(knftables.IPv4Family, TableName)
@@ -157,16 +151,52 @@ func New(cfg Config) (*NodeNet, error) {
 		}
 		n.cfg.NFT = nft
 	}
+	if err := n.openNetlink(); err != nil {
+		return nil, err
+	}
 	reg, err := cfg.Nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { n.poke() },
 		UpdateFunc: func(old, cur any) { n.nodeUpdated(old, cur) },
 		DeleteFunc: func(any) { n.poke() },
 	})
 	if err != nil {
+		n.Close()
 		return nil, fmt.Errorf("nodenet: node informer: %w", err)
 	}
 	n.synced = reg.HasSynced
 	return n, nil
+}
+
+// openNetlink opens the netlink handle (and namespace) of cfg.Netns.
+func (n *NodeNet) openNetlink() error {
+	if n.cfg.Netns == "" {
+		h, err := netlink.NewHandle()
+		if err != nil {
+			return fmt.Errorf("nodenet: netlink: %w", err)
+		}
+		n.nl = h
+		return nil
+	}
+	ns, err := netns.GetFromPath(n.cfg.Netns)
+	if err != nil {
+		return fmt.Errorf("nodenet: network namespace: %w", err)
+	}
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		ns.Close()
+		return fmt.Errorf("nodenet: netlink in %s: %w", n.cfg.Netns, err)
+	}
+	n.nl, n.netns = h, &ns
+	return nil
+}
+
+// Close releases the netlink handle and namespace New opened; call it
+// last, after Run and Cleanup.
+func (n *NodeNet) Close() {
+	n.nl.Close()
+	if n.netns != nil {
+		n.netns.Close()
+	}
 }
 
 // nodeUpdated wakes the runner unless only what nodenet ignores changed:
@@ -189,12 +219,16 @@ func (n *NodeNet) poke() {
 	}
 }
 
+// maxBackoff caps the wait before a failed sync is retried.
+const maxBackoff = 10 * time.Second
+
 // Ready is closed after the first successful sync: once this node's Node
 // exists (and, for vxlan, has a podCIDR).
 func (n *NodeNet) Ready() <-chan struct{} { return n.ready }
 
-// Run syncs on every relevant Node change and every ResyncPeriod until ctx
-// ends. A failed sync is retried with back-off (up to ResyncPeriod) and
+// Run syncs on every relevant Node change, on every change of the main
+// routing table but nodenet adding its own routes, and every ResyncPeriod,
+// until ctx ends. A failed sync is retried with back-off (up to 10s) and
 // logged. The kernel state stays when Run returns; Cleanup removes it.
 func (n *NodeNet) Run(ctx context.Context) error {
 	logger := klog.FromContext(ctx).WithName("nodenet")
@@ -202,13 +236,25 @@ func (n *NodeNet) Run(ctx context.Context) error {
 		return ctx.Err()
 	}
 	logger.Info("Starting", "node", n.cfg.NodeName, "backend", n.cfg.Backend, "clusterCIDR", n.cfg.ClusterCIDR)
+	defer n.watchKernel(ctx)() // waits for the watchers, which stop with ctx
 	resync := n.cfg.Clock.NewTicker(n.cfg.ResyncPeriod)
 	defer resync.Stop()
-	retry := n.cfg.Clock.NewTimer(0) // the first sync
-	defer retry.Stop()
+	var retry clock.Timer // nil until a sync fails
+	defer func() {
+		if retry != nil {
+			retry.Stop()
+		}
+	}()
+	retried := func() <-chan time.Time {
+		if retry == nil {
+			return nil
+		}
+		return retry.C()
+	}
 	backoff := time.Duration(0)
 	full := true
 	waitingFor := waitingError("")
+	n.poke() // the first sync
 	for {
 		select {
 		case <-ctx.Done():
@@ -216,7 +262,7 @@ func (n *NodeNet) Run(ctx context.Context) error {
 		case <-n.changed:
 		case <-resync.C():
 			full = true
-		case <-retry.C():
+		case <-retried():
 		}
 		err := n.sync(ctx, full)
 		var w waitingError
@@ -231,9 +277,13 @@ func (n *NodeNet) Run(ctx context.Context) error {
 		}
 		waitingFor = ""
 		if err != nil {
-			backoff = min(max(2*backoff, 100*time.Millisecond), n.cfg.ResyncPeriod)
+			backoff = min(max(2*backoff, 100*time.Millisecond), maxBackoff, n.cfg.ResyncPeriod)
 			logger.Error(err, "Sync failed; retrying", "after", backoff)
-			retry.Reset(backoff)
+			if retry == nil {
+				retry = n.cfg.Clock.NewTimer(backoff)
+			} else {
+				retry.Reset(backoff)
+			}
 			full = true
 			continue
 		}
