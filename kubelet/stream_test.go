@@ -15,57 +15,89 @@ import (
 
 	"github.com/tinykube/tinykube/internal/testimage"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/client-go/transport/spdy"
 	"k8s.io/client-go/util/exec"
 )
 
+// kubectl 1.32 execs over WebSocket (v5.channel.k8s.io, which the API
+// server translates to SPDY toward the kubelet) and falls back to SPDY:
+// both must behave the same.
 func TestExecThroughTheAPIServer(t *testing.T) {
 	n := startNodeWithAPI(t)
 	n.create(newPod("shell", testimage.BusyboxRef).command("sleep", "3600").obj())
 	n.waitPod("shell", 60*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 
-	run := func(stdin io.Reader, cmd ...string) (string, string, error) {
-		t.Helper()
-		req := n.client.CoreV1().RESTClient().Post().Resource("pods").Namespace("default").Name("shell").SubResource("exec").
-			VersionedParams(&corev1.PodExecOptions{Container: "main", Command: cmd, Stdin: stdin != nil, Stdout: true, Stderr: true}, scheme.ParameterCodec)
-		ex, err := remotecommand.NewSPDYExecutor(n.api.Config, "POST", req.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out, errOut bytes.Buffer
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin, Stdout: &out, Stderr: &errOut})
-		return out.String(), errOut.String(), err
+	executors := map[string]func(req *rest.Request) (remotecommand.Executor, error){
+		"SPDY": func(req *rest.Request) (remotecommand.Executor, error) {
+			return remotecommand.NewSPDYExecutor(n.api.Config, "POST", req.URL())
+		},
+		"WebSocket": func(req *rest.Request) (remotecommand.Executor, error) {
+			return remotecommand.NewWebSocketExecutor(n.api.Config, "GET", req.URL().String())
+		},
 	}
-
-	tests := []struct {
-		name             string
-		stdin            io.Reader
-		cmd              []string
-		wantOut, wantErr string
-		wantCode         int
-	}{
-		{"output of a command", nil, []string{"sh", "-c", "echo hello $(hostname)"}, "hello shell\n", "", 0},
-		{"stdin reaches the command and its end ends it", strings.NewReader("from stdin\n"), []string{"cat"}, "from stdin\n", "", 0},
-		{"stderr apart from stdout", nil, []string{"sh", "-c", "echo out; echo err >&2"}, "out\n", "err\n", 0},
-		{"exit code", nil, []string{"sh", "-c", "exit 3"}, "", "", 3},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			out, errOut, err := run(tt.stdin, tt.cmd...)
-			var code int
-			var exitErr exec.CodeExitError
-			if errors.As(err, &exitErr) {
-				code = exitErr.Code
-			} else if err != nil {
-				t.Fatalf("exec %v: %v", tt.cmd, err)
+	for transport, newExecutor := range executors {
+		stream := func(t *testing.T, opts remotecommand.StreamOptions, cmd ...string) error {
+			t.Helper()
+			req := n.client.CoreV1().RESTClient().Post().Resource("pods").Namespace("default").Name("shell").SubResource("exec").
+				VersionedParams(&corev1.PodExecOptions{Container: "main", Command: cmd, Stdin: opts.Stdin != nil, Stdout: opts.Stdout != nil, Stderr: opts.Stderr != nil, TTY: opts.Tty}, scheme.ParameterCodec)
+			ex, err := newExecutor(req)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if out != tt.wantOut || errOut != tt.wantErr || code != tt.wantCode {
-				t.Errorf("exec %v: stdout %q stderr %q code %d; want %q %q %d", tt.cmd, out, errOut, code, tt.wantOut, tt.wantErr, tt.wantCode)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return ex.StreamWithContext(ctx, opts)
+		}
+		tests := []struct {
+			name             string
+			stdin            io.Reader
+			cmd              []string
+			wantOut, wantErr string
+			wantCode         int
+		}{
+			{"output of a command", nil, []string{"sh", "-c", "echo hello $(hostname)"}, "hello shell\n", "", 0},
+			{"stdin reaches the command and its end ends it", strings.NewReader("from stdin\n"), []string{"cat"}, "from stdin\n", "", 0},
+			{"stderr apart from stdout", nil, []string{"sh", "-c", "echo out; echo err >&2"}, "out\n", "err\n", 0},
+			{"exit code", nil, []string{"sh", "-c", "echo bye; exit 3"}, "bye\n", "", 3},
+		}
+		for _, tt := range tests {
+			t.Run(transport+"/"+tt.name, func(t *testing.T) {
+				var out, errOut bytes.Buffer
+				opts := remotecommand.StreamOptions{Stdout: &out, Stderr: &errOut}
+				if tt.stdin != nil {
+					opts.Stdin = tt.stdin
+				}
+				err := stream(t, opts, tt.cmd...)
+				code := 0
+				var exitErr exec.CodeExitError
+				if errors.As(err, &exitErr) {
+					code = exitErr.Code
+				} else if err != nil {
+					t.Fatalf("exec %v: %v", tt.cmd, err)
+				}
+				if out.String() != tt.wantOut || errOut.String() != tt.wantErr || code != tt.wantCode {
+					t.Errorf("exec %v: stdout %q stderr %q code %d; want %q %q %d", tt.cmd, out.String(), errOut.String(), code, tt.wantOut, tt.wantErr, tt.wantCode)
+				}
+			})
+		}
+		t.Run(transport+"/terminal resize", func(t *testing.T) {
+			var out bytes.Buffer
+			sizes := make(sizeQueue, 1)
+			sizes <- remotecommand.TerminalSize{Width: 120, Height: 33}
+			close(sizes)
+			// The size travels on its own stream: the command waits
+			// until its terminal has it.
+			script := `for i in $(seq 100); do [ "$(stty size 2>/dev/null)" = "33 120" ] && break; sleep 0.1; done; stty size`
+			if err := stream(t, remotecommand.StreamOptions{Stdout: &out, Tty: true, TerminalSizeQueue: sizes}, "sh", "-c", script); err != nil {
+				t.Fatal(err)
+			}
+			if out.String() != "33 120\r\n" {
+				t.Errorf("stty size on the terminal: %q", out.String())
 			}
 		})
 	}
@@ -73,15 +105,22 @@ func TestExecThroughTheAPIServer(t *testing.T) {
 
 func TestPortForwardThroughTheAPIServer(t *testing.T) {
 	n := startNodeWithAPI(t)
-	n.create(newPod("web", testimage.ServerRef).readiness("/healthz").obj())
-	n.waitPod("web", 60*time.Second, "Ready", podReady)
-
 	req := n.client.CoreV1().RESTClient().Post().Resource("pods").Namespace("default").Name("web").SubResource("portforward")
 	rt, upgrader, err := spdy.RoundTripperFor(n.api.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: rt}, "POST", (*url.URL)(req.URL()))
+	n.checkPortForward(spdy.NewDialer(upgrader, &http.Client{Transport: rt}, "POST", (*url.URL)(req.URL())))
+}
+
+// checkPortForward runs the test server as pod "web" and forwards a local
+// port to its 8080 through dialer: two connections over one forward get
+// the pod's answer.
+func (n *testNode) checkPortForward(dialer httpstream.Dialer) {
+	t := n.t
+	t.Helper()
+	n.create(newPod("web", testimage.ServerRef).readiness("/healthz").obj())
+	n.waitPod("web", 60*time.Second, "Ready", podReady)
 	stop, ready := make(chan struct{}), make(chan struct{})
 	fw, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{"0:8080"}, stop, ready, io.Discard, io.Discard)
 	if err != nil {
@@ -104,10 +143,21 @@ func TestPortForwardThroughTheAPIServer(t *testing.T) {
 	if err != nil || len(ports) != 1 {
 		t.Fatalf("ports %v, %v", ports, err)
 	}
-	for i := 0; i < 2; i++ { // two connections over one forward
-		got := httpGet(t, fmt.Sprintf("http://%s/", net.JoinHostPort("127.0.0.1", fmt.Sprint(ports[0].Local))))
+	for i := 0; i < 2; i++ {
+		got := httpGet(t.(*testing.T), fmt.Sprintf("http://%s/", net.JoinHostPort("127.0.0.1", fmt.Sprint(ports[0].Local))))
 		if got != "hello from web\n" {
 			t.Errorf("through the forward: %q", got)
 		}
 	}
+}
+
+// kubectl port-forward tunnels SPDY in WebSocket first.
+func TestWebSocketPortForwardThroughTheAPIServer(t *testing.T) {
+	n := startNodeWithAPI(t)
+	req := n.client.CoreV1().RESTClient().Get().Resource("pods").Namespace("default").Name("web").SubResource("portforward")
+	dialer, err := portforward.NewSPDYOverWebsocketDialer((*url.URL)(req.URL()), n.api.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.checkPortForward(dialer)
 }
