@@ -43,15 +43,16 @@ func (n *NodeNet) syncRoutes(want []netlink.Route) error {
 	var errs []error
 	for _, r := range have {
 		key := r.Dst.String()
-		if w := wanted[key]; w != nil && !present[key] && sameRoute(r, *w) {
+		w := wanted[key]
+		switch {
+		case w != nil && !present[key] && sameRoute(r, *w):
 			present[key] = true
-			continue
-		}
-		if w := wanted[key]; w != nil && !present[key] {
-			continue // RouteReplace below rewrites it
-		}
-		if err := n.nl.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) {
-			errs = append(errs, fmt.Errorf("deleting route %s: %w", key, err))
+		case w != nil && r.Priority == w.Priority && r.Tos == w.Tos:
+			// RouteReplace below rewrites this very route.
+		default:
+			if err := n.nl.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) {
+				errs = append(errs, fmt.Errorf("deleting route %s: %w", key, err))
+			}
 		}
 	}
 	for i := range want {
