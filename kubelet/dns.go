@@ -118,6 +118,39 @@ func (c *dnsConfigurer) podDNS(pod *corev1.Pod) (dnsConfig, error) {
 	return cfg, nil
 }
 
+// Where the node's resolver configuration usually is.
+const (
+	hostResolvConf            = "/etc/resolv.conf"
+	systemdResolvedResolvConf = "/run/systemd/resolve/resolv.conf"
+)
+
+// nodeResolvConf picks the node's resolv.conf for pods: host, unless all
+// its nameservers are loopback addresses (systemd-resolved's 127.0.0.53
+// stub, dnsmasq), which mean nothing inside a pod's network namespace;
+// then fallback, the upstream servers systemd-resolved lists, when it
+// exists (as k3s does).
+func nodeResolvConf(host, fallback string) string {
+	f, err := os.Open(host)
+	if err != nil {
+		return host
+	}
+	defer f.Close()
+	cfg, err := parseResolvConf(f)
+	if err != nil || len(cfg.servers) == 0 {
+		return host
+	}
+	for _, s := range cfg.servers {
+		if ip, err := netip.ParseAddr(s); err != nil || !ip.IsLoopback() {
+			return host
+		}
+	}
+	if _, err := os.Stat(fallback); err != nil {
+		klog.Warningf("%s lists only loopback nameservers, which pods cannot reach; pods with dnsPolicy Default get them anyway", host)
+		return host
+	}
+	return fallback
+}
+
 // podDNSPolicy reduces the pod's dnsPolicy to None, ClusterFirst or
 // Default: ClusterFirst means Default for host-network pods (they keep the
 // node's resolver) unless the pod asks for ClusterFirstWithHostNet.

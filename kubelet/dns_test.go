@@ -13,7 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-const nodeResolvConf = `# written by the host
+const hostResolvConfText = `# written by the host
 nameserver 192.0.2.53
 nameserver 192.0.2.54
 search corp.example. lab.example .
@@ -24,7 +24,7 @@ options attempts:3
 func dnsTestConfigurer(t *testing.T, clusterDNS ...string) (*dnsConfigurer, *record.FakeRecorder) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "resolv.conf")
-	if err := os.WriteFile(path, []byte(nodeResolvConf), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(hostResolvConfText), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	rec := record.NewFakeRecorder(10)
@@ -180,6 +180,36 @@ func TestPodDNSLimits(t *testing.T) {
 			ev := events(rec)
 			if len(ev) != 1 || !strings.HasPrefix(ev[0], tt.wantEvent) {
 				t.Errorf("events %q, want one starting %q", ev, tt.wantEvent)
+			}
+		})
+	}
+}
+
+func TestNodeResolvConfSkipsALoopbackStub(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	stub := write("stub.conf", "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n")
+	resolved := write("resolved.conf", "nameserver 192.0.2.1\n")
+	real := write("real.conf", "nameserver 127.0.0.53\nnameserver 192.0.2.1\n")
+	missing := filepath.Join(dir, "missing.conf")
+	tests := []struct {
+		name, host, fallback, want string
+	}{
+		{"only the systemd-resolved stub: its upstream list", stub, resolved, resolved},
+		{"a reachable nameserver too: the host's file", real, resolved, real},
+		{"no upstream list: the host's file", stub, missing, stub},
+		{"no host file: the host's path", missing, resolved, missing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := nodeResolvConf(tt.host, tt.fallback); got != tt.want {
+				t.Errorf("nodeResolvConf = %s, want %s", got, tt.want)
 			}
 		})
 	}

@@ -60,7 +60,8 @@ type Config struct {
 	LogDir string
 	// ResolvConf is the node's resolver configuration: what Default
 	// pods get and where ClusterFirst pods' search list continues;
-	// default /etc/resolv.conf.
+	// default /etc/resolv.conf, or systemd-resolved's list of upstream
+	// servers when /etc/resolv.conf names only its loopback stub.
 	ResolvConf string
 	// ClusterDNS are the cluster DNS server addresses ClusterFirst pods
 	// use. Without any, ClusterFirst pods fall back to Default with a
@@ -169,7 +170,7 @@ func New(cfg Config) (*Kubelet, error) {
 		cfg.LogDir = "/var/log/pods"
 	}
 	if cfg.ResolvConf == "" {
-		cfg.ResolvConf = "/etc/resolv.conf"
+		cfg.ResolvConf = nodeResolvConf(hostResolvConf, systemdResolvedResolvConf)
 	}
 	if cfg.ClusterDomain == "" {
 		cfg.ClusterDomain = "cluster.local"
