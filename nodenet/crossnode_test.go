@@ -3,6 +3,7 @@ package nodenet
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -40,13 +41,7 @@ func TestPodsReachPodsOnOtherNodesWithTheirOwnAddress(t *testing.T) {
 				}
 			}
 
-			gateway := func(n *labNode) string {
-				if backend == VXLAN {
-					return n.podCIDR.Addr().String() // its VTEP
-				}
-				return n.ip.String()
-			}
-			route := func(n *labNode) string { return n.podCIDR.String() + " via " + gateway(n) }
+			route := func(n *labNode) string { return n.podCIDR.String() + " via " + gatewayOf(backend, n) }
 			want := []string{route(b), route(far)}
 			if got := a.ourRoutes(t); !slices.Equal(got, want) {
 				t.Errorf("routes on %s = %q, want %q", a.name, got, want)
@@ -301,4 +296,45 @@ func TestResyncRestoresTheTableDeletedByHand(t *testing.T) {
 	eventually(t, "the table restored by a resync",
 		func() bool { clk.Step(time.Minute); return hasTable() },
 		func() string { return a.ns.Exec("nft", "list", "tables") })
+}
+
+func TestStartReplacesWhatAnEarlierRunLeft(t *testing.T) {
+	for _, backend := range []Backend{HostGW, VXLAN} {
+		t.Run(string(backend), func(t *testing.T) {
+			c := &labCluster{lab: netlab.New(t), backend: backend}
+			c.build(t, 0, 0)
+			a := c.nodes[0]
+			// A route of a node deleted while nodenet was down, and a VXLAN
+			// device of another VNI (or, with host-gw, of a vxlan past).
+			a.ns.IP("route", "add", "10.42.99.0/24", "via", "192.0.2.99", "proto", fmt.Sprint(RouteProtocol))
+			a.ns.IP("link", "add", VXLANDevice, "type", "vxlan", "id", "2", "dstport", "4789", "dev", "eth0")
+			c.run(t)
+
+			want := []string{c.nodes[1].podCIDR.String() + " via " + gatewayOf(backend, c.nodes[1])}
+			if got := a.ourRoutes(t); !slices.Equal(got, want) {
+				t.Errorf("routes %q, want %q", got, want)
+			}
+			link, err := a.nl.LinkByName(VXLANDevice)
+			if backend == HostGW {
+				if err == nil {
+					t.Errorf("host-gw left the VXLAN device %s", VXLANDevice)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dev := link.(*netlink.Vxlan); dev.VxlanId != 1 || dev.Port != 8472 {
+				t.Errorf("%s: VNI %d port %d, want it recreated with VNI 1 port 8472", VXLANDevice, dev.VxlanId, dev.Port)
+			}
+		})
+	}
+}
+
+// gatewayOf is what other nodes route n's pods via with backend.
+func gatewayOf(backend Backend, n *labNode) string {
+	if backend == VXLAN {
+		return n.podCIDR.Addr().String() // its VTEP
+	}
+	return n.ip.String()
 }
