@@ -91,6 +91,13 @@ func (s *Server) withAuthorization(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		user, err := s.impersonate(r.Context(), r.Header, user)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		dropImpersonationHeaders(r.Header)
+		r = r.WithContext(authn.WithUser(r.Context(), user))
 		a := requestAttributes(r, user)
 		d, reason, err := s.authz.authorize(r.Context(), a)
 		if d != authz.Allow {

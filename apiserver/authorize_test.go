@@ -3,9 +3,11 @@ package apiserver
 import (
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -374,4 +376,53 @@ func readAll(t *testing.T, resp *http.Response) rawResponse {
 		}
 	}
 	return rawResponse{code: resp.StatusCode, header: resp.Header, body: []byte(b.String())}
+}
+
+func TestImpersonation(t *testing.T) {
+	s := newAuthServer(t)
+	impersonating := func(token, user string, groups ...string) kubernetes.Interface {
+		t.Helper()
+		c, err := kubernetes.NewForConfig(&rest.Config{Host: s.url, BearerToken: token,
+			Impersonate: rest.ImpersonationConfig{UserName: user, Groups: groups}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	// kubectl --as=alice: the admin acts as alice, with alice's rights.
+	asAlice := impersonating("admin", "alice")
+	_, err := asAlice.CoreV1().Pods("default").List(ctx(t), metav1.ListOptions{})
+	wantForbidden(t, err, `pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "default"`)
+	who, err := asAlice.AuthenticationV1().SelfSubjectReviews().Create(ctx(t), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil || who.Status.UserInfo.Username != "alice" || !slices.Equal(who.Status.UserInfo.Groups, []string{"system:authenticated"}) {
+		t.Fatalf("whoami as alice: %v %+v", err, who)
+	}
+	// A node's view, as kubectl --as=system:node:n1 --as-group=system:nodes.
+	asNode := impersonating("admin", "system:node:n1", "system:nodes")
+	if _, err := asNode.CoreV1().Pods("").List(ctx(t), metav1.ListOptions{FieldSelector: "spec.nodeName=n1"}); err != nil {
+		t.Fatalf("as a node: %v", err)
+	}
+	// alice may not impersonate anyone.
+	_, err = impersonating("alice", "kubernetes-admin", "system:masters").CoreV1().Pods("default").List(ctx(t), metav1.ListOptions{})
+	wantForbidden(t, err, `users "kubernetes-admin" is forbidden: User "alice" cannot impersonate resource "users" in API group "" at the cluster scope`)
+	// ... until a role lets her impersonate one service account.
+	admin := s.as(t, "admin")
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "be-builder"}, Rules: []rbacv1.PolicyRule{
+		{Verbs: []string{"impersonate"}, APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, ResourceNames: []string{"builder"}}}}
+	if _, err := admin.RbacV1().Roles("default").Create(ctx(t), role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "alice-be-builder"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "be-builder"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "alice"}}}
+	if _, err := admin.RbacV1().RoleBindings("default").Create(ctx(t), binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	who, err = impersonating("alice", "system:serviceaccount:default:builder").AuthenticationV1().SelfSubjectReviews().Create(ctx(t), &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil || who.Status.UserInfo.Username != "system:serviceaccount:default:builder" ||
+		!slices.Equal(who.Status.UserInfo.Groups, []string{"system:serviceaccounts", "system:serviceaccounts:default", "system:authenticated"}) {
+		t.Fatalf("whoami as the service account: %v %+v", err, who)
+	}
+	_, err = impersonating("alice", "system:serviceaccount:default:other").CoreV1().Pods("default").List(ctx(t), metav1.ListOptions{})
+	wantForbidden(t, err, `serviceaccounts "other" is forbidden: User "alice" cannot impersonate resource "serviceaccounts" in API group "" in the namespace "default"`)
 }
