@@ -319,6 +319,7 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 
 		notReadyTolerationSeconds:    cfg.nodeLifecycle.notReadyTolerationSeconds,
 		unreachableTolerationSeconds: cfg.nodeLifecycle.unreachableTolerationSeconds,
+		serviceAccounts:              sec.serviceAccounts,
 	})
 	if err != nil {
 		return err
@@ -447,8 +448,8 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 type security struct {
 	bundle   *pki.Bundle
 	loopback *loopback
-	// serviceAccounts issues and verifies service account tokens; the
-	// REST core will issue through it once it serves TokenRequest.
+	// serviceAccounts issues service account tokens (the REST core's
+	// TokenRequest) and verifies them (the authenticator).
 	serviceAccounts *authn.ServiceAccountTokens
 	// lookup checks that a token's objects still exist; it needs the
 	// REST core's handler before the server serves.
