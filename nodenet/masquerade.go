@@ -24,7 +24,7 @@ const multicast = "224.0.0.0/4"
 // named apart only when it lies outside the cluster CIDR.
 func masqueradeRule(cluster, own netip.Prefix) string {
 	keep := []string{cluster.String()}
-	if own.IsValid() && !(cluster.Contains(own.Addr()) && cluster.Bits() <= own.Bits()) {
+	if own.IsValid() && !contains(cluster, own) {
 		keep = append(keep, own.String())
 	}
 	keep = append(keep, multicast)
@@ -68,4 +68,9 @@ func (n *NodeNet) deleteMasquerade(ctx context.Context) error {
 	}
 	n.appliedRules = ""
 	return nil
+}
+
+// contains reports whether inner lies wholly inside outer.
+func contains(outer, inner netip.Prefix) bool {
+	return outer.Bits() <= inner.Bits() && outer.Contains(inner.Addr())
 }

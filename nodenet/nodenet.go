@@ -318,6 +318,12 @@ func (n *NodeNet) sync(ctx context.Context, full bool) error {
 		return fmt.Errorf("enabling ip_forward: %w", err)
 	}
 	ownCIDR := podCIDR(self)
+	if ownCIDR.IsValid() && !contains(n.cfg.ClusterCIDR, ownCIDR) {
+		reason := fmt.Sprintf("its podCIDR %s is outside the cluster CIDR %s: its pods' traffic leaving the cluster is not masqueraded; is --cluster-cidr the server's?", ownCIDR, n.cfg.ClusterCIDR)
+		if n.warn(n.cfg.NodeName, reason) {
+			klog.FromContext(ctx).WithName("nodenet").Error(nil, "Pod CIDR outside the cluster CIDR", "node", n.cfg.NodeName, "reason", reason)
+		}
+	}
 	if err := n.syncMasquerade(ctx, ownCIDR, full); err != nil {
 		return err
 	}
