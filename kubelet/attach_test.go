@@ -16,13 +16,20 @@ import (
 
 type syncBuffer = nodetest.Buffer
 
-// attach runs client-go's SPDY executor on pods/attach through the API
-// server, as kubectl attach does, and returns when the attachment ends.
-func (n *testNode) attach(ctx context.Context, name string, opts remotecommand.StreamOptions) error {
+// attach runs client-go's SPDY executor (or with webSocket its WebSocket
+// one) on pods/attach through the API server, as kubectl attach does, and
+// returns when the attachment ends.
+func (n *testNode) attach(ctx context.Context, name string, webSocket bool, opts remotecommand.StreamOptions) error {
 	n.t.Helper()
 	req := n.client.CoreV1().RESTClient().Post().Resource("pods").Namespace("default").Name(name).SubResource("attach").
 		VersionedParams(&corev1.PodAttachOptions{Container: "main", Stdin: opts.Stdin != nil, Stdout: opts.Stdout != nil, Stderr: opts.Stderr != nil, TTY: opts.Tty}, scheme.ParameterCodec)
-	ex, err := remotecommand.NewSPDYExecutor(n.api.Config, "POST", req.URL())
+	var ex remotecommand.Executor
+	var err error
+	if webSocket {
+		ex, err = remotecommand.NewWebSocketExecutor(n.api.Config, "GET", req.URL().String())
+	} else {
+		ex, err = remotecommand.NewSPDYExecutor(n.api.Config, "POST", req.URL())
+	}
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -38,28 +45,35 @@ func waitOutput(t *testing.T, out *syncBuffer, want string) {
 
 func TestAttachToAStdinOnceContainer(t *testing.T) {
 	n := startNodeWithAPI(t)
-	b := newPod("reader", testimage.BusyboxRef).command("sh", "-c", `while read line; do echo "got $line"; echo "err $line" >&2; done; echo bye`).
-		restartPolicy(corev1.RestartPolicyNever)
-	c := &b.p.Spec.Containers[0]
-	c.Stdin, c.StdinOnce = true, true
-	n.create(b.obj())
-	n.waitPod("reader", 60*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
-
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var out, errOut syncBuffer
-	// The end of the client's input closes the container's stdin (stdinOnce):
-	// the loop ends, and the attachment with the container.
-	err := n.attach(ctx, "reader", remotecommand.StreamOptions{Stdin: strings.NewReader("one\ntwo\n"), Stdout: &out, Stderr: &errOut})
-	if err != nil {
-		t.Fatalf("attach: %v", err)
+	for _, transport := range []string{"spdy", "websocket"} {
+		b := newPod("reader-"+transport, testimage.BusyboxRef).command("sh", "-c", `while read line; do echo "got $line"; echo "err $line" >&2; done; echo bye`).
+			restartPolicy(corev1.RestartPolicyNever)
+		c := &b.p.Spec.Containers[0]
+		c.Stdin, c.StdinOnce = true, true
+		n.create(b.obj())
 	}
-	if out.String() != "got one\ngot two\nbye\n" || errOut.String() != "err one\nerr two\n" {
-		t.Errorf("stdout %q stderr %q", out.String(), errOut.String())
-	}
-	p := n.waitPod("reader", 30*time.Second, "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
-	if got := p.Status.ContainerStatuses[0].State.Terminated; got == nil || got.ExitCode != 0 {
-		t.Errorf("terminated %+v", got)
+	for _, transport := range []string{"spdy", "websocket"} {
+		t.Run(transport, func(t *testing.T) {
+			name := "reader-" + transport
+			n.waitPod(name, 60*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			var out, errOut syncBuffer
+			// The end of the client's input closes the container's stdin
+			// (stdinOnce): the loop ends, and the attachment with the
+			// container.
+			err := n.attach(ctx, name, transport == "websocket", remotecommand.StreamOptions{Stdin: strings.NewReader("one\ntwo\n"), Stdout: &out, Stderr: &errOut})
+			if err != nil {
+				t.Fatalf("attach: %v", err)
+			}
+			if out.String() != "got one\ngot two\nbye\n" || errOut.String() != "err one\nerr two\n" {
+				t.Errorf("stdout %q stderr %q", out.String(), errOut.String())
+			}
+			p := n.waitPod(name, 30*time.Second, "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+			if got := p.Status.ContainerStatuses[0].State.Terminated; got == nil || got.ExitCode != 0 {
+				t.Errorf("terminated %+v", got)
+			}
+		})
 	}
 }
 
@@ -81,7 +95,7 @@ func TestAttachToATerminal(t *testing.T) {
 	close(sizes)
 	done := make(chan error, 1)
 	go func() {
-		done <- n.attach(ctx, "term", remotecommand.StreamOptions{Stdin: in, Stdout: &out, Tty: true, TerminalSizeQueue: sizes})
+		done <- n.attach(ctx, "term", true, remotecommand.StreamOptions{Stdin: in, Stdout: &out, Tty: true, TerminalSizeQueue: sizes})
 	}()
 	io.WriteString(stdin, "echo hi-$((1+2))\n")
 	waitOutput(t, &out, "hi-3\r\n")

@@ -25,6 +25,7 @@ const (
 	eventUnhealthy           = "Unhealthy"
 	eventFailedPostStartHook = "FailedPostStartHook"
 	eventFailedPreStopHook   = "FailedPreStopHook"
+	eventFailedMount         = "FailedMount"
 )
 
 // newRecorder records core/v1 Events as upstream's kubelet: source

@@ -38,6 +38,11 @@ const Version = "v1.37.2+tinykube"
 type Config struct {
 	// Client talks to the API server. Required.
 	Client kubernetes.Interface
+	// EventClient writes the kubelet's Events; default Client. A client
+	// of its own keeps a burst of events (a node starting many pods) from
+	// using up the rate limit that status updates need, as upstream's
+	// kubelet has for events (eventRecordQPS).
+	EventClient kubernetes.Interface
 	// NodeName is the Node this kubelet registers. Required.
 	NodeName string
 	// NodeIP is the node's InternalIP. Required.
@@ -172,6 +177,9 @@ func New(cfg Config) (*Kubelet, error) {
 	if cfg.ResolvConf == "" {
 		cfg.ResolvConf = nodeResolvConf(hostResolvConf, systemdResolvedResolvConf)
 	}
+	if cfg.EventClient == nil {
+		cfg.EventClient = cfg.Client
+	}
 	if cfg.ClusterDomain == "" {
 		cfg.ClusterDomain = "cluster.local"
 	}
@@ -260,7 +268,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	}
 	defer c.Close()
 	k.containerd = c
-	k.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: k.client.CoreV1().Events("")})
+	k.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: k.cfg.EventClient.CoreV1().Events("")})
 	defer k.broadcaster.Shutdown()
 	if k.registries, err = images.LoadRegistries(k.cfg.RegistriesFile); err != nil {
 		return err

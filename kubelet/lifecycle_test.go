@@ -135,3 +135,11 @@ func TestFailingPostStartHookKillsAndRestartsTheContainer(t *testing.T) {
 		"Normal Killing spec.containers{main}: FailedPostStartHook",
 	)
 }
+
+func TestMissingConfigMapIsAFailedMountEvent(t *testing.T) {
+	n := startNode(t, nil)
+	b := newPod("nomount", testimage.BusyboxRef).command("sleep", "3600")
+	b.p.Spec.Volumes = []corev1.Volume{{Name: "conf", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "absent"}}}}}
+	p := n.create(b.obj())
+	n.waitEvents(p, `Warning FailedMount : MountVolume.SetUp failed: configmap "absent" not found`)
+}

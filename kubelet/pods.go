@@ -94,6 +94,7 @@ func (k *Kubelet) syncPod(ctx context.Context, uid string) (time.Duration, error
 		// Wait for the ConfigMap or Secret to appear, as upstream does
 		// (FailedMount), with the containers in ContainerCreating.
 		klog.Infof("pod %s/%s: %v", pod.Namespace, pod.Name, err)
+		k.recorder.Eventf(pod, corev1.EventTypeWarning, eventFailedMount, "MountVolume.SetUp failed: %v", err)
 		waits := map[string]waiting{}
 		for _, c := range pod.Spec.Containers {
 			waits[c.Name] = waiting{reason: "ContainerCreating"}
