@@ -143,6 +143,7 @@ func TestHeadlineNodePort(t *testing.T) {
 		answerers(t, url, func() (string, error) { return get(onNode, url) }, want)
 	})
 	t.Run("fixed nodePort 30007", func(t *testing.T) {
+		node := node.in(t)
 		node.kubectlOK(fixedNodePortService, "apply", "-f", "-")
 		out := node.kubectlOK("", "get", "service", "nginx-fixed")
 		if !strings.Contains(out, "80:30007/TCP") {

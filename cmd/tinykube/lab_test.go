@@ -93,9 +93,15 @@ type labServer struct {
 	dataDir    string
 	kubeconfig string
 	args       []string
-	cmd        *exec.Cmd
-	exited     chan error
-	stderr     *lockedBuffer
+	// p is the running process, shared by the copies subtests use.
+	p *labProc
+}
+
+// labProc is one run of the server.
+type labProc struct {
+	cmd    *exec.Cmd
+	exited chan error
+	stderr *lockedBuffer
 }
 
 // lockedBuffer collects a child's stderr for failure messages.
@@ -128,7 +134,7 @@ func (b *lockedBuffer) String() string {
 func newLabServer(t *testing.T, n *labNet, name, ip string, args ...string) *labServer {
 	t.Helper()
 	requireTools(t, "containerd", "runc", "containerd-shim-runc-v2", "nsenter", "unshare")
-	s := &labServer{t: t, ns: n.attach(name, ip), ip: ip, name: name, dataDir: t.TempDir(), args: args}
+	s := &labServer{t: t, ns: n.attach(name, ip), ip: ip, name: name, dataDir: t.TempDir(), args: args, p: &labProc{stderr: newLockedBuffer()}}
 	s.kubeconfig = filepath.Join(s.dataDir, "kubeconfig.yaml")
 	images := filepath.Join(s.dataDir, "agent", "images")
 	if err := os.MkdirAll(images, 0o755); err != nil {
@@ -149,6 +155,13 @@ func newLabServer(t *testing.T, n *labNet, name, ip string, args ...string) *lab
 	return s
 }
 
+// in is s for use in subtest t: failures end t, not the parent test.
+func (s *labServer) in(t *testing.T) *labServer {
+	c := *s
+	c.t = t
+	return &c
+}
+
 // start runs the server and waits for its ready line.
 func (s *labServer) start() {
 	t := s.t
@@ -164,16 +177,16 @@ func (s *labServer) start() {
 		"--node-ip", s.ip,
 		"--advertise-address", s.ip,
 	}, s.args...)
-	s.cmd = exec.Command("nsenter", argv...)
-	s.cmd.Env = append(os.Environ(), execMainEnv+"=1")
-	stdout, err := s.cmd.StdoutPipe()
+	s.p.cmd = exec.Command("nsenter", argv...)
+	s.p.cmd.Env = append(os.Environ(), execMainEnv+"=1")
+	stdout, err := s.p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.stderr = newLockedBuffer()
-	s.cmd.Stderr = s.stderr
-	s.exited = make(chan error, 1)
-	if err := s.cmd.Start(); err != nil {
+	s.p.stderr = newLockedBuffer()
+	s.p.cmd.Stderr = s.p.stderr
+	s.p.exited = make(chan error, 1)
+	if err := s.p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	ready := make(chan string, 1)
@@ -185,36 +198,36 @@ func (s *labServer) start() {
 			default:
 			}
 		}
-		s.exited <- s.cmd.Wait()
-		close(s.exited)
+		s.p.exited <- s.p.cmd.Wait()
+		close(s.p.exited)
 	}()
 	select {
 	case line := <-ready:
 		if !strings.HasPrefix(line, "tinykube: API server ready at ") {
 			t.Fatalf("unexpected first line %q", line)
 		}
-	case err := <-s.exited:
-		t.Fatalf("server exited before it was ready: %v; stderr:\n%s", err, s.stderr)
+	case err := <-s.p.exited:
+		t.Fatalf("server exited before it was ready: %v; stderr:\n%s", err, s.p.stderr)
 	case <-time.After(30 * time.Second):
-		t.Fatalf("server not ready after 30s; stderr:\n%s", s.stderr)
+		t.Fatalf("server not ready after 30s; stderr:\n%s", s.p.stderr)
 	}
 }
 
 // stop ends the server with sig and waits for it.
 func (s *labServer) stop(sig syscall.Signal) {
 	s.t.Helper()
-	if s.cmd == nil {
+	if s.p.cmd == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(sig)
+	_ = s.p.cmd.Process.Signal(sig)
 	select {
-	case <-s.exited:
+	case <-s.p.exited:
 	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-		s.t.Errorf("server did not exit within 30s of %v; stderr:\n%s", sig, s.stderr)
+		_ = s.p.cmd.Process.Kill()
+		<-s.p.exited
+		s.t.Errorf("server did not exit within 30s of %v; stderr:\n%s", sig, s.p.stderr)
 	}
-	s.cmd = nil
+	s.p.cmd = nil
 }
 
 // cleanUp deletes every pod through the API so the kubelet stops their
@@ -223,7 +236,7 @@ func (s *labServer) stop(sig syscall.Signal) {
 // the server could not stop them).
 func (s *labServer) cleanUp() {
 	t := s.t
-	if s.cmd != nil {
+	if s.p.cmd != nil {
 		if cs, err := s.clientsetOrErr(); err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			nss, _ := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
@@ -317,7 +330,7 @@ func (s *labServer) kubectlOK(stdin string, args ...string) string {
 	s.t.Helper()
 	out, errOut, code := s.kubectl(stdin, args...)
 	if code != 0 {
-		s.t.Fatalf("kubectl %s: exit %d\nstdout:\n%s\nstderr:\n%s\nserver stderr:\n%s", strings.Join(args, " "), code, out, errOut, s.stderr)
+		s.t.Fatalf("kubectl %s: exit %d\nstdout:\n%s\nstderr:\n%s\nserver stderr:\n%s", strings.Join(args, " "), code, out, errOut, s.p.stderr)
 	}
 	return out
 }
@@ -344,7 +357,7 @@ func (s *labServer) waitNodeReady() {
 func (s *labServer) waitUntil(what string, timeout time.Duration, cond func(context.Context) (bool, error)) {
 	s.t.Helper()
 	if err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, cond); err != nil {
-		s.t.Fatalf("waiting for %s: %v; server stderr:\n%s", what, err, s.stderr)
+		s.t.Fatalf("waiting for %s: %v; server stderr:\n%s", what, err, s.p.stderr)
 	}
 }
 

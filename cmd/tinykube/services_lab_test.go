@@ -189,6 +189,7 @@ func TestServicesInCluster(t *testing.T) {
 		}
 	})
 	t.Run("no endpoints: rejected at once", func(t *testing.T) {
+		node := node.in(t)
 		addr := net.JoinHostPort(labNodeIP, fmt.Sprint(nodePort("nothing")))
 		if !dialRefused(lan.client, addr) {
 			t.Fatalf("connection to %s (no endpoints) was not refused", addr)
@@ -202,6 +203,7 @@ func TestServicesInCluster(t *testing.T) {
 		}
 	})
 	t.Run("a pod failing readiness stops receiving traffic", func(t *testing.T) {
+		node := node.in(t)
 		sick := asker
 		if _, err := get(onNode, "http://"+podIP[sick]+"/sick"); err != nil {
 			t.Fatal(err)
@@ -225,6 +227,7 @@ func TestServicesInCluster(t *testing.T) {
 		t.Logf("sick pod out of rotation %v after /sick (readiness period 1s)", time.Since(start).Round(10*time.Millisecond))
 	})
 	t.Run("scale to zero and back", func(t *testing.T) {
+		node := node.in(t)
 		clusterIP := func() string {
 			svc, err := cs.CoreV1().Services("default").Get(ctx, "web", metav1.GetOptions{})
 			if err != nil {
