@@ -88,6 +88,18 @@ func (n JoinedNode) sans(kind NodeCert) ([]string, []netip.Addr) {
 // (and, serving, each of its addresses), and do not expire within the
 // renewal window. ok is false when a new certificate must be requested.
 func (n JoinedNode) Stored(kind NodeCert) (certPEM, keyPEM []byte, ok bool) {
+	return n.stored(kind, renewBefore)
+}
+
+// Current is Stored without the renewal window: the certificate is
+// valid now. A node asks for its next client certificate with the one it
+// has, as upstream's kubelet does, rather than with a join token that may
+// have expired since.
+func (n JoinedNode) Current(kind NodeCert) (certPEM, keyPEM []byte, ok bool) {
+	return n.stored(kind, 0)
+}
+
+func (n JoinedNode) stored(kind NodeCert, window time.Duration) (certPEM, keyPEM []byte, ok bool) {
 	certFile, keyFile := kind.files()
 	kp, err := readKeyPair(n.Dir, certFile, keyFile)
 	if err != nil {
@@ -97,8 +109,14 @@ func (n JoinedNode) Stored(kind NodeCert) (certPEM, keyPEM []byte, ok bool) {
 	if err != nil {
 		return nil, nil, false
 	}
+	now := n.now()
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	if _, err := kp.Cert.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{kind.usage()}}); err != nil {
+		return nil, nil, false
+	}
 	dns, ips := n.sans(kind)
-	if !usable(kp, &keyPair{Cert: ca}, kind.usage(), n.now()) ||
+	if !now.Add(window).Before(kp.Cert.NotAfter) ||
 		kp.Cert.Subject.CommonName != n.subject().CommonName || !coversSANs(kp.Cert, dns, ips) {
 		return nil, nil, false
 	}

@@ -98,6 +98,9 @@ func TestJoinedNodeCertificatesThroughASigner(t *testing.T) {
 	if _, _, ok := node.Stored(NodeClient); ok {
 		t.Error("a certificate about to expire was kept")
 	}
+	if _, _, ok := node.Current(NodeClient); !ok {
+		t.Error("a certificate about to expire cannot ask for its successor")
+	}
 	if _, _, ok := node.Stored(NodeServing); !ok {
 		t.Error("a valid serving certificate was not kept for the next start")
 	}

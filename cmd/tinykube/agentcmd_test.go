@@ -66,3 +66,18 @@ func TestAgentCommandRefusesBadTokensClearly(t *testing.T) {
 		})
 	}
 }
+
+func TestWithNodeIDKeepsTheNameAcrossRestarts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent", "node-id")
+	first, err := ensureNodeID(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := ensureNodeID(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != again || len(first) != 8 {
+		t.Errorf("node ids %q then %q, want the same 8 hex digits", first, again)
+	}
+}

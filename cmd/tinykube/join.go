@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,11 +27,11 @@ import (
 // (DATA_DIR/server/token) and makes it valid, and puts the unauthenticated
 // /cacerts and bootstrap token authentication in front of a and core.
 func setUpJoin(ctx context.Context, serverDir string, caPEM []byte, givenToken string, a *authn.Authenticator, core http.Handler) (http.Handler, error) {
-	token, err := ensureJoinToken(serverDir, caPEM, givenToken)
+	token, previous, err := ensureJoinToken(serverDir, caPEM, givenToken)
 	if err != nil {
 		return nil, err
 	}
-	if err := ensureJoinSecret(ctx, core, token); err != nil {
+	if err := ensureJoinSecret(ctx, core, token, previous); err != nil {
 		return nil, fmt.Errorf("the join token's bootstrap token Secret: %w", err)
 	}
 	return joinHandler(caPEM, a, core)
@@ -41,49 +40,50 @@ func setUpJoin(ctx context.Context, serverDir string, caPEM []byte, givenToken s
 // joinTokenFile holds the server's join token, as k3s's server/token.
 const joinTokenFile = "token"
 
-// ensureJoinToken settles the server's join token: given (--token, a bootstrap
-// token or a full K10 token for this CA) wins, else the one in
+// ensureJoinToken settles the server's join token: given (--token, a
+// bootstrap token or a full K10 token for this CA) wins, else the one in
 // DATA_DIR/server/token from an earlier start, else a new one. The file is
-// written (0600) whenever it changes.
-func ensureJoinToken(serverDir string, caPEM []byte, given string) (string, error) {
+// written (0600) whenever it changes; previous is the credential it held
+// before, if any.
+func ensureJoinToken(serverDir string, caPEM []byte, given string) (token, previous string, err error) {
 	path := filepath.Join(serverDir, joinTokenFile)
-	credential := ""
+	if data, err := os.ReadFile(path); err == nil {
+		t, err := pki.ParseJoinToken(string(data))
+		if err != nil {
+			return "", "", fmt.Errorf("%s: %w", path, err)
+		}
+		previous = t.Credential
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", "", err
+	}
+	credential := previous
 	if given != "" {
 		t, err := pki.ParseJoinToken(given)
 		if err != nil {
-			return "", fmt.Errorf("--token: %w", err)
+			return "", "", fmt.Errorf("--token: %w", err)
 		}
 		if t.CAHash != "" {
 			if err := t.VerifyCA(caPEM); err != nil {
-				return "", fmt.Errorf("--token: %w", err)
+				return "", "", fmt.Errorf("--token: %w", err)
 			}
 		}
 		credential = t.Credential
-	} else if data, err := os.ReadFile(path); err == nil {
-		t, err := pki.ParseJoinToken(string(data))
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", path, err)
-		}
-		credential = t.Credential
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", err
 	}
 	if credential == "" {
-		var err error
 		if credential, err = authn.NewBootstrapToken(); err != nil {
-			return "", err
+			return "", "", err
 		}
 	}
 	if _, _, ok := authn.ParseBootstrapToken(credential); !ok {
-		return "", errors.New("--token: the credential must be a bootstrap token, [a-z0-9]{6}.[a-z0-9]{16}")
+		return "", "", errors.New("--token: the credential must be a bootstrap token, [a-z0-9]{6}.[a-z0-9]{16}")
 	}
-	token := pki.FormatJoinToken(caPEM, credential)
-	if old, err := os.ReadFile(path); err != nil || strings.TrimSpace(string(old)) != token {
+	token = pki.FormatJoinToken(caPEM, credential)
+	if credential != previous {
 		if err := writeTokenFile(path, token); err != nil {
-			return "", err
+			return "", "", err
 		}
 	}
-	return token, nil
+	return token, previous, nil
 }
 
 func writeTokenFile(path, token string) error {
@@ -112,11 +112,12 @@ func joinHandler(caPEM []byte, a *authn.Authenticator, core http.Handler) (http.
 	return apiserver.WithCACerts(caPEM, b.Wrap(a, core)), nil
 }
 
-// ensureJoinSecret makes the server's join token valid: its bootstrap token
-// Secret exists, without expiry, holding the token's secret. It runs on
-// every start, so a deleted Secret comes back and a changed --token takes
-// effect.
-func ensureJoinSecret(ctx context.Context, core http.Handler, token string) error {
+// ensureJoinSecret makes the server's join token valid: its bootstrap
+// token Secret exists, without expiry, holding the token's secret. It runs
+// on every start, so a deleted Secret comes back. When --token replaced
+// the previous credential, that one's Secret goes, so the old token stops
+// working.
+func ensureJoinSecret(ctx context.Context, core http.Handler, token, previous string) error {
 	t, err := pki.ParseJoinToken(token)
 	if err != nil {
 		return err
@@ -126,6 +127,12 @@ func ensureJoinSecret(ctx context.Context, core http.Handler, token string) erro
 		return err
 	}
 	secrets := inProcessClient(core).CoreV1().Secrets(authn.BootstrapTokenNamespace)
+	if oldID, _, ok := authn.ParseBootstrapToken(previous); ok && authn.BootstrapTokenSecretPrefix+oldID != want.Name {
+		err := secrets.Delete(ctx, authn.BootstrapTokenSecretPrefix+oldID, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
 	current, err := secrets.Get(ctx, want.Name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):

@@ -35,6 +35,8 @@ type joinConfig struct {
 	nodeName string
 	nodeIP   netip.Addr
 	logger   *slog.Logger
+	// now is the clock for the certificates' validity; time.Now when nil.
+	now func() time.Time
 }
 
 // joined is what a node gets from joining.
@@ -78,11 +80,17 @@ func join(ctx context.Context, c joinConfig) (*joined, error) {
 	if !clientCAs.AppendCertsFromPEM(caPEM) {
 		return nil, fmt.Errorf("%s%s holds no certificate", c.server, apiserver.CACertsPath)
 	}
-	node := pki.JoinedNode{Dir: c.dir, NodeName: c.nodeName, IPs: []netip.Addr{c.nodeIP}, CACertPEM: caPEM}
+	node := pki.JoinedNode{Dir: c.dir, NodeName: c.nodeName, IPs: []netip.Addr{c.nodeIP}, CACertPEM: caPEM, Now: c.now}
 
-	bootstrap := &rest.Config{Host: c.server, BearerToken: t.Credential,
+	// The node's next client certificate is asked for as the node while
+	// its current one is valid, else with the token.
+	requestor := &rest.Config{Host: c.server, BearerToken: t.Credential,
 		TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}, UserAgent: "tinykube/kubelet-bootstrap"}
-	certPEM, keyPEM, err := ensureNodeCert(ctx, c.logger, node, pki.NodeClient, bootstrap)
+	if certPEM, keyPEM, ok := node.Current(pki.NodeClient); ok {
+		requestor = &rest.Config{Host: c.server, UserAgent: "tinykube/kubelet",
+			TLSClientConfig: rest.TLSClientConfig{CAData: caPEM, CertData: certPEM, KeyData: keyPEM}}
+	}
+	certPEM, keyPEM, err := ensureNodeCert(ctx, c.logger, node, pki.NodeClient, requestor)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,13 +64,19 @@ func startJoinTestServer(t *testing.T) *joinTestServer {
 // given.
 func (s *joinTestServer) join(t *testing.T, token, nodeName, dir string) (*joined, error) {
 	t.Helper()
+	return s.joinAt(t, token, nodeName, dir, nil)
+}
+
+// joinAt is join with the node's clock at now.
+func (s *joinTestServer) joinAt(t *testing.T, token, nodeName, dir string, now func() time.Time) (*joined, error) {
+	t.Helper()
 	if dir == "" {
 		dir = filepath.Join(t.TempDir(), "agent", "tls")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	return join(ctx, joinConfig{server: s.url, token: token, dir: dir, nodeName: nodeName,
-		nodeIP: netip.MustParseAddr("192.0.2.10"), logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		nodeIP: netip.MustParseAddr("192.0.2.10"), logger: slog.New(slog.NewTextHandler(io.Discard, nil)), now: now})
 }
 
 // whoami is `kubectl auth whoami` with the joined node's credentials.
@@ -145,6 +152,35 @@ func TestJoinWithTheServerTokenGetsNodeCertificates(t *testing.T) {
 	}
 	if string(again.api.CertData) != string(j.api.CertData) {
 		t.Error("restart did not reuse the client certificate")
+	}
+
+	// Close to expiry, the node renews as itself: the token (here one
+	// that no longer works) is not needed any more.
+	jt, err := pki.ParseJoinToken(s.token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, _ := authn.ParseBootstrapToken(jt.Credential)
+	stale := "K10" + jt.CAHash + "::" + id + ".0000000000000000"
+	later := func() time.Time { return time.Now().Add(300 * 24 * time.Hour) }
+	renewed, err := s.joinAt(t, stale, "node-a", dir, later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(renewed.api.CertData) == string(j.api.CertData) {
+		t.Error("a client certificate close to expiry was not renewed")
+	}
+	csrs, err := s.admin.CertificatesV1().CertificateSigningRequests().List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var requestors []string
+	for _, c := range csrs.Items {
+		requestors = append(requestors, c.Spec.Username)
+	}
+	slices.Sort(requestors)
+	if want := "system:bootstrap:" + id + ",system:node:node-a,system:node:node-a,system:node:node-a"; strings.Join(requestors, ",") != want {
+		t.Errorf("requestors %v, want the token for the first client certificate and the node for the rest (%s)", requestors, want)
 	}
 }
 
@@ -228,5 +264,78 @@ func TestJoinRefusesBadTokensAndRegistersNothing(t *testing.T) {
 	}
 	if len(nodes.Items) != 0 {
 		t.Errorf("refused tokens registered nodes: %v", nodes.Items)
+	}
+}
+
+func TestServerJoinTokenIsKeptAndReplacedByTokenFlag(t *testing.T) {
+	dir := t.TempDir()
+	store, err := openStore(filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	c, err := newCore(store, coreConfig{serviceCIDR: netip.MustParsePrefix("10.43.0.0/16"), advertiseAddress: netip.MustParseAddr("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := c.bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := pki.Ensure(pki.Config{Dir: filepath.Join(dir, "tls"), ServiceIP: netip.MustParseAddr("10.43.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := inProcessClient(c.handler).CoreV1().Secrets("kube-system")
+	settle := func(given string) string {
+		t.Helper()
+		token, previous, err := ensureJoinToken(dir, b.CACertPEM, given)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ensureJoinSecret(ctx, c.handler, token, previous); err != nil {
+			t.Fatal(err)
+		}
+		return token
+	}
+	secretOf := func(token string) error {
+		t.Helper()
+		jt, err := pki.ParseJoinToken(token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _, _ := authn.ParseBootstrapToken(jt.Credential)
+		_, err = secrets.Get(ctx, "bootstrap-token-"+id, metav1.GetOptions{})
+		return err
+	}
+
+	first := settle("")
+	if again := settle(""); again != first {
+		t.Fatalf("restart changed the join token: %q -> %q", first, again)
+	}
+	if err := secretOf(first); err != nil {
+		t.Fatalf("the join token's Secret: %v", err)
+	}
+	replaced := settle("abcdef.0123456789abcdef")
+	if replaced != pki.FormatJoinToken(b.CACertPEM, "abcdef.0123456789abcdef") {
+		t.Fatalf("--token gave %q", replaced)
+	}
+	if err := secretOf(replaced); err != nil {
+		t.Fatalf("the new join token's Secret: %v", err)
+	}
+	if err := secretOf(first); err == nil {
+		t.Error("the replaced token's Secret is still there")
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "token"))
+	if err != nil || strings.TrimSpace(string(data)) != replaced {
+		t.Errorf("token file %q (%v), want %q", data, err, replaced)
+	}
+
+	other, err := pki.Ensure(pki.Config{Dir: filepath.Join(t.TempDir(), "tls"), ServiceIP: netip.MustParseAddr("10.43.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ensureJoinToken(dir, b.CACertPEM, pki.FormatJoinToken(other.CACertPEM, "abcdef.0123456789abcdef")); !errors.Is(err, pki.ErrCAHashMismatch) {
+		t.Errorf("--token of another cluster: %v", err)
 	}
 }
