@@ -3,6 +3,7 @@ package apiserver
 import (
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/tinykube/tinykube/apiserver/authn"
+	"github.com/tinykube/tinykube/apiserver/authz"
 )
 
 // authServer is a test server behind the real authenticator, with one
@@ -425,4 +427,34 @@ func TestImpersonation(t *testing.T) {
 	}
 	_, err = impersonating("alice", "system:serviceaccount:default:other").CoreV1().Pods("default").List(ctx(t), metav1.ListOptions{})
 	wantForbidden(t, err, `serviceaccounts "other" is forbidden: User "alice" cannot impersonate resource "serviceaccounts" in API group "" in the namespace "default"`)
+}
+
+func TestRequestAttributesFromURL(t *testing.T) {
+	tests := []struct {
+		method, url string
+		want        authz.Attributes
+	}{
+		{"GET", "/api/v1/namespaces/default/pods", authz.Attributes{ResourceRequest: true, Verb: "list", APIVersion: "v1", Resource: "pods", Namespace: "default"}},
+		{"GET", "/api/v1/namespaces/default/pods?watch=true", authz.Attributes{ResourceRequest: true, Verb: "watch", APIVersion: "v1", Resource: "pods", Namespace: "default"}},
+		{"GET", "/api/v1/namespaces/default/pods/p/log", authz.Attributes{ResourceRequest: true, Verb: "get", APIVersion: "v1", Resource: "pods", Subresource: "log", Namespace: "default", Name: "p"}},
+		{"POST", "/api/v1/namespaces/default/pods/p/exec", authz.Attributes{ResourceRequest: true, Verb: "create", APIVersion: "v1", Resource: "pods", Subresource: "exec", Namespace: "default", Name: "p"}},
+		{"DELETE", "/apis/apps/v1/namespaces/ns/deployments", authz.Attributes{ResourceRequest: true, Verb: "deletecollection", APIGroup: "apps", APIVersion: "v1", Resource: "deployments", Namespace: "ns"}},
+		{"PATCH", "/api/v1/nodes/n1/status", authz.Attributes{ResourceRequest: true, Verb: "patch", APIVersion: "v1", Resource: "nodes", Subresource: "status", Name: "n1"}},
+		{"GET", "/api/v1/namespaces/kube-system", authz.Attributes{ResourceRequest: true, Verb: "get", APIVersion: "v1", Resource: "namespaces", Namespace: "kube-system", Name: "kube-system"}},
+		{"PUT", "/api/v1/namespaces/x/finalize", authz.Attributes{ResourceRequest: true, Verb: "update", APIVersion: "v1", Resource: "namespaces", Subresource: "finalize", Namespace: "x", Name: "x"}},
+		{"GET", "/api/v1/namespaces/default/secrets?fieldSelector=metadata.name%3Ds", authz.Attributes{ResourceRequest: true, Verb: "list", APIVersion: "v1", Resource: "secrets", Namespace: "default", Name: "s"}},
+		{"GET", "/api/v1/watch/namespaces/default/configmaps/c", authz.Attributes{ResourceRequest: true, Verb: "watch", APIVersion: "v1", Resource: "configmaps", Namespace: "default", Name: "c"}},
+		{"GET", "/apis/apps/v1", authz.Attributes{Verb: "get"}},
+		{"GET", "/healthz", authz.Attributes{Verb: "get"}},
+		{"POST", "/logs", authz.Attributes{Verb: "post"}},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest(tt.method, tt.url, nil)
+		got := requestAttributes(r, authn.User{})
+		got.FieldSelector = nil
+		tt.want.Path = r.URL.Path
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s %s:\n got %+v\nwant %+v", tt.method, tt.url, got, tt.want)
+		}
+	}
 }
