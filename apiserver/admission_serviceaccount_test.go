@@ -217,3 +217,61 @@ func asJSON(v any) string {
 	data, _ := json.MarshalIndent(v, "", "  ")
 	return string(data)
 }
+
+// A kubelet's mirror pod gets no service account and no token, and may not
+// ask for either, as upstream refuses.
+func TestServiceAccountAdmissionOfMirrorPods(t *testing.T) {
+	s := startWithServiceAccountAdmission(t)
+	ctx := context.Background()
+	mirror := func(name string, spec corev1.PodSpec) *corev1.Pod {
+		spec.NodeName = "n1"
+		spec.Containers = []corev1.Container{{Name: "app", Image: "busybox"}}
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default",
+			Annotations: map[string]string{corev1.MirrorPodAnnotationKey: "hash"}}, Spec: spec}
+	}
+	got, err := s.Client.CoreV1().Pods("default").Create(ctx, mirror("static-web", corev1.PodSpec{}), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Spec.ServiceAccountName != "" || len(got.Spec.Volumes) != 0 {
+		t.Errorf("mirror pod stored with serviceAccountName %q, volumes %+v", got.Spec.ServiceAccountName, got.Spec.Volumes)
+	}
+	for _, tt := range []struct {
+		pod     *corev1.Pod
+		message string
+	}{
+		{mirror("with-sa", corev1.PodSpec{ServiceAccountName: "default"}),
+			`pods "with-sa" is forbidden: a mirror pod may not reference service accounts`},
+		{mirror("with-secret", corev1.PodSpec{Volumes: []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "creds"}}}}}),
+			`pods "with-secret" is forbidden: a mirror pod may not reference secrets`},
+	} {
+		if _, err := s.Client.CoreV1().Pods("default").Create(ctx, tt.pod, metav1.CreateOptions{}); !apierrors.IsForbidden(err) || err.Error() != tt.message {
+			t.Errorf("err = %v, want 403 %q", err, tt.message)
+		}
+	}
+}
+
+// A service account annotated kubernetes.io/enforce-mountable-secrets
+// limits its pods to the secrets it lists.
+func TestServiceAccountAdmissionEnforcesMountableSecrets(t *testing.T) {
+	s := startWithServiceAccountAdmission(t)
+	createServiceAccount(t, s, &corev1.ServiceAccount{
+		ObjectMeta: metav1.ObjectMeta{Name: "strict", Namespace: "default", Annotations: map[string]string{"kubernetes.io/enforce-mountable-secrets": "true"}},
+		Secrets:    []corev1.ObjectReference{{Name: "allowed"}},
+	})
+	pod := func(name, secret string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}, Spec: corev1.PodSpec{
+			ServiceAccountName: "strict",
+			Containers:         []corev1.Container{{Name: "app", Image: "busybox"}},
+			Volumes:            []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: secret}}}},
+		}}
+	}
+	ctx := context.Background()
+	if _, err := s.Client.CoreV1().Pods("default").Create(ctx, pod("ok", "allowed"), metav1.CreateOptions{}); err != nil {
+		t.Errorf("pod with a listed secret: %v", err)
+	}
+	want := `pods "nope" is forbidden: volume with secret.secretName="other" is not allowed because service account strict does not reference that secret`
+	if _, err := s.Client.CoreV1().Pods("default").Create(ctx, pod("nope", "other"), metav1.CreateOptions{}); !apierrors.IsForbidden(err) || err.Error() != want {
+		t.Errorf("err = %v, want 403 %q", err, want)
+	}
+}
