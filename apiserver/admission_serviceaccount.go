@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,7 +84,7 @@ func admitMirrorPod(pod *corev1.Pod) error {
 	if pod.Spec.ServiceAccountName != "" {
 		return podForbidden(pod, errors.New("a mirror pod may not reference service accounts"))
 	}
-	if len(podSecretNames(pod)) > 0 {
+	if referencesSecrets(pod) {
 		return podForbidden(pod, errors.New("a mirror pod may not reference secrets"))
 	}
 	for _, v := range pod.Spec.Volumes {
@@ -260,38 +261,27 @@ func limitSecretReferences(sa *corev1.ServiceAccount, pod *corev1.Pod) error {
 	return nil
 }
 
-// podSecretNames lists the secrets a pod references: volumes, projected
-// sources, environment and image pull secrets.
-func podSecretNames(pod *corev1.Pod) []string {
-	var names []string
-	for _, ref := range pod.Spec.ImagePullSecrets {
-		names = append(names, ref.Name)
+// referencesSecrets reports whether a pod uses any secret: in volumes,
+// projected sources, environment or image pull secrets.
+func referencesSecrets(pod *corev1.Pod) bool {
+	if len(pod.Spec.ImagePullSecrets) > 0 {
+		return true
 	}
 	for _, v := range pod.Spec.Volumes {
 		if v.Secret != nil {
-			names = append(names, v.Secret.SecretName)
+			return true
 		}
-		if v.Projected != nil {
-			for _, src := range v.Projected.Sources {
-				if src.Secret != nil {
-					names = append(names, src.Secret.Name)
-				}
-			}
+		if v.Projected != nil && slices.ContainsFunc(v.Projected.Sources, func(src corev1.VolumeProjection) bool { return src.Secret != nil }) {
+			return true
 		}
 	}
 	for _, containers := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
 		for _, c := range containers {
-			for _, from := range c.EnvFrom {
-				if from.SecretRef != nil {
-					names = append(names, from.SecretRef.Name)
-				}
-			}
-			for _, env := range c.Env {
-				if env.ValueFrom != nil && env.ValueFrom.SecretKeyRef != nil {
-					names = append(names, env.ValueFrom.SecretKeyRef.Name)
-				}
+			if slices.ContainsFunc(c.EnvFrom, func(from corev1.EnvFromSource) bool { return from.SecretRef != nil }) ||
+				slices.ContainsFunc(c.Env, func(env corev1.EnvVar) bool { return env.ValueFrom != nil && env.ValueFrom.SecretKeyRef != nil }) {
+				return true
 			}
 		}
 	}
-	return names
+	return false
 }
