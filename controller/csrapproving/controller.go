@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,14 +25,6 @@ import (
 
 // Component is the controller's name, as upstream's.
 const Component = "csrapproving"
-
-// The groups whose members may ask for node certificates, as kubeadm and
-// k3s bind the nodeclient and selfnodeclient permissions.
-const (
-	groupBootstrappers = "system:bootstrappers"
-	groupNodes         = pki.NodesGroup
-	groupMasters       = pki.AdminGroup
-)
 
 // Config wires the approver.
 type Config struct {
@@ -100,9 +93,9 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 	}) {
 		return nil
 	}
-	message, ok := recognize(csr)
-	if !ok {
-		return nil
+	message, ok, err := c.decide(ctx, csr)
+	if err != nil || !ok {
+		return err
 	}
 	csr = csr.DeepCopy()
 	now := metav1.NewTime(c.clock.Now())
@@ -117,34 +110,78 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 	return err
 }
 
-// recognize says whether csr is one to approve, and with which message.
-func recognize(csr *certificatesv1.CertificateSigningRequest) (string, bool) {
+// recognizer is one kind of request the approver knows and the
+// permission its requestor needs, as upstream's: create on
+// certificatesigningrequests/<subresource>, asked with a
+// SubjectAccessReview.
+type recognizer struct {
+	recognize   func(csr *certificatesv1.CertificateSigningRequest, req *x509.CertificateRequest) bool
+	subresource string
+	message     string
+}
+
+var recognizers = []recognizer{
+	{func(csr *certificatesv1.CertificateSigningRequest, req *x509.CertificateRequest) bool {
+		return isNodeClient(csr, req) && csr.Spec.Username == req.Subject.CommonName
+	}, "selfnodeclient", "Auto approving self kubelet client certificate after SubjectAccessReview."},
+	{isNodeClient, "nodeclient", "Auto approving kubelet client certificate after SubjectAccessReview."},
+	// Not upstream: a node's serving certificate, for whoever may have
+	// its client certificate (see the package doc).
+	{func(csr *certificatesv1.CertificateSigningRequest, req *x509.CertificateRequest) bool {
+		return isNodeServing(csr, req) && csr.Spec.Username == req.Subject.CommonName
+	}, "selfnodeclient", "Auto approving self kubelet serving certificate after SubjectAccessReview."},
+	{isNodeServing, "nodeclient", "Auto approving kubelet serving certificate after SubjectAccessReview."},
+}
+
+func isNodeClient(csr *certificatesv1.CertificateSigningRequest, req *x509.CertificateRequest) bool {
+	return csr.Spec.SignerName == certificatesv1.KubeAPIServerClientKubeletSignerName && pki.CheckKubeletClientCSR(req, csr.Spec.Usages) == nil
+}
+
+func isNodeServing(csr *certificatesv1.CertificateSigningRequest, req *x509.CertificateRequest) bool {
+	return csr.Spec.SignerName == certificatesv1.KubeletServingSignerName && pki.CheckKubeletServingCSR(req, csr.Spec.Usages) == nil &&
+		namesOnlyItsNode(req)
+}
+
+// decide returns the approval message when a recognizer knows csr and its
+// requestor has the recognizer's permission.
+func (c *Controller) decide(ctx context.Context, csr *certificatesv1.CertificateSigningRequest) (string, bool, error) {
 	req, err := pki.ParseCSR(csr.Spec.Request)
 	if err != nil {
-		return "", false
+		return "", false, nil
 	}
-	self := csr.Spec.Username == req.Subject.CommonName && slices.Contains(csr.Spec.Groups, groupNodes)
-	joining := slices.Contains(csr.Spec.Groups, groupBootstrappers) || slices.Contains(csr.Spec.Groups, groupMasters)
-	switch csr.Spec.SignerName {
-	case certificatesv1.KubeAPIServerClientKubeletSignerName:
-		if pki.CheckKubeletClientCSR(req, csr.Spec.Usages) != nil {
-			return "", false
+	for _, r := range recognizers {
+		if !r.recognize(csr, req) {
+			continue
 		}
-		switch {
-		case self:
-			return "Auto approving self kubelet client certificate after SubjectAccessReview.", true
-		case joining:
-			return "Auto approving kubelet client certificate after SubjectAccessReview.", true
+		allowed, err := c.mayCreate(ctx, csr, r.subresource)
+		if err != nil {
+			return "", false, err
 		}
-	case certificatesv1.KubeletServingSignerName:
-		if pki.CheckKubeletServingCSR(req, csr.Spec.Usages) != nil || !namesOnlyItsNode(req) {
-			return "", false
-		}
-		if self || joining {
-			return fmt.Sprintf("Auto approving kubelet serving certificate of node %s: it names only the node and its addresses.", pki.NodeNameOf(req)), true
+		if allowed {
+			return r.message, true, nil
 		}
 	}
-	return "", false
+	return "", false, nil
+}
+
+// mayCreate asks the API server whether the requestor may create
+// certificatesigningrequests/subresource.
+func (c *Controller) mayCreate(ctx context.Context, csr *certificatesv1.CertificateSigningRequest, subresource string) (bool, error) {
+	extra := map[string]authorizationv1.ExtraValue{}
+	for k, v := range csr.Spec.Extra {
+		extra[k] = authorizationv1.ExtraValue(v)
+	}
+	sar, err := c.client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+		Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: csr.Spec.Username, UID: csr.Spec.UID, Groups: csr.Spec.Groups, Extra: extra,
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Group: certificatesv1.GroupName, Version: "*",
+				Resource: "certificatesigningrequests", Subresource: subresource, Verb: "create"},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return false, fmt.Errorf("subject access review for %s: %w", csr.Spec.Username, err)
+	}
+	return sar.Status.Allowed, nil
 }
 
 // namesOnlyItsNode accepts a serving request whose DNS names are the

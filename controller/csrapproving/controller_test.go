@@ -2,13 +2,18 @@ package csrapproving
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/tinykube/tinykube/pki"
@@ -49,6 +54,7 @@ func TestApprover(t *testing.T) {
 		{"joining host asks for a node client certificate", request(t, "a", pki.NodeClient, "n1", nil, clientSigner, clientUsages, "system:bootstrap:abcdef", bootstrapper), true},
 		{"node renews its own client certificate", request(t, "b", pki.NodeClient, "n1", nil, clientSigner, clientUsages, "system:node:n1", node), true},
 		{"node asks for another node's client certificate", request(t, "c", pki.NodeClient, "n2", nil, clientSigner, clientUsages, "system:node:n1", node), false},
+		{"a node's name without the nodes group", request(t, "c2", pki.NodeClient, "n1", nil, clientSigner, clientUsages, "system:node:n1", []string{"system:authenticated"}), false},
 		{"anyone else asks", request(t, "d", pki.NodeClient, "n1", nil, clientSigner, clientUsages, "alice", []string{"system:authenticated"}), false},
 		{"client certificate with server usages", request(t, "e", pki.NodeClient, "n1", nil, clientSigner, servingUsages, "system:bootstrap:abcdef", bootstrapper), false},
 		{"client request sent to the serving signer", request(t, "f", pki.NodeClient, "n1", nil, servingSigner, servingUsages, "system:bootstrap:abcdef", bootstrapper), false},
@@ -61,6 +67,22 @@ func TestApprover(t *testing.T) {
 		objs = append(objs, tt.csr)
 	}
 	client := fake.NewClientset()
+	// RBAC as the default policy binds it: nodeclient for
+	// system:bootstrappers, selfnodeclient for system:nodes.
+	client.PrependReactor("create", "subjectaccessreviews", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		sar := action.(k8stesting.CreateAction).GetObject().(*authorizationv1.SubjectAccessReview)
+		ra := sar.Spec.ResourceAttributes
+		if ra.Group != "certificates.k8s.io" || ra.Resource != "certificatesigningrequests" || ra.Verb != "create" {
+			return true, nil, fmt.Errorf("unexpected review %+v", ra)
+		}
+		switch ra.Subresource {
+		case "nodeclient":
+			sar.Status.Allowed = slices.Contains(sar.Spec.Groups, "system:bootstrappers")
+		case "selfnodeclient":
+			sar.Status.Allowed = slices.Contains(sar.Spec.Groups, "system:nodes")
+		}
+		return true, sar, nil
+	})
 	for _, o := range objs {
 		if _, err := client.CertificatesV1().CertificateSigningRequests().Create(context.Background(), o, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)

@@ -2,22 +2,21 @@
 // requests, as upstream's csrapproving controller.
 //
 // It approves a kubernetes.io/kube-apiserver-client-kubelet request for
-// CN=system:node:NAME, O=system:nodes with the kubelet's usages when its
-// requestor may ask for it: anyone in system:bootstrappers (a host joining
-// with a bootstrap token: upstream's nodeclient), or the node
-// system:node:NAME itself renewing (selfnodeclient). Upstream asks a
-// SubjectAccessReview whether the requestor may create
-// certificatesigningrequests/nodeclient or /selfnodeclient; tinykube has
-// no RBAC-backed authorizer yet, so the groups those permissions are bound
-// to by kubeadm and k3s (system:bootstrappers, system:nodes) and
-// system:masters are checked directly.
+// CN=system:node:NAME, O=system:nodes with the kubelet's usages when a
+// SubjectAccessReview says its requestor may create
+// certificatesigningrequests/selfnodeclient (the node renewing its own
+// certificate) or certificatesigningrequests/nodeclient (a host joining
+// with a bootstrap token). The default RBAC policy grants these to
+// system:nodes and system:bootstrappers, as kubeadm does.
 //
 // Unlike upstream, it also approves kubernetes.io/kubelet-serving requests
-// of the same requestors when the request names only the node (DNS name
-// NAME) and concrete, non-loopback addresses: k3s hands out kubelet
-// serving certificates on a join token alone, and a joining node has no
-// one to approve its request by hand.
+// by the same permissions when the request names only the node (DNS name
+// NAME) and addresses that could be a node's (not loopback, unspecified,
+// multicast or link-local): k3s hands out kubelet serving certificates on
+// a join token alone, and a joining node has no one to approve its
+// request by hand. Whoever may become the node may serve as it.
 //
-// Requests it does not recognise are left for a person to approve or deny
-// (`kubectl certificate approve`).
+// Requests it does not recognise, or whose requestor lacks the
+// permission, are left for a person to approve or deny (`kubectl
+// certificate approve`).
 package csrapproving
