@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -180,15 +181,30 @@ func (s *Supervisor) runOnce(ctx context.Context, first bool) error {
 		// their shims.
 		Pdeathsig: syscall.SIGKILL,
 	}
-	if err := cmd.Start(); err != nil {
+	// Pdeathsig fires when the thread that started the child ends, not
+	// the process (go.dev/issue/27505), and the Go runtime ends threads:
+	// every pod sandbox is made on a locked thread that is then discarded.
+	// containerd is started from a thread of its own, locked until it
+	// exits.
+	started := make(chan error, 1)
+	exited := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		exited <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
 		return fmt.Errorf("supervisor: start containerd: %w", err)
 	}
 	s.mu.Lock()
 	s.pid = cmd.Process.Pid
 	s.starts++
 	s.mu.Unlock()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	defer func() {
 		s.mu.Lock()
 		s.pid = 0
