@@ -56,6 +56,7 @@ type labPod struct {
 
 type labCluster struct {
 	lab     *netlab.Lab
+	lan     *netlab.NS // the L2 segment of build, with bridge br0
 	backend Backend
 	client  *fake.Clientset
 	nodes   []*labNode
@@ -88,10 +89,10 @@ func newLabCluster(t testing.TB, backend Backend, podsPerNode ...int) *labCluste
 // build adds nodes on one L2 segment, node i with podsPerNode[i] pods.
 func (c *labCluster) build(t testing.TB, podsPerNode ...int) {
 	t.Helper()
-	lan := c.lab.AddNS("lan")
-	lan.AddBridge("br0")
+	c.lan = c.lab.AddNS("lan")
+	c.lan.AddBridge("br0")
 	for _, pods := range podsPerNode {
-		c.addNode(t, labSegment{hub: lan, bridge: "br0", subnet: netip.MustParsePrefix("192.0.2.0/24")}, pods)
+		c.addNode(t, labSegment{hub: c.lan, bridge: "br0", subnet: netip.MustParsePrefix("192.0.2.0/24")}, pods)
 	}
 }
 
@@ -267,11 +268,17 @@ func netlinkIn(t testing.TB, ns *netlab.NS) *netlink.Handle {
 // nftIn returns a knftables interface for nodenet's table inside ns.
 func nftIn(t testing.TB, ns *netlab.NS) knftables.Interface {
 	t.Helper()
+	return nftTableIn(t, ns, knftables.IPv4Family, TableName)
+}
+
+// nftTableIn returns a knftables interface for a table inside ns.
+func nftTableIn(t testing.TB, ns *netlab.NS, family knftables.Family, table string) knftables.Interface {
+	t.Helper()
 	// knftables finds nft in PATH once, in New: the wrapper that enters ns
 	// must be first in PATH only for that call.
 	path := os.Getenv("PATH")
 	os.Setenv("PATH", ns.NFTWrapper()+":"+path)
-	nft, err := knftables.New(knftables.IPv4Family, TableName)
+	nft, err := knftables.New(family, table)
 	os.Setenv("PATH", path)
 	if err != nil {
 		t.Fatal(err)
@@ -316,7 +323,12 @@ type echoServer struct {
 
 func newEchoServer(t testing.TB, ns *netlab.NS, ip netip.Addr) *echoServer {
 	t.Helper()
-	ln, err := ns.Listen("tcp", netip.AddrPortFrom(ip, 0).String())
+	return newEchoServerAt(t, ns, netip.AddrPortFrom(ip, 0))
+}
+
+func newEchoServerAt(t testing.TB, ns *netlab.NS, addr netip.AddrPort) *echoServer {
+	t.Helper()
+	ln, err := ns.Listen("tcp", addr.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,11 +359,18 @@ func newEchoServer(t testing.TB, ns *netlab.NS, ip netip.Addr) *echoServer {
 // the client address the server saw.
 func (s *echoServer) connect(t testing.TB, from *netlab.NS) netip.Addr {
 	t.Helper()
+	return s.connectVia(t, from, s.ln.Addr().String())
+}
+
+// connectVia is connect through another address that leads to the server
+// (a Service's).
+func (s *echoServer) connectVia(t testing.TB, from *netlab.NS, addr string) netip.Addr {
+	t.Helper()
 	var lastErr error
 	try := func(ctx context.Context) (bool, error) {
 		ctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
-		conn, err := from.DialContext(ctx, "tcp", s.ln.Addr().String())
+		conn, err := from.DialContext(ctx, "tcp", addr)
 		if err != nil {
 			lastErr = err
 			return false, nil
@@ -370,7 +389,7 @@ func (s *echoServer) connect(t testing.TB, from *netlab.NS) netip.Addr {
 		return true, nil
 	}
 	if err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, try); err != nil {
-		t.Fatalf("connecting from %s to %s: %v (last: %v)", from.Name, s.ln.Addr(), err, lastErr)
+		t.Fatalf("connecting from %s to %s: %v (last: %v)", from.Name, addr, err, lastErr)
 	}
 	// The server saw every attempt that connected; the last is ours.
 	var seen netip.Addr
