@@ -136,6 +136,10 @@ func runAgent(ctx context.Context, stop func(), o *agentOptions, stdout, stderr 
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	j, err := join(ctx, joinConfig{server: cfg.server, token: cfg.token, dir: filepath.Join(cfg.dataDir, "agent", "tls"),
 		nodeName: cfg.node.nodeName, nodeIP: cfg.node.nodeIP, logger: logger})
+	if err != nil && ctx.Err() != nil {
+		// Stopped while waiting for the certificates: not a failure.
+		return nil
+	}
 	if err != nil {
 		return err
 	}
