@@ -27,20 +27,7 @@ import (
 // pods, nodes and leases.
 func (s *Server) addNodeRestriction() {
 	for _, gvr := range []schema.GroupVersionResource{coreV1.WithResource("pods"), coreV1.WithResource("nodes"), coordinationV1.WithResource("leases")} {
-		res, ok := s.resources.lookup(gvr)
-		if !ok {
-			continue
-		}
-		next := res.admit
-		res.admit = func(ctx context.Context, obj, old runtime.Object, dryRun bool) error {
-			if err := s.admitNodeWrite(ctx, res, obj, old); err != nil {
-				return err
-			}
-			if next != nil {
-				return next(ctx, obj, old, dryRun)
-			}
-			return nil
-		}
+		s.admitFirst(gvr, s.admitNodeWrite)
 	}
 }
 

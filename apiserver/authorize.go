@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/validation/path"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/tinykube/tinykube/apiserver/authn"
@@ -30,7 +31,8 @@ type authorization struct {
 }
 
 // setUpAuthorization builds the authorizer chain and puts NodeRestriction
-// admission and the access review resources into the resource table.
+// admission, RBAC escalation prevention and the access review resources
+// into the resource table.
 func (s *Server) setUpAuthorization() {
 	cache := newRBACCache(s)
 	rbac := authz.RBAC{Policy: cache.policy}
@@ -44,7 +46,27 @@ func (s *Server) setUpAuthorization() {
 		cache: cache,
 	}
 	s.addNodeRestriction()
+	s.addEscalationChecks()
 	s.addAccessReviews()
+}
+
+// admitFirst runs check before the admit step of the resource gvr (on
+// creates and updates; old is nil on create).
+func (s *Server) admitFirst(gvr schema.GroupVersionResource, check func(ctx context.Context, res *resource, obj, old runtime.Object) error) {
+	res, ok := s.resources.lookup(gvr)
+	if !ok {
+		return
+	}
+	next := res.admit
+	res.admit = func(ctx context.Context, obj, old runtime.Object, dryRun bool) error {
+		if err := check(ctx, res, obj, old); err != nil {
+			return err
+		}
+		if next != nil {
+			return next(ctx, obj, old, dryRun)
+		}
+		return nil
+	}
 }
 
 // authorizeTimeout bounds how long a denial waits for the RBAC cache to

@@ -458,3 +458,66 @@ func TestRequestAttributesFromURL(t *testing.T) {
 		}
 	}
 }
+
+func TestRBACEscalationIsPrevented(t *testing.T) {
+	s := newAuthServer(t)
+	admin, alice := s.as(t, "admin"), s.as(t, "alice")
+	if _, err := admin.CoreV1().Namespaces().Create(ctx(t), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	bind := func(c kubernetes.Interface, name, kind, role, user string) error {
+		_, err := c.RbacV1().RoleBindings("team").Create(ctx(t), &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: kind, Name: role},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}}, metav1.CreateOptions{})
+		return err
+	}
+	if err := bind(admin, "alice-admin", "ClusterRole", "admin", "alice"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A namespace admin grants what it holds: a role of its own, applied
+	// with its binding in one go, and view.
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "pod-reader"},
+		Rules: []rbacv1.PolicyRule{{Verbs: []string{"get", "list"}, APIGroups: []string{""}, Resources: []string{"pods", "pods/log"}}}}
+	if _, err := alice.RbacV1().Roles("team").Create(ctx(t), role, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("a role within alice's rights: %v", err)
+	}
+	if err := bind(alice, "bob-reads", "Role", "pod-reader", "bob"); err != nil {
+		t.Fatalf("binding it at once: %v", err)
+	}
+	if err := bind(alice, "bob-views", "ClusterRole", "view", "bob"); err != nil {
+		t.Fatalf("binding view: %v", err)
+	}
+
+	// ... and not more.
+	role = &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "too-much"},
+		Rules: []rbacv1.PolicyRule{{Verbs: []string{"get", "list", "delete"}, APIGroups: []string{"", "storage.k8s.io"}, Resources: []string{"pods", "csinodes"}}}}
+	_, err := alice.RbacV1().Roles("team").Create(ctx(t), role, metav1.CreateOptions{})
+	wantForbidden(t, err, `roles.rbac.authorization.k8s.io "too-much" is forbidden: user "alice" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:
+{APIGroups:[""], Resources:["csinodes"], Verbs:["get" "list" "delete"]}
+{APIGroups:["storage.k8s.io"], Resources:["csinodes"], Verbs:["get" "list" "delete"]}
+{APIGroups:["storage.k8s.io"], Resources:["pods"], Verbs:["get" "list" "delete"]}`)
+	err = bind(alice, "bob-admin", "ClusterRole", "cluster-admin", "bob")
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `rolebindings.rbac.authorization.k8s.io "bob-admin" is forbidden: user "alice" (groups=["system:authenticated"]) is attempting to grant RBAC permissions not currently held:`) {
+		t.Fatalf("binding cluster-admin: %v", err)
+	}
+	_, err = alice.RbacV1().ClusterRoles().Create(ctx(t), &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, metav1.CreateOptions{})
+	wantForbidden(t, err, `clusterroles.rbac.authorization.k8s.io is forbidden: User "alice" cannot create resource "clusterroles" in API group "rbac.authorization.k8s.io" at the cluster scope`)
+	err = bind(alice, "ghost", "ClusterRole", "no-such-role", "bob")
+	if !apierrors.IsNotFound(err) {
+		t.Fatalf("binding a role that does not exist: %v", err)
+	}
+
+	// The bind verb on a role lets a user bind it without holding it.
+	binder := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "binder"}, Rules: []rbacv1.PolicyRule{
+		{Verbs: []string{"bind"}, APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterroles"}, ResourceNames: []string{"cluster-admin"}}}}
+	if _, err := admin.RbacV1().Roles("team").Create(ctx(t), binder, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bind(admin, "alice-binds", "Role", "binder", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bind(alice, "bob-admin", "ClusterRole", "cluster-admin", "bob"); err != nil {
+		t.Fatalf("with bind on cluster-admin: %v", err)
+	}
+}

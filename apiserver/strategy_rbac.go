@@ -12,8 +12,9 @@ import (
 
 var rbacV1 = rbacv1.SchemeGroupVersion
 
-// rbacResources are stored and validated so that manifests and Helm charts
-// that ship RBAC apply; authorization itself does not consult them yet.
+// rbacResources are the roles and bindings the RBAC authorizer
+// evaluates (authorize.go); writing them is guarded against escalation
+// (authorize_escalation.go).
 func rbacResources() []*resource {
 	return []*resource{
 		{gvr: rbacV1.WithResource("clusterrolebindings"), kind: "ClusterRoleBinding", singular: "clusterrolebinding",
@@ -44,16 +45,20 @@ func rbacName(n string, _ bool) []string {
 	return errs
 }
 
-func validateRole(obj, _ runtime.Object) field.ErrorList {
-	var rules []rbacv1.PolicyRule
+// roleRules are the rules of a Role or ClusterRole.
+func roleRules(obj runtime.Object) []rbacv1.PolicyRule {
 	switch o := obj.(type) {
 	case *rbacv1.Role:
-		rules = o.Rules
+		return o.Rules
 	case *rbacv1.ClusterRole:
-		rules = o.Rules
+		return o.Rules
 	}
+	return nil
+}
+
+func validateRole(obj, _ runtime.Object) field.ErrorList {
 	var errs field.ErrorList
-	for i, r := range rules {
+	for i, r := range roleRules(obj) {
 		p := field.NewPath("rules").Index(i)
 		if len(r.Verbs) == 0 {
 			errs = append(errs, field.Required(p.Child("verbs"), "verbs must contain at least one value"))
