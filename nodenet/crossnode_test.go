@@ -3,6 +3,7 @@ package nodenet
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -14,7 +15,9 @@ import (
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/tinykube/tinykube/internal/netlab"
@@ -337,4 +340,20 @@ func gatewayOf(backend Backend, n *labNode) string {
 		return n.podCIDR.Addr().String() // its VTEP
 	}
 	return n.ip.String()
+}
+
+func TestRoutesDoNotWaitForTheAPIServerToTakeAnnotations(t *testing.T) {
+	c := &labCluster{lab: netlab.New(t), backend: HostGW, client: fake.NewClientset()}
+	c.build(t, 0, 0)
+	c.client.PrependReactor("patch", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, errors.New("the API server is away")
+	})
+	c.createNodes(t)
+	a := c.nodes[0]
+	c.start(t, a)
+	want := []string{c.nodes[1].podCIDR.String() + " via " + c.nodes[1].ip.String()}
+	eventually(t, "the route although the annotations could not be written",
+		func() bool { return slices.Equal(a.ourRoutes(t), want) },
+		func() string { return strings.Join(a.ourRoutes(t), ", ") + "\nlog:\n" + a.logs.String() })
+	eventually(t, "the failed patch logged", func() bool { return strings.Contains(a.logs.String(), "the API server is away") }, a.logs.String)
 }

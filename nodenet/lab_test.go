@@ -169,12 +169,7 @@ func (c *labCluster) addNode(t testing.TB, seg labSegment, pods int) {
 // every node routes to every other.
 func (c *labCluster) run(t testing.TB) {
 	t.Helper()
-	c.client = fake.NewClientset()
-	for _, n := range c.nodes {
-		if _, err := c.client.CoreV1().Nodes().Create(context.Background(), labNodeObject(n.name, n.podCIDR, n.ip), metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c.createNodes(t)
 	for _, n := range c.nodes {
 		c.start(t, n)
 	}
@@ -187,6 +182,20 @@ func (c *labCluster) run(t testing.TB) {
 		eventually(t, "routes to every other node on "+n.name,
 			func() bool { return len(n.ourRoutes(t)) == len(c.nodes)-1 },
 			func() string { return strings.Join(n.ourRoutes(t), ", ") + "\nlog:\n" + n.logs.String() })
+	}
+}
+
+// createNodes creates the lab's Nodes, in a new fake clientset unless the
+// test made one.
+func (c *labCluster) createNodes(t testing.TB) {
+	t.Helper()
+	if c.client == nil {
+		c.client = fake.NewClientset()
+	}
+	for _, n := range c.nodes {
+		if _, err := c.client.CoreV1().Nodes().Create(context.Background(), labNodeObject(n.name, n.podCIDR, n.ip), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

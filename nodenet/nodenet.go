@@ -328,15 +328,16 @@ func (n *NodeNet) sync(ctx context.Context, full bool) error {
 		return err
 	}
 	peers := n.peers(ctx, nodes, ownCIDR)
+	// A failed publish (the API server away) holds back no route: the
+	// cache still knows the other nodes.
 	var routes []netlink.Route
+	var publishErr error
 	switch n.cfg.Backend {
 	case HostGW:
 		if err := n.deleteVXLAN(); err != nil {
 			return err
 		}
-		if err := n.publish(ctx, self, nil); err != nil {
-			return err
-		}
+		publishErr = n.publish(ctx, self, nil)
 		routes = n.hostGWRoutes(ctx, peers)
 	case VXLAN:
 		if !ownCIDR.IsValid() {
@@ -346,15 +347,13 @@ func (n *NodeNet) sync(ctx context.Context, full bool) error {
 		if err != nil {
 			return err
 		}
-		if err := n.publish(ctx, self, dev.Attrs().HardwareAddr); err != nil {
-			return err
-		}
+		publishErr = n.publish(ctx, self, dev.Attrs().HardwareAddr)
 		if err := n.syncNeighbours(dev, peers); err != nil {
-			return err
+			return errors.Join(publishErr, err)
 		}
 		routes = vxlanRoutes(dev, peers)
 	}
-	return n.syncRoutes(routes)
+	return errors.Join(publishErr, n.syncRoutes(routes))
 }
 
 // waitingError is a sync that cannot be done until a Node changes: this
