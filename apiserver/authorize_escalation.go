@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -35,7 +36,7 @@ func (s *Server) addEscalationChecks() {
 
 func (s *Server) preventEscalation(ctx context.Context, res *resource, obj, old runtime.Object) error {
 	a, ok := attributesFrom(ctx)
-	if !ok || slices.Contains(a.User.Groups, privilegedGroup) {
+	if !ok || slices.Contains(a.User.Groups, privilegedGroup) || onlyGCFieldsChange(obj, old) {
 		return nil
 	}
 	m := accessor(obj)
@@ -100,6 +101,25 @@ func (s *Server) preventEscalation(ctx context.Context, res *resource, obj, old 
 		msg += fmt.Sprintf("; resolution errors: [%v]", resolveErr)
 	}
 	return apierrors.NewForbidden(res.groupResource(), name, fmt.Errorf("%s", msg))
+}
+
+// onlyGCFieldsChange reports whether an update changes nothing but the
+// owner references and finalizers, which the garbage collector and the
+// namespace controller change on roles they may not have written, as
+// upstream exempts them.
+func onlyGCFieldsChange(obj, old runtime.Object) bool {
+	if old == nil {
+		return false
+	}
+	a, b := obj.DeepCopyObject(), old.DeepCopyObject()
+	for _, o := range []runtime.Object{a, b} {
+		m := accessor(o)
+		m.SetOwnerReferences(nil)
+		m.SetFinalizers(nil)
+		m.SetManagedFields(nil)
+		m.SetResourceVersion("")
+	}
+	return equality.Semantic.DeepEqual(a, b)
 }
 
 func bindAttributes(user authn.User, ref rbacv1.RoleRef, namespace string) authz.Attributes {

@@ -521,3 +521,24 @@ func TestRBACEscalationIsPrevented(t *testing.T) {
 		t.Fatalf("with bind on cluster-admin: %v", err)
 	}
 }
+
+func TestGarbageCollectorMayDropOwnersOfRolesItCouldNotWrite(t *testing.T) {
+	s := newAuthServer(t)
+	admin, controllers := s.as(t, "admin"), s.as(t, "controller")
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "impersonator", Finalizers: []string{"example.com/keep"}},
+		Rules: []rbacv1.PolicyRule{{Verbs: []string{"impersonate"}, APIGroups: []string{""}, Resources: []string{"users"}}}}
+	created, err := admin.RbacV1().ClusterRoles().Create(ctx(t), role, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created.Finalizers = nil
+	if created, err = controllers.RbacV1().ClusterRoles().Update(ctx(t), created, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("dropping a finalizer: %v", err)
+	}
+	created.Labels = map[string]string{"rbac.authorization.k8s.io/aggregate-to-admin": "true"}
+	_, err = controllers.RbacV1().ClusterRoles().Update(ctx(t), created, metav1.UpdateOptions{})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `is attempting to grant RBAC permissions not currently held:
+{APIGroups:[""], Resources:["users"], Verbs:["impersonate"]}`) {
+		t.Fatalf("aggregating it into admin: %v", err)
+	}
+}
