@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -91,6 +92,36 @@ func CheckKubeletServingCSR(req *x509.CertificateRequest, usages []certificatesv
 	}
 	if NodeNameOf(req) == "" {
 		return errNotSystemNode
+	}
+	return nil
+}
+
+// CheckNodeServingNames accepts a kubelet serving request that names only
+// its node: the DNS name NAME and addresses that could be a node's
+// (CheckNodeAddress). A node's serving certificate is signed by the
+// cluster CA, so a broader name would let it pass for something else.
+func CheckNodeServingNames(req *x509.CertificateRequest) error {
+	node := NodeNameOf(req)
+	for _, n := range req.DNSNames {
+		if n != node {
+			return fmt.Errorf("DNS name %q is not the node's name %q", n, node)
+		}
+	}
+	for _, ip := range req.IPAddresses {
+		a, _ := netip.AddrFromSlice(ip)
+		if err := CheckNodeAddress(a.Unmap()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckNodeAddress accepts an address a node's serving certificate may
+// name: not loopback, unspecified, multicast or link-local, which would
+// name some other host, or every host.
+func CheckNodeAddress(ip netip.Addr) error {
+	if !ip.IsValid() || ip.IsLoopback() || ip.IsUnspecified() || ip.IsMulticast() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() {
+		return fmt.Errorf("address %s cannot be a node's in its serving certificate (loopback, unspecified, multicast or link-local)", ip)
 	}
 	return nil
 }

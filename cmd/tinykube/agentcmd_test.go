@@ -28,10 +28,12 @@ func TestAgentRefusesBadFlags(t *testing.T) {
 		{"no server", []string{"--token", "K10x::y"}, "--server"},
 		{"plain HTTP server", []string{"--server", "http://127.0.0.1:6443", "--token", "K10x::y"}, "must be https://HOST:PORT"},
 		{"no token", []string{"--server", "https://127.0.0.1:6443"}, "--token is required"},
+		{"loopback node address", []string{"--server", "https://127.0.0.1:6443", "--token", "K10x::y", "--node-ip", "127.0.0.2"}, "--node-ip: address 127.0.0.2 cannot be a node's"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, stderr := runAgentCommand(t, append(tt.args, "--data-dir", t.TempDir(), "--node-ip", "192.0.2.10")...)
+			// The flags under test come last, so they win.
+			code, stderr := runAgentCommand(t, append([]string{"--data-dir", t.TempDir(), "--node-ip", "192.0.2.10"}, tt.args...)...)
 			if code != 1 || !strings.Contains(stderr, tt.want) {
 				t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, tt.want)
 			}

@@ -59,6 +59,10 @@ var errTokenRefused = errors.New("the server refused the join token: it is wrong
 // valid from an earlier join are reused. Nothing is registered here: a
 // refused token leaves no trace but a log line on the server.
 func join(ctx context.Context, c joinConfig) (*joined, error) {
+	if err := pki.CheckNodeAddress(c.nodeIP); err != nil {
+		// The serving certificate would never be approved.
+		return nil, fmt.Errorf("--node-ip: %w", err)
+	}
 	t, err := pki.ParseJoinToken(c.token)
 	if err != nil {
 		return nil, fmt.Errorf("--token: %w", err)

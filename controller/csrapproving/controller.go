@@ -139,7 +139,7 @@ func isNodeClient(csr *certificatesv1.CertificateSigningRequest, req *x509.Certi
 
 func isNodeServing(csr *certificatesv1.CertificateSigningRequest, req *x509.CertificateRequest) bool {
 	return csr.Spec.SignerName == certificatesv1.KubeletServingSignerName && pki.CheckKubeletServingCSR(req, csr.Spec.Usages) == nil &&
-		namesOnlyItsNode(req)
+		pki.CheckNodeServingNames(req) == nil
 }
 
 // decide returns the approval message when a recognizer knows csr and its
@@ -182,23 +182,4 @@ func (c *Controller) mayCreate(ctx context.Context, csr *certificatesv1.Certific
 		return false, fmt.Errorf("subject access review for %s: %w", csr.Spec.Username, err)
 	}
 	return sar.Status.Allowed, nil
-}
-
-// namesOnlyItsNode accepts a serving request whose DNS names are the
-// node's own name and whose addresses could be a node's: never loopback,
-// unspecified, multicast or link-local ones, which would let the
-// certificate pass for something else on whatever host checks it.
-func namesOnlyItsNode(req *x509.CertificateRequest) bool {
-	node := pki.NodeNameOf(req)
-	for _, n := range req.DNSNames {
-		if n != node {
-			return false
-		}
-	}
-	for _, ip := range req.IPAddresses {
-		if ip.IsLoopback() || ip.IsUnspecified() || ip.IsMulticast() || ip.IsLinkLocalUnicast() {
-			return false
-		}
-	}
-	return true
 }
