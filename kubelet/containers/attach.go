@@ -1,6 +1,7 @@
 package containers
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -32,8 +33,30 @@ type stdio struct {
 	doneOnce sync.Once
 }
 
-// attachment is one client's output streams (nil for none).
-type attachment struct{ stdout, stderr io.Writer }
+// attachment is one client's output: chunks queue up for the client, so
+// that a slow client holds up neither the container nor its log; one that
+// falls too far behind is dropped.
+type attachment struct {
+	stdout, stderr chan []byte // nil for a stream the client did not ask for
+	dropped        chan struct{}
+	dropOnce       sync.Once
+}
+
+// attachQueue is how many chunks of output wait for a client.
+const attachQueue = 64
+
+func newAttachment(stdout, stderr bool) *attachment {
+	a := &attachment{dropped: make(chan struct{})}
+	if stdout {
+		a.stdout = make(chan []byte, attachQueue)
+	}
+	if stderr {
+		a.stderr = make(chan []byte, attachQueue)
+	}
+	return a
+}
+
+func (a *attachment) drop() { a.dropOnce.Do(func() { close(a.dropped) }) }
 
 func newStdio(stdin, stdinOnce, tty bool) (*stdio, io.Reader) {
 	s := &stdio{tty: tty, stdinOnce: stdinOnce, attached: map[*attachment]bool{}, done: make(chan struct{})}
@@ -53,14 +76,17 @@ func (s *stdio) output(log io.Writer, stderr bool) io.Writer {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for a := range s.attached {
-			w := a.stdout
+			ch := a.stdout
 			if stderr {
-				w = a.stderr
+				ch = a.stderr
 			}
-			if w == nil {
+			if ch == nil {
 				continue
 			}
-			if _, werr := w.Write(p); werr != nil {
+			select {
+			case ch <- bytes.Clone(p):
+			default:
+				a.drop()
 				delete(s.attached, a)
 			}
 		}
@@ -102,7 +128,7 @@ func (r *Runtime) Attach(ctx context.Context, id string, stdin io.Reader, stdout
 	if s.tty {
 		stderr = nil
 	}
-	a := &attachment{stdout: stdout, stderr: stderr}
+	a := newAttachment(stdout != nil, stderr != nil)
 	s.mu.Lock()
 	s.attached[a] = true
 	s.mu.Unlock()
@@ -127,12 +153,33 @@ func (r *Runtime) Attach(ctx context.Context, id string, stdin io.Reader, stdout
 			close(detached)
 		}()
 	}
+	write := func(w io.Writer, p []byte) {
+		if _, err := w.Write(p); err != nil {
+			a.drop()
+		}
+	}
 	for {
 		select {
+		case p := <-a.stdout:
+			write(stdout, p)
+		case p := <-a.stderr:
+			write(stderr, p)
+		case <-a.dropped:
+			return fmt.Errorf("containers: attach %s: client too slow or gone", id)
 		case <-ctx.Done():
 			return nil
 		case <-s.done:
-			return nil
+			// The container's output has ended: pass on what is queued.
+			for {
+				select {
+				case p := <-a.stdout:
+					write(stdout, p)
+				case p := <-a.stderr:
+					write(stderr, p)
+				default:
+					return nil
+				}
+			}
 		case <-detached:
 			return nil
 		case sz, ok := <-resize:

@@ -58,8 +58,10 @@ type Runtime struct {
 
 	mu      sync.Mutex
 	watched map[string]bool // container IDs with an exit watcher
-	locks   map[string]*sync.Mutex
-	stdio   map[string]*stdio // of running containers, by ID
+	// finalized is closed when a watched container's end is recorded.
+	finalized map[string]chan struct{}
+	locks     map[string]*sync.Mutex
+	stdio     map[string]*stdio // of running containers, by ID
 }
 
 // New validates cfg.
@@ -77,7 +79,7 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(namespaces.WithNamespace(context.Background(), cfg.Namespace))
-	return &Runtime{cfg: cfg, ctx: ctx, cancel: cancel, watched: map[string]bool{}, locks: map[string]*sync.Mutex{}, stdio: map[string]*stdio{}}, nil
+	return &Runtime{cfg: cfg, ctx: ctx, cancel: cancel, watched: map[string]bool{}, finalized: map[string]chan struct{}{}, locks: map[string]*sync.Mutex{}, stdio: map[string]*stdio{}}, nil
 }
 
 // Close stops watching exits and copying logs; containers keep running.
@@ -334,12 +336,16 @@ func (r *Runtime) watch(c client.Container, task client.Task, exitc <-chan clien
 		return
 	}
 	r.watched[c.ID()] = true
+	finalized := make(chan struct{})
+	r.finalized[c.ID()] = finalized
 	r.mu.Unlock()
 	go func() {
 		defer func() {
 			r.mu.Lock()
 			delete(r.watched, c.ID())
+			delete(r.finalized, c.ID())
 			r.mu.Unlock()
+			close(finalized)
 		}()
 		select {
 		case st := <-exitc:
@@ -574,10 +580,17 @@ func (r *Runtime) awaitFinalized(ctx context.Context, c client.Container, task c
 		}
 	}
 	r.mu.Lock()
-	watched := r.watched[c.ID()]
+	finalized, watched := r.finalized[c.ID()]
 	r.mu.Unlock()
 	if watched {
-		return nil // the watcher finalizes
+		// The watcher records the end: wait for it, so that what follows
+		// (a removal, the next status) sees the container stopped.
+		select {
+		case <-finalized:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	unlock := r.lock(c.ID())
 	defer unlock()
@@ -600,11 +613,16 @@ func (r *Runtime) Remove(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("containers: remove %s: %w", id, err)
 	}
+	// Under the container's lock: its exit watcher may be deleting the
+	// task at the same time.
+	unlock := r.lock(id)
 	if task, err := c.Task(ctx, nil); err == nil {
 		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			unlock()
 			return fmt.Errorf("containers: remove task of %s: %w", id, err)
 		}
 	}
+	unlock()
 	if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("containers: remove %s: %w", id, err)
 	}
