@@ -223,7 +223,8 @@ func (n *NodeNet) poke() {
 const maxBackoff = 10 * time.Second
 
 // Ready is closed after the first successful sync: once this node's Node
-// exists (and, for vxlan, has a podCIDR).
+// exists (and, for vxlan, has a podCIDR), and routes, table and this node's
+// annotations are all written.
 func (n *NodeNet) Ready() <-chan struct{} { return n.ready }
 
 // Run syncs on every relevant Node change, on every change of the main

@@ -3,6 +3,7 @@ package nodenet
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -67,8 +68,17 @@ func watch[U any](ctx context.Context, n *NodeNet, what string,
 		}
 		close(done)
 		n.poke() // updates may have been lost
+		select { // a socket failing at once must not spin
+		case <-ctx.Done():
+			return
+		case <-n.cfg.Clock.After(resubscribeDelay):
+		}
 	}
 }
+
+// resubscribeDelay is the pause before subscribing again after a
+// subscription ended.
+const resubscribeDelay = time.Second
 
 func routeUpdateWakes(u netlink.RouteUpdate) bool {
 	if u.Table != unix.RT_TABLE_MAIN || u.Family != netlink.FAMILY_V4 {
