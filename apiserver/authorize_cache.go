@@ -167,6 +167,9 @@ func (c *rbacCache) advance(rev int64) {
 	}
 }
 
+// catchUpRetry is how often catchUp asks a new watch for progress.
+const catchUpRetry = 50 * time.Millisecond
+
 // catchUp waits, at most until ctx ends, until the policy reflects
 // every write committed before the call. A denial calls it before it
 // answers, so that a binding created a moment ago is never missed.
@@ -190,6 +193,8 @@ func (c *rbacCache) catchUp(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-ch:
+		case <-time.After(catchUpRetry):
+			// The watch may have been (re)started meanwhile: ask again.
 		}
 	}
 }
