@@ -339,3 +339,35 @@ func TestServerJoinTokenIsKeptAndReplacedByTokenFlag(t *testing.T) {
 		t.Errorf("--token of another cluster: %v", err)
 	}
 }
+
+func TestTokenCreateCommandPrintsATokenThatAuthenticates(t *testing.T) {
+	s := startJoinTestServer(t)
+	var stdout, stderr strings.Builder
+	if code := run(context.Background(), []string{"token", "create", "--ttl", "2h", "--kubeconfig", s.kubeconfig}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	jt, err := pki.ParseJoinToken(stdout.String())
+	if err != nil || strings.Count(stdout.String(), "\n") != 1 {
+		t.Fatalf("printed %q: %v", stdout.String(), err)
+	}
+	id, _, ok := authn.ParseBootstrapToken(jt.Credential)
+	if !ok {
+		t.Fatalf("credential %q is not a bootstrap token", jt.Credential)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.CertData, cfg.KeyData, cfg.BearerToken = nil, nil, jt.Credential
+	if got := whoami(t, &joined{api: cfg}); got != "system:bootstrap:"+id+" system:bootstrappers,system:authenticated" {
+		t.Errorf("the printed token authenticates as %q", got)
+	}
+	secret, err := s.admin.CoreV1().Secrets("kube-system").Get(context.Background(), "bootstrap-token-"+id, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp, err := time.Parse(time.RFC3339, string(secret.Data["expiration"]))
+	if err != nil || time.Until(exp) > 2*time.Hour || time.Until(exp) < time.Hour {
+		t.Errorf("expiration %q (%v), want about two hours from now", secret.Data["expiration"], err)
+	}
+}
