@@ -107,6 +107,8 @@ func setupHostPath(hp *corev1.HostPathVolumeSource) error {
 type fileContent struct {
 	data []byte
 	mode os.FileMode
+	// owner, when set, is the uid the file belongs to.
+	owner *int64
 }
 
 func fileMode(item *int32, def *int32, fallback os.FileMode) os.FileMode {
@@ -123,7 +125,7 @@ func keyFiles(data map[string][]byte, items []corev1.KeyToPath, defMode *int32, 
 	files := map[string]fileContent{}
 	if len(items) == 0 {
 		for key, v := range data {
-			files[key] = fileContent{v, fileMode(nil, defMode, 0o644)}
+			files[key] = fileContent{data: v, mode: fileMode(nil, defMode, 0o644)}
 		}
 		return files, nil
 	}
@@ -132,7 +134,7 @@ func keyFiles(data map[string][]byte, items []corev1.KeyToPath, defMode *int32, 
 		if !ok {
 			return nil, volumeError{fmt.Errorf("configmap references non-existent config key: %s", it.Key)}
 		}
-		files[it.Path] = fileContent{v, fileMode(it.Mode, defMode, 0o644)}
+		files[it.Path] = fileContent{data: v, mode: fileMode(it.Mode, defMode, 0o644)}
 	}
 	_ = kind
 	_ = name
@@ -195,7 +197,7 @@ func (k *Kubelet) downwardFiles(pod *corev1.Pod, items []corev1.DownwardAPIVolum
 				}
 			}
 		}
-		files[it.Path] = fileContent{[]byte(v), fileMode(it.Mode, defMode, 0o644)}
+		files[it.Path] = fileContent{data: []byte(v), mode: fileMode(it.Mode, defMode, 0o644)}
 	}
 	return files
 }
@@ -246,10 +248,47 @@ func (k *Kubelet) projectedFiles(ctx context.Context, pod *corev1.Pod, p *corev1
 			if err != nil {
 				return nil, err
 			}
-			files[src.ServiceAccountToken.Path] = fileContent{token, fileMode(nil, p.DefaultMode, 0o644)}
+			files[src.ServiceAccountToken.Path] = tokenFile(pod, token, fileMode(nil, p.DefaultMode, 0o644))
 		}
 	}
 	return files, nil
+}
+
+// tokenFile is a projected token file. When every container runs as the
+// same user, the token is that user's alone (0600), as upstream's kubelet
+// writes it, rather than readable by every user of the container. With
+// an fsGroup upstream makes it 0640 for that group, which it adds to the
+// containers' groups; this kubelet does neither, so such pods keep the
+// projection's mode.
+func tokenFile(pod *corev1.Pod, token []byte, mode os.FileMode) fileContent {
+	owner := podUser(pod)
+	if owner == nil || (pod.Spec.SecurityContext != nil && pod.Spec.SecurityContext.FSGroup != nil) {
+		return fileContent{data: token, mode: mode}
+	}
+	return fileContent{data: token, mode: 0o600, owner: owner}
+}
+
+// podUser is the user every init and app container runs as, as its
+// securityContext or the pod's says; nil when one says none or two
+// differ.
+func podUser(pod *corev1.Pod) *int64 {
+	var user *int64
+	for _, containers := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range containers {
+			var uid *int64
+			if pod.Spec.SecurityContext != nil {
+				uid = pod.Spec.SecurityContext.RunAsUser
+			}
+			if c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil {
+				uid = c.SecurityContext.RunAsUser
+			}
+			if uid == nil || (user != nil && *user != *uid) {
+				return nil
+			}
+			user = uid
+		}
+	}
+	return user
 }
 
 // Token refresh, as upstream's kubelet token manager does it: a token is
@@ -333,6 +372,11 @@ func writeVolume(dir string, files map[string]fileContent) error {
 		}
 		if err := writeIfChanged(full, c.data); err != nil {
 			return err
+		}
+		if c.owner != nil {
+			if err := os.Chown(full, int(*c.owner), -1); err != nil {
+				return err
+			}
 		}
 		if err := os.Chmod(full, c.mode.Perm()); err != nil {
 			return err

@@ -344,6 +344,26 @@ func TestServiceAccountTokenVolume(t *testing.T) {
 		t.Errorf("claims %+v: want bound to the pod on %s, for a year (the kubelet's 3607 s, extended)", claims, nodeName)
 	}
 
+	// A pod whose containers all run as one user gets a token only that
+	// user can read, as upstream's kubelet writes it.
+	user := newPod("sa-user", testimage.BusyboxRef).command("sh", "-c",
+		"echo stat=$(stat -c '%a %u' /var/run/secrets/kubernetes.io/serviceaccount/token) bytes=$(cat /var/run/secrets/kubernetes.io/serviceaccount/token | wc -c); sleep 3600")
+	user.p.Spec.TerminationGracePeriodSeconds = ptr(int64(1))
+	user.p.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr(int64(1234))}
+	userPod := n.create(user.obj())
+	userLog := filepath.Join(n.logDir, "default_sa-user_"+string(userPod.UID), "main", "0.log")
+	var line string
+	if err := waitFor(60*time.Second, func() bool {
+		data, _ := os.ReadFile(userLog)
+		_, line, _ = strings.Cut(string(data), "stat=")
+		return line != ""
+	}); err != nil {
+		t.Fatal("the pod running as 1234 never reported on its token")
+	}
+	if !strings.HasPrefix(line, "600 1234 bytes=") || strings.HasPrefix(line, "600 1234 bytes=0") {
+		t.Errorf("token as seen by user 1234: stat=%s; want mode 600, owner 1234, readable", line)
+	}
+
 	vault := read("vault-token")
 	if claims, err := authn.ParseTokenClaims(vault); err != nil || len(claims.Audience) != 1 || claims.Audience[0] != "vault" || claims.Expiry-claims.IssuedAt != week {
 		t.Errorf("vault token claims %+v, %v: want audience vault, for a week", claims, err)
