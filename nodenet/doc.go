@@ -19,15 +19,15 @@
 // routers. Pod-to-pod traffic keeps its source address on both.
 //
 // The pods' own side, the bridge "tinykube0" with the podCIDR's first address
-// and the pods' veths, is the kubelet's (its CNI bridge plugin). That plugin
-// can masquerade too (ipMasq); when nodenet runs it must be off, since it
-// would masquerade pod-to-pod traffic to other nodes: nodenet's table takes
-// over masquerading.
+// and the pods' veths, is the kubelet's (its CNI bridge plugin). Two of its
+// settings must follow nodenet: masquerading (ipMasq) must be off, since it
+// would masquerade pod-to-pod traffic to other nodes (nodenet's table takes
+// over masquerading), and with vxlan the pods' MTU must be VXLANMTU.
 //
 // Run keeps the kernel in sync with the Node objects (level-triggered: every
 // sync computes the whole desired state from all Nodes), on every Node event,
 // on every route and link change the kernel announces (a route someone
-// deleted comes back at once) and every ResyncPeriod. Cleanup
-// removes everything above but the sysctl and the annotations. README.md
-// beside this file explains the routes, the annotations and the nft table.
+// deleted comes back at once) and every ResyncPeriod. Cleanup removes
+// everything above but the sysctl and the annotations. README.md beside this
+// file explains the routes, the annotations and the nft table.
 package nodenet
