@@ -370,19 +370,51 @@ func writeVolume(dir string, files map[string]fileContent) error {
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 			return err
 		}
-		if err := writeIfChanged(full, c.data); err != nil {
-			return err
-		}
-		if c.owner != nil {
-			if err := os.Chown(full, int(*c.owner), -1); err != nil {
-				return err
-			}
-		}
-		if err := os.Chmod(full, c.mode.Perm()); err != nil {
+		if err := writeVolumeFile(full, c); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// writeVolumeFile makes path hold c. New content goes to a temporary file
+// that has c's mode and owner before it replaces path, so a container
+// never sees a partial file, nor a token readable by others for a moment.
+func writeVolumeFile(path string, c fileContent) error {
+	if old, err := os.ReadFile(path); err != nil || string(old) != string(c.data) {
+		tmp := path + ".tmp"
+		_ = os.Remove(tmp)
+		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, c.mode.Perm())
+		if err != nil {
+			return err
+		}
+		_, err = f.Write(c.data)
+		if closeErr := f.Close(); err == nil {
+			err = closeErr
+		}
+		if err == nil {
+			err = ownAndChmod(tmp, c)
+		}
+		if err == nil {
+			err = os.Rename(tmp, path)
+		}
+		if err != nil {
+			_ = os.Remove(tmp)
+		}
+		return err
+	}
+	return ownAndChmod(path, c)
+}
+
+// ownAndChmod gives path c's owner, when it names one, and mode (which
+// the umask may have narrowed at creation).
+func ownAndChmod(path string, c fileContent) error {
+	if c.owner != nil {
+		if err := os.Chown(path, int(*c.owner), -1); err != nil {
+			return err
+		}
+	}
+	return os.Chmod(path, c.mode.Perm())
 }
 
 // volumeMounts are the container's volumeMounts as OCI bind mounts.
