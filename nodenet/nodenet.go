@@ -34,6 +34,17 @@ const (
 	VXLAN Backend = "vxlan"
 )
 
+// ParseBackend reads a backend's name, as a flag gives it; "" is HostGW.
+func ParseBackend(name string) (Backend, error) {
+	switch b := Backend(name); b {
+	case "":
+		return HostGW, nil
+	case HostGW, VXLAN:
+		return b, nil
+	}
+	return "", fmt.Errorf("unknown backend %q (want %q or %q)", name, HostGW, VXLAN)
+}
+
 // RouteProtocol marks the routes nodenet owns ("proto 116" in `ip route`):
 // unused by the routing daemons iproute2 knows, so any route with it is ours.
 const RouteProtocol netlink.RouteProtocol = 116
@@ -121,13 +132,11 @@ func New(cfg Config) (*NodeNet, error) {
 		return nil, fmt.Errorf("nodenet: ClusterCIDR must be IPv4, got %s", cfg.ClusterCIDR)
 	}
 	cfg.ClusterCIDR = cfg.ClusterCIDR.Masked()
-	switch cfg.Backend {
-	case "":
-		cfg.Backend = HostGW
-	case HostGW, VXLAN:
-	default:
-		return nil, fmt.Errorf("nodenet: unknown backend %q (want %q or %q)", cfg.Backend, HostGW, VXLAN)
+	backend, err := ParseBackend(string(cfg.Backend))
+	if err != nil {
+		return nil, fmt.Errorf("nodenet: %w", err)
 	}
+	cfg.Backend = backend
 	if cfg.Sysctl == nil {
 		cfg.Sysctl = procSysctl{}
 	}

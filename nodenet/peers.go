@@ -103,6 +103,9 @@ func (n *NodeNet) peerOf(node *corev1.Node, own netip.Prefix) (peer, string) {
 		if p.ip = internalIP(node); !p.ip.IsValid() {
 			return p, "no IPv4 InternalIP"
 		}
+		if p.ip == n.cfg.NodeIP {
+			return p, fmt.Sprintf("its InternalIP %s is this node's", p.ip)
+		}
 		return p, ""
 	}
 	if t := node.Annotations[AnnotationBackendType]; t != string(VXLAN) {
@@ -123,6 +126,9 @@ func (n *NodeNet) peerOf(node *corev1.Node, own netip.Prefix) (peer, string) {
 	ip, err := netip.ParseAddr(node.Annotations[AnnotationPublicIP])
 	if err != nil || !ip.Is4() {
 		return p, fmt.Sprintf("annotation %s: not an IPv4 address: %q", AnnotationPublicIP, node.Annotations[AnnotationPublicIP])
+	}
+	if ip == n.cfg.NodeIP {
+		return p, fmt.Sprintf("its %s %s is this node's", AnnotationPublicIP, ip)
 	}
 	p.ip = ip
 	return p, ""

@@ -48,6 +48,8 @@ func TestPeerOf(t *testing.T) {
 		{"no podCIDR yet", HostGW, makeNode("b").ip("192.0.2.2").obj(), "", "no podCIDR"},
 		{"podCIDR overlapping ours", HostGW, makeNode("b").cidr("10.42.1.0/25").ip("192.0.2.2").obj(), "", "overlaps"},
 		{"host-gw: no InternalIP", HostGW, makeNode("b").cidr("10.42.2.0/24").obj(), "", "InternalIP"},
+		{"host-gw: this node's address", HostGW, makeNode("b").cidr("10.42.2.0/24").ip("192.0.2.1").obj(), "", "this node's"},
+		{"vxlan: this node's address", VXLAN, makeNode("b").cidr("10.42.2.0/24").vxlan("02:00:00:00:00:02", "192.0.2.1").obj(), "", "this node's"},
 		{"vxlan: annotations", VXLAN, makeNode("b").cidr("10.42.2.0/24").ip("192.0.2.2").vxlan("02:00:00:00:00:02", "198.51.100.2").obj(), "198.51.100.2", ""},
 		{"vxlan: not published yet", VXLAN, makeNode("b").cidr("10.42.2.0/24").ip("192.0.2.2").obj(), "", "backend"},
 		{"vxlan: peer on host-gw", VXLAN, makeNode("b").cidr("10.42.2.0/24").ann(AnnotationBackendType, "host-gw").obj(), "", `"host-gw"`},
@@ -56,7 +58,7 @@ func TestPeerOf(t *testing.T) {
 		{"vxlan: no public IP", VXLAN, makeNode("b").cidr("10.42.2.0/24").vxlan("02:00:00:00:00:02", "").obj(), "", AnnotationPublicIP},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			n := &NodeNet{cfg: Config{NodeName: "a", Backend: tc.backend}}
+			n := &NodeNet{cfg: Config{NodeName: "a", NodeIP: netip.MustParseAddr("192.0.2.1"), Backend: tc.backend}}
 			p, reason := n.peerOf(tc.node, own)
 			if tc.wantIP == "" {
 				if reason == "" || !strings.Contains(reason, tc.reason) {
@@ -102,5 +104,16 @@ func TestOnlyNodeChangesNodeNetReadsWakeIt(t *testing.T) {
 				t.Errorf("woke the runner: %v, want %v", woke, tc.wakes)
 			}
 		})
+	}
+}
+
+func TestParseBackend(t *testing.T) {
+	for name, want := range map[string]Backend{"": HostGW, "host-gw": HostGW, "vxlan": VXLAN} {
+		if got, err := ParseBackend(name); err != nil || got != want {
+			t.Errorf("ParseBackend(%q) = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	if _, err := ParseBackend("wireguard"); err == nil || !strings.Contains(err.Error(), `"host-gw" or "vxlan"`) {
+		t.Errorf("ParseBackend(wireguard): %v, want an error naming the backends", err)
 	}
 }
