@@ -203,7 +203,7 @@ func TestCSRApprovalStatusAndSpecAreSeparate(t *testing.T) {
 
 func TestCSRTableAsKubectlShowsIt(t *testing.T) {
 	ts := newTestServer(t)
-	c := csrClient(t, ts, authn.User{Name: "system:node:n1"})
+	c := csrClient(t, ts, authn.User{Name: "system:node:n1", Groups: []string{"system:nodes", "system:authenticated"}})
 	csr := makeCSR(t, "n1")
 	d := int32(3600)
 	csr.Spec.ExpirationSeconds = &d
