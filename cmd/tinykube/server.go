@@ -152,6 +152,11 @@ const (
 	shutdownTimeout = 10 * time.Second
 )
 
+// releaseStartupMemoryAfter is how long after the ready line the server
+// gives back the memory start-up used: long enough for the controllers'
+// and the node's first list and sync.
+const releaseStartupMemoryAfter = 10 * time.Second
+
 func newServerCommand(stdout, stderr io.Writer) *cobra.Command {
 	o := &serverOptions{}
 	cmd := &cobra.Command{
@@ -416,6 +421,10 @@ func runServer(ctx context.Context, stop func(), o *serverOptions, stdout, stder
 		}
 	}
 	fmt.Fprintf(stdout, "tinykube: API server ready at %s%s\n", url, kubeconfigNote)
+	// Once the components have started and filled their caches, what only
+	// start-up touched can go (see releaseStartupMemory).
+	release := time.AfterFunc(releaseStartupMemoryAfter, releaseStartupMemory)
+	defer release.Stop()
 
 	select {
 	case err := <-serveErr:
