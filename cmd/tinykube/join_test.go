@@ -190,7 +190,7 @@ func TestTokenCreatePrintsATokenThatJoins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, err := createJoinToken(context.Background(), cfg, time.Hour, "", time.Now())
+	token, err := createJoinToken(context.Background(), cfg, tokenCreateOptions{ttl: time.Hour}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +343,7 @@ func TestServerJoinTokenIsKeptAndReplacedByTokenFlag(t *testing.T) {
 func TestTokenCreateCommandPrintsATokenThatAuthenticates(t *testing.T) {
 	s := startJoinTestServer(t)
 	var stdout, stderr strings.Builder
-	if code := run(context.Background(), []string{"token", "create", "--ttl", "2h", "--kubeconfig", s.kubeconfig}, &stdout, &stderr); code != 0 {
+	if code := run(context.Background(), []string{"token", "create", "--ttl", "2h", "--groups", "system:bootstrappers:worker", "--kubeconfig", s.kubeconfig}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	jt, err := pki.ParseJoinToken(stdout.String())
@@ -359,7 +359,7 @@ func TestTokenCreateCommandPrintsATokenThatAuthenticates(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.CertData, cfg.KeyData, cfg.BearerToken = nil, nil, jt.Credential
-	if got := whoami(t, &joined{api: cfg}); got != "system:bootstrap:"+id+" system:bootstrappers,system:authenticated" {
+	if got := whoami(t, &joined{api: cfg}); got != "system:bootstrap:"+id+" system:bootstrappers,system:bootstrappers:worker,system:authenticated" {
 		t.Errorf("the printed token authenticates as %q", got)
 	}
 	secret, err := s.admin.CoreV1().Secrets("kube-system").Get(context.Background(), "bootstrap-token-"+id, metav1.GetOptions{})
@@ -369,5 +369,37 @@ func TestTokenCreateCommandPrintsATokenThatAuthenticates(t *testing.T) {
 	exp, err := time.Parse(time.RFC3339, string(secret.Data["expiration"]))
 	if err != nil || time.Until(exp) > 2*time.Hour || time.Until(exp) < time.Hour {
 		t.Errorf("expiration %q (%v), want about two hours from now", secret.Data["expiration"], err)
+	}
+}
+
+func TestTokenListAndDelete(t *testing.T) {
+	s := startJoinTestServer(t)
+	tokenCmd := func(args ...string) string {
+		t.Helper()
+		var stdout, stderr strings.Builder
+		if code := run(context.Background(), append(append([]string{"token"}, args...), "--kubeconfig", s.kubeconfig), &stdout, &stderr); code != 0 {
+			t.Fatalf("token %v: exit %d: %s", args, code, stderr.String())
+		}
+		return stdout.String()
+	}
+	token := strings.TrimSpace(tokenCmd("create", "--description", "for rack 2"))
+	jt, err := pki.ParseJoinToken(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, _ := authn.ParseBootstrapToken(jt.Credential)
+	list := tokenCmd("list")
+	if !strings.HasPrefix(list, "ID ") || !strings.Contains(list, id) || !strings.Contains(list, "for rack 2") || !strings.Contains(list, "authentication,signing") {
+		t.Errorf("token list:\n%s", list)
+	}
+	if strings.Contains(list, jt.Credential) {
+		t.Errorf("token list shows a secret:\n%s", list)
+	}
+	tokenCmd("delete", token)
+	if strings.Contains(tokenCmd("list"), id) {
+		t.Error("deleted token still listed")
+	}
+	if _, err := s.join(t, token, "node-c", ""); !errors.Is(err, errTokenRefused) {
+		t.Errorf("join with a deleted token: %v", err)
 	}
 }
