@@ -57,8 +57,13 @@ type Config struct {
 	PodCIDR netip.Prefix
 	// Bridge is the pods' Linux bridge; default "tinykube0".
 	Bridge string
-	// IPMasq masquerades pod traffic leaving the pod network.
+	// IPMasq masquerades pod traffic leaving the pod network. Off when
+	// the node's routing (nodenet) masquerades only what leaves the
+	// cluster, so pods on other nodes see pod addresses.
 	IPMasq bool
+	// MTU of the pod bridge and veths; 0 lets the CNI plugin choose. An
+	// overlay's encapsulation needs a smaller one (VXLAN: 1450).
+	MTU int
 	// CNIPluginDirs are searched for CNI plugins.
 	CNIPluginDirs []string
 	// LogDir holds container logs; default /var/log/pods.
@@ -308,6 +313,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 		Bridge:     k.cfg.Bridge,
 		PodCIDR:    cidr,
 		IPMasq:     k.cfg.IPMasq,
+		MTU:        k.cfg.MTU,
 	})
 	if err != nil {
 		return err

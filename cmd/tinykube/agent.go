@@ -24,10 +24,14 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/tinykube/tinykube/kubelet"
+	"github.com/tinykube/tinykube/nodenet"
 	"github.com/tinykube/tinykube/pki"
 	"github.com/tinykube/tinykube/proxy"
 	"github.com/tinykube/tinykube/proxy/dns"
 )
+
+// backendNone is the --flannel-backend that runs no node routing.
+const backendNone = "none"
 
 // nodeStopTimeout bounds how long shutdown waits for the node's parts.
 const nodeStopTimeout = 15 * time.Second
@@ -45,6 +49,9 @@ type nodeSettings struct {
 	flushRules        bool
 	runtimeEndpoint   string
 	privateRegistry   string
+	// backend routes pod traffic between nodes; "none" leaves it to the
+	// user.
+	backend string
 }
 
 // nodeConfig is what a node needs: its settings, its identity and where
@@ -122,6 +129,12 @@ func startNode(ctx context.Context, c nodeConfig) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Without tinykube's node routing the bridge masquerades whatever
+	// leaves the node, as a single node needs.
+	ipMasq, mtu := c.backend == backendNone, 0
+	if c.backend == string(nodenet.VXLAN) {
+		mtu = nodenet.VXLANMTU
+	}
 	k, err := kubelet.New(kubelet.Config{
 		Client:                   kubeletClient,
 		NodeName:                 c.nodeName,
@@ -131,7 +144,8 @@ func startNode(ctx context.Context, c nodeConfig) (*node, error) {
 		RegistriesFile:           c.privateRegistry,
 		ClusterDNS:               []netip.Addr{c.clusterDNS},
 		ClusterDomain:            c.clusterDomain,
-		IPMasq:                   true,
+		IPMasq:                   ipMasq,
+		MTU:                      mtu,
 		ServingCert:              c.servingCert,
 		ClientCAs:                c.clientCAs,
 	})
@@ -142,8 +156,8 @@ func startNode(ctx context.Context, c nodeConfig) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The proxy and the DNS server share one cache of Services and
-	// EndpointSlices.
+	// The proxy, the DNS server and the node routing share one cache of
+	// Services, EndpointSlices and Nodes.
 	svcInformers := informers.NewSharedInformerFactory(proxyClient, 0)
 	p, err := proxy.New(proxy.Config{
 		Client:            proxyClient,
@@ -158,6 +172,23 @@ func startNode(ctx context.Context, c nodeConfig) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
+	var routing *nodenet.NodeNet
+	if c.backend != backendNone {
+		routingClient, err := c.clientFor("tinykube-nodenet", 20)
+		if err != nil {
+			return nil, err
+		}
+		if routing, err = nodenet.New(nodenet.Config{
+			Nodes:       svcInformers.Core().V1().Nodes(),
+			Client:      routingClient,
+			NodeName:    c.nodeName,
+			NodeIP:      c.nodeIP,
+			ClusterCIDR: c.clusterCIDR,
+			Backend:     nodenet.Backend(c.backend),
+		}); err != nil {
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	n := &node{cancel: cancel, logger: c.logger}
 	run := func(name string, f func(context.Context) error) {
@@ -168,6 +199,12 @@ func startNode(ctx context.Context, c nodeConfig) (*node, error) {
 				c.logger.Error(name+" stopped", "err", err)
 			}
 		}()
+	}
+	if routing != nil {
+		run("node routing", func(ctx context.Context) error {
+			defer routing.Close()
+			return routing.Run(ctx)
+		})
 	}
 	run("kubelet", k.Run)
 	run("proxy", p.Run)

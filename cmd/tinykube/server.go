@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/tinykube/tinykube/apiserver/authn"
+	"github.com/tinykube/tinykube/nodenet"
 	"github.com/tinykube/tinykube/pki"
 )
 
@@ -57,6 +58,7 @@ type nodeFlags struct {
 	flushRules        bool
 	runtimeEndpoint   string
 	privateRegistry   string
+	backend           string
 }
 
 // addNodeFlags registers the node flags on f.
@@ -69,6 +71,7 @@ func addNodeFlags(f *pflag.FlagSet, n *nodeFlags) {
 	f.BoolVar(&n.flushRules, "flush-rules", false, "remove the proxy's nftables table on shutdown (by default the rules stay, so Services keep working across a restart)")
 	f.StringVar(&n.runtimeEndpoint, "container-runtime-endpoint", "", "socket of an existing containerd to use instead of starting one")
 	f.StringVar(&n.privateRegistry, "private-registry", "/etc/tinykube/registries.yaml", "registry mirrors, endpoints and credentials (k3s's registries.yaml format)")
+	f.StringVar(&n.backend, "flannel-backend", "host-gw", "how pod traffic crosses nodes: host-gw (routes; nodes on one L2 segment), vxlan (overlay), or none")
 }
 
 // parse checks the node flags; nodeIP and the CIDRs default from the
@@ -83,6 +86,14 @@ func (n *nodeFlags) parse(defaultNodeIP netip.Addr, serviceCIDR, clusterCIDR net
 		flushRules:      n.flushRules,
 		runtimeEndpoint: n.runtimeEndpoint,
 		privateRegistry: n.privateRegistry,
+		backend:         n.backend,
+	}
+	if s.backend != backendNone {
+		b, err := nodenet.ParseBackend(s.backend)
+		if err != nil {
+			return s, fmt.Errorf("--flannel-backend: %w", err)
+		}
+		s.backend = string(b)
 	}
 	var err error
 	if s.nodeName == "" {
