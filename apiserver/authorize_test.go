@@ -21,6 +21,7 @@ import (
 
 	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/apiserver/authz"
+	"github.com/tinykube/tinykube/storage"
 )
 
 // authServer is a test server behind the real authenticator, with one
@@ -363,6 +364,23 @@ func TestBootstrapPolicyKeepsUserEdits(t *testing.T) {
 	}
 	if _, err := admin.RbacV1().ClusterRoleBindings().Get(ctx(t), "system:basic-user", metav1.GetOptions{}); err != nil {
 		t.Fatalf("deleted default binding not recreated: %v", err)
+	}
+	// A restart on a reconciled policy writes nothing.
+	before, err := s.store.Revision(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.api.Bootstrap(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := s.store.Revision(ctx(t)); after != before {
+		res, _ := s.store.List(ctx(t), "/", storage.ListOptions{})
+		for _, kv := range res.KVs {
+			if kv.ModRevision > before {
+				t.Logf("written: %s", kv.Key)
+			}
+		}
+		t.Fatalf("bootstrap of an up-to-date policy wrote %d times", after-before)
 	}
 }
 

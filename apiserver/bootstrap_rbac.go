@@ -51,10 +51,20 @@ func (s *Server) ensureRBACPolicy(ctx context.Context) error {
 func (s *Server) reconcileBootstrapObject(ctx context.Context, resourceName string, want runtime.Object) error {
 	res := s.bootstrapResource(resourceName)
 	m := accessor(want)
-	if _, err := s.store.Get(ctx, res.key("", m.GetName()), 0); err != nil {
+	kv, err := s.store.Get(ctx, res.key("", m.GetName()), 0)
+	if err != nil {
 		return s.ensure(ctx, resourceName, want)
 	}
-	_, _, err := s.updateObject(ctx, updateRequest{res: res, name: m.GetName(),
+	// Most starts find the policy as they left it: no write then (an
+	// update that changes nothing would still record a field manager).
+	if current, err := s.fromKV(res, kv); err == nil {
+		reconciled := current.DeepCopyObject()
+		reconcileBootstrap(reconciled, want)
+		if equality.Semantic.DeepEqual(current, reconciled) || accessor(current).GetAnnotations()[rbacv1.AutoUpdateAnnotationKey] == "false" {
+			return nil
+		}
+	}
+	_, _, err = s.updateObject(ctx, updateRequest{res: res, name: m.GetName(),
 		mutate: func(current runtime.Object) (runtime.Object, error) {
 			if accessor(current).GetAnnotations()[rbacv1.AutoUpdateAnnotationKey] == "false" {
 				return current, nil
