@@ -3,12 +3,12 @@ package apiserver
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/klog/v2"
 
 	"github.com/tinykube/tinykube/apiserver/authz"
 	"github.com/tinykube/tinykube/storage"
@@ -110,7 +110,7 @@ func (c *rbacCache) run(rev int64) {
 			if errors.Is(err, storage.ErrClosed) {
 				return
 			}
-			slog.Warn("apiserver: listing the RBAC policy", "err", err)
+			klog.Warningf("apiserver: listing the RBAC policy: %v", err)
 		}
 	}
 }
