@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"time"
 )
@@ -121,6 +122,12 @@ func (n JoinedNode) stored(kind NodeCert, window time.Duration) (certPEM, keyPEM
 		return nil, nil, false
 	}
 	return kp.CertPEM, kp.KeyPEM, true
+}
+
+// Paths are the files kind's certificate and key are kept in.
+func (n JoinedNode) Paths(kind NodeCert) (certFile, keyFile string) {
+	c, k := kind.files()
+	return filepath.Join(n.Dir, c), filepath.Join(n.Dir, k)
 }
 
 // Request is a new key for kind and a PEM certificate signing request

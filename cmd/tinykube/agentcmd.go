@@ -134,8 +134,9 @@ func runAgent(ctx context.Context, stop func(), o *agentOptions, stdout, stderr 
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	j, err := join(ctx, joinConfig{server: cfg.server, token: cfg.token, dir: filepath.Join(cfg.dataDir, "agent", "tls"),
-		nodeName: cfg.node.nodeName, nodeIP: cfg.node.nodeIP, logger: logger})
+	jc := joinConfig{server: cfg.server, token: cfg.token, dir: filepath.Join(cfg.dataDir, "agent", "tls"),
+		nodeName: cfg.node.nodeName, nodeIP: cfg.node.nodeIP, logger: logger}
+	j, err := join(ctx, jc)
 	if err != nil && ctx.Err() != nil {
 		// Stopped while waiting for the certificates: not a failure.
 		return nil
@@ -149,7 +150,13 @@ func runAgent(ctx context.Context, stop func(), o *agentOptions, stdout, stderr 
 		return err
 	}
 	fmt.Fprintf(stdout, "tinykube: node %s joined %s\n", cfg.node.nodeName, cfg.server)
+	renewing := make(chan struct{})
+	go func() {
+		defer close(renewing)
+		keepCertificates(ctx, jc)
+	}()
 	<-ctx.Done()
+	<-renewing
 	stop()
 	logger.Info("shutting down")
 	n.stop()

@@ -94,13 +94,16 @@ func join(ctx context.Context, c joinConfig) (*joined, error) {
 		requestor = &rest.Config{Host: c.server, UserAgent: "tinykube/kubelet",
 			TLSClientConfig: rest.TLSClientConfig{CAData: caPEM, CertData: certPEM, KeyData: keyPEM}}
 	}
-	certPEM, keyPEM, err := ensureNodeCert(ctx, c.logger, node, pki.NodeClient, requestor)
-	if err != nil {
+	if _, _, err := ensureNodeCert(ctx, c.logger, node, pki.NodeClient, requestor); err != nil {
 		return nil, err
 	}
+	// The node's clients read the certificate from its files, and read
+	// them again when they change (client-go looks every few minutes), so
+	// a certificate renewed while the node runs is used without a restart.
+	certFile, keyFile := node.Paths(pki.NodeClient)
 	api := &rest.Config{Host: c.server, UserAgent: "tinykube/kubelet", QPS: 50, Burst: 100,
-		TLSClientConfig: rest.TLSClientConfig{CAData: caPEM, CertData: certPEM, KeyData: keyPEM}}
-	certPEM, keyPEM, err = ensureNodeCert(ctx, c.logger, node, pki.NodeServing, api)
+		TLSClientConfig: rest.TLSClientConfig{CAData: caPEM, CertFile: certFile, KeyFile: keyFile}}
+	certPEM, keyPEM, err := ensureNodeCert(ctx, c.logger, node, pki.NodeServing, api)
 	if err != nil {
 		return nil, err
 	}
@@ -149,6 +152,30 @@ var nodeCertRequest = map[pki.NodeCert]struct {
 }{
 	pki.NodeClient:  {certificatesv1.KubeAPIServerClientKubeletSignerName, []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth}},
 	pki.NodeServing: {certificatesv1.KubeletServingSignerName, []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageServerAuth}},
+}
+
+// certificateCheckInterval is how often a running agent joins again to
+// keep its certificates: join renews whatever is within the renewal
+// window (90 days before expiry), as the node, so it never needs a token
+// again. The client certificate is picked up from its files at once; the
+// kubelet's serving certificate at the next start.
+const certificateCheckInterval = time.Hour
+
+// keepCertificates joins again every certificateCheckInterval until ctx
+// ends.
+func keepCertificates(ctx context.Context, c joinConfig) {
+	t := time.NewTicker(certificateCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := join(ctx, c); err != nil && ctx.Err() == nil {
+			c.logger.Warn("renewing the node's certificates failed; will retry", "err", err, "in", certificateCheckInterval)
+		}
+	}
 }
 
 // ensureNodeCert returns the node's certificate of kind, from disk when

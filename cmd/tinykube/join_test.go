@@ -150,7 +150,7 @@ func TestJoinWithTheServerTokenGetsNodeCertificates(t *testing.T) {
 	if n := csrCount(t, s); n != before {
 		t.Errorf("restart made %d new certificate requests", n-before)
 	}
-	if string(again.api.CertData) != string(j.api.CertData) {
+	if string(readFile(t, again.api.CertFile)) != string(certPEM) {
 		t.Error("restart did not reuse the client certificate")
 	}
 
@@ -167,7 +167,7 @@ func TestJoinWithTheServerTokenGetsNodeCertificates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(renewed.api.CertData) == string(j.api.CertData) {
+	if string(readFile(t, renewed.api.CertFile)) == string(certPEM) {
 		t.Error("a client certificate close to expiry was not renewed")
 	}
 	csrs, err := s.admin.CertificatesV1().CertificateSigningRequests().List(context.Background(), metav1.ListOptions{})
@@ -402,4 +402,13 @@ func TestTokenListAndDelete(t *testing.T) {
 	if _, err := s.join(t, token, "node-c", ""); !errors.Is(err, errTokenRefused) {
 		t.Errorf("join with a deleted token: %v", err)
 	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
