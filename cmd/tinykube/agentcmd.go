@@ -23,6 +23,7 @@ import (
 type agentOptions struct {
 	server      string
 	token       string
+	tokenFile   string
 	dataDir     string
 	withNodeID  bool
 	serviceCIDR string
@@ -51,8 +52,9 @@ approves and signs.`,
 	}
 	f := cmd.Flags()
 	f.SortFlags = false
-	f.StringVar(&o.server, "server", "", "URL of the API server to join, https://HOST:6443")
-	f.StringVar(&o.token, "token", "", "join token, K10<CA hash>::<id>.<secret>")
+	f.StringVar(&o.server, "server", os.Getenv("TINYKUBE_URL"), "URL of the API server to join, https://HOST:6443 ($TINYKUBE_URL)")
+	f.StringVar(&o.token, "token", os.Getenv("TINYKUBE_TOKEN"), "join token, K10<CA hash>::<id>.<secret> ($TINYKUBE_TOKEN)")
+	f.StringVar(&o.tokenFile, "token-file", "", "file holding the join token, such as a copy of DATA_DIR/server/token (keeps it out of the process list)")
 	f.StringVar(&o.dataDir, "data-dir", "/var/lib/tinykube", "directory for the node's state, keys and certificates")
 	f.BoolVar(&o.withNodeID, "with-node-id", false, "append a random id, kept in DATA_DIR/agent/node-id, to the node name (for hosts that share a host name)")
 	f.StringVar(&o.serviceCIDR, "service-cidr", "10.43.0.0/16", "range of Service ClusterIPs; must be the server's")
@@ -74,7 +76,17 @@ func (o *agentOptions) parse() (*agentConfig, error) {
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("--server %q must be https://HOST:PORT", o.server)
 	}
-	if o.token == "" {
+	if o.tokenFile != "" {
+		if o.token != "" {
+			return nil, errors.New("--token and --token-file exclude each other")
+		}
+		data, err := os.ReadFile(o.tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--token-file: %w", err)
+		}
+		o.token = string(data)
+	}
+	if strings.TrimSpace(o.token) == "" {
 		return nil, errors.New("--token is required (DATA_DIR/server/token on the server, or `tinykube token create`)")
 	}
 	if o.dataDir == "" {

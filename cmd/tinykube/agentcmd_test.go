@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,7 +61,12 @@ func TestAgentCommandRefusesBadTokensClearly(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, stderr := runAgentCommand(t, "--server", s.url, "--token", tt.token, "--data-dir", t.TempDir(),
+			// Through --token-file, as a copy of the server's token file.
+			file := filepath.Join(t.TempDir(), "token")
+			if err := os.WriteFile(file, []byte(tt.token+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, stderr := runAgentCommand(t, "--server", s.url, "--token-file", file, "--data-dir", t.TempDir(),
 				"--node-name", "intruder", "--node-ip", "192.0.2.10")
 			if code != 1 || !strings.Contains(stderr, tt.want) {
 				t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, tt.want)
