@@ -50,6 +50,7 @@ then use it with the built-in kubectl:
 	root.AddCommand(newServerCommand(stdout, stderr), newKubectlCommand(kubectlStreams, defaultKubeconfig))
 	root.AddCommand(newImagesCommand(stdout))
 	root.AddCommand(newServiceCommand(stdout))
+	root.AddCommand(newUninstallCommand(stdout))
 	root.AddCommand(newTokenCommand(stdout))
 	root.AddCommand(newAgentCommand(stdout, stderr))
 	return root
