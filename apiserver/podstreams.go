@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -159,6 +160,9 @@ const (
 	channelStderr
 	channelError
 	channelResize
+	// channelClosed is no channel of the protocol: nothing arrives on it,
+	// and its reader ends when the WebSocket connection does.
+	channelClosed
 )
 
 // translateRemoteCommand serves exec or attach to a v5.channel.k8s.io
@@ -171,7 +175,7 @@ func (s *Server) translateRemoteCommand(w http.ResponseWriter, r *http.Request, 
 	q := r.URL.Query()
 	flag := func(name string) bool { v := q.Get(name); return v == "true" || v == "1" }
 	stdinOn, stdoutOn, stderrOn, tty := flag("stdin"), flag("stdout"), flag("stderr"), flag("tty")
-	channels := []wsstream.ChannelType{wsstream.ReadChannel, wsstream.WriteChannel, wsstream.WriteChannel, wsstream.WriteChannel, wsstream.ReadChannel}
+	channels := []wsstream.ChannelType{wsstream.ReadChannel, wsstream.WriteChannel, wsstream.WriteChannel, wsstream.WriteChannel, wsstream.ReadChannel, wsstream.ReadChannel}
 	conn := wsstream.NewConn(map[string]wsstream.ChannelProtocolConfig{
 		remotecommand.StreamProtocolV5Name: {Binary: true, Channels: channels},
 	})
@@ -182,6 +186,14 @@ func (s *Server) translateRemoteCommand(w http.ResponseWriter, r *http.Request, 
 		return
 	}
 	defer conn.Close()
+	// A client that goes away ends the command on the kubelet too (the
+	// hijacked request's context would not).
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		io.Copy(io.Discard, streams[channelClosed])
+		cancel()
+	}()
 	// An empty message on the lowest writable channel tells the client
 	// the connection is up.
 	switch {
@@ -215,7 +227,7 @@ func (s *Server) translateRemoteCommand(w http.ResponseWriter, r *http.Request, 
 				}
 				select {
 				case sizes <- size:
-				case <-r.Context().Done():
+				case <-ctx.Done():
 					return
 				}
 			}
@@ -224,7 +236,7 @@ func (s *Server) translateRemoteCommand(w http.ResponseWriter, r *http.Request, 
 	status := metav1.Status{Status: metav1.StatusSuccess}
 	ex, err := clientremotecommand.NewSPDYExecutorForTransports(spdyUpgrading{s.cfg.KubeletTransport}, kubeletUpgrader{}, http.MethodPost, target)
 	if err == nil {
-		err = ex.StreamWithContext(r.Context(), opts)
+		err = ex.StreamWithContext(ctx, opts)
 	}
 	var statusErr *apierrors.StatusError
 	var exitErr utilexec.CodeExitError

@@ -56,8 +56,8 @@ func (k *Kubelet) serveExec(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusBadRequest, "you must specify at least 1 command")
 		return
 	}
-	k.serveRemoteCommand(w, r, func(id string, s remoteStreams) (int, error) {
-		return k.runtime.ExecStream(r.Context(), id, cmd, s.stdin, s.stdout, s.stderr, s.tty, s.resize)
+	k.serveRemoteCommand(w, r, func(ctx context.Context, id string, s remoteStreams) (int, error) {
+		return k.runtime.ExecStream(ctx, id, cmd, s.stdin, s.stdout, s.stderr, s.tty, s.resize)
 	}, cmd)
 }
 
@@ -65,8 +65,8 @@ func (k *Kubelet) serveExec(w http.ResponseWriter, r *http.Request) {
 // &tty=1: the same protocol as exec, connected to the container's own
 // stdio (kubectl attach, kubectl run -it).
 func (k *Kubelet) serveAttach(w http.ResponseWriter, r *http.Request) {
-	k.serveRemoteCommand(w, r, func(id string, s remoteStreams) (int, error) {
-		return 0, k.runtime.Attach(r.Context(), id, s.stdin, s.stdout, s.stderr, s.resize)
+	k.serveRemoteCommand(w, r, func(ctx context.Context, id string, s remoteStreams) (int, error) {
+		return 0, k.runtime.Attach(ctx, id, s.stdin, s.stdout, s.stderr, s.resize)
 	}, nil)
 }
 
@@ -80,9 +80,10 @@ type remoteStreams struct {
 }
 
 // serveRemoteCommand upgrades an exec or attach request to SPDY, waits for
-// the client's streams, runs run on the container and reports how it
-// ended on the error stream.
-func (k *Kubelet) serveRemoteCommand(w http.ResponseWriter, r *http.Request, run func(id string, s remoteStreams) (int, error), cmd []string) {
+// the client's streams, runs run on the container (with a context that
+// ends when the client goes away) and reports how it ended on the error
+// stream.
+func (k *Kubelet) serveRemoteCommand(w http.ResponseWriter, r *http.Request, run func(ctx context.Context, id string, s remoteStreams) (int, error), cmd []string) {
 	q := r.URL.Query()
 	_, st, code, msg := k.runningContainer(r.Context(), r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container"))
 	if code != 0 {
@@ -118,8 +119,6 @@ func (k *Kubelet) serveRemoteCommand(w http.ResponseWriter, r *http.Request, run
 		case <-ctx.Done():
 		}
 	}()
-	r = r.WithContext(ctx)
-
 	rs := remoteStreams{tty: tty}
 	if s := streams[corev1.StreamTypeStdin]; s != nil {
 		rs.stdin = s
@@ -149,7 +148,7 @@ func (k *Kubelet) serveRemoteCommand(w http.ResponseWriter, r *http.Request, run
 			}
 		}()
 	}
-	exitCode, err := run(st.ID, rs)
+	exitCode, err := run(ctx, st.ID, rs)
 	writeExecStatus(streams[corev1.StreamTypeError], protocol, cmd, exitCode, err)
 	for _, s := range streams {
 		s.Close()

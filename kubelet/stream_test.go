@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,7 +42,7 @@ func TestExecThroughTheAPIServer(t *testing.T) {
 		},
 	}
 	for transport, newExecutor := range executors {
-		stream := func(t *testing.T, opts remotecommand.StreamOptions, cmd ...string) error {
+		streamCtx := func(ctx context.Context, t *testing.T, opts remotecommand.StreamOptions, cmd ...string) error {
 			t.Helper()
 			req := n.client.CoreV1().RESTClient().Post().Resource("pods").Namespace("default").Name("shell").SubResource("exec").
 				VersionedParams(&corev1.PodExecOptions{Container: "main", Command: cmd, Stdin: opts.Stdin != nil, Stdout: opts.Stdout != nil, Stderr: opts.Stderr != nil, TTY: opts.Tty}, scheme.ParameterCodec)
@@ -49,9 +50,13 @@ func TestExecThroughTheAPIServer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			return ex.StreamWithContext(ctx, opts)
+		}
+		stream := func(t *testing.T, opts remotecommand.StreamOptions, cmd ...string) error {
+			t.Helper()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			return ex.StreamWithContext(ctx, opts)
+			return streamCtx(ctx, t, opts, cmd...)
 		}
 		tests := []struct {
 			name             string
@@ -98,6 +103,24 @@ func TestExecThroughTheAPIServer(t *testing.T) {
 			}
 			if out.String() != "33 120\r\n" {
 				t.Errorf("stty size on the terminal: %q", out.String())
+			}
+		})
+		t.Run(transport+"/a client that goes away ends the command", func(t *testing.T) {
+			sleep := "sleep 77" + strconv.Itoa(len(transport)) // one per transport
+			ctx, cancel := context.WithCancel(context.Background())
+			var out syncBuffer
+			errc := make(chan error, 1)
+			go func() {
+				errc <- streamCtx(ctx, t, remotecommand.StreamOptions{Stdout: &out}, "sh", "-c", "echo started; exec "+sleep)
+			}()
+			waitOutput(t, &out, "started\n")
+			cancel()
+			<-errc
+			if err := waitFor(30*time.Second, func() bool {
+				var ps bytes.Buffer
+				return stream(t, remotecommand.StreamOptions{Stdout: &ps}, "ps") == nil && !strings.Contains(ps.String(), sleep)
+			}); err != nil {
+				t.Errorf("%q still runs after its client went away", sleep)
 			}
 		})
 	}

@@ -748,6 +748,15 @@ func (r *Runtime) ExecStream(ctx context.Context, id string, cmd []string, stdin
 			}
 		}}
 	}
+	// containerd 1.6's shim cannot start an exec without its output
+	// FIFOs ("opening file \"\" failed"): output nobody asked for is
+	// discarded instead.
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil && !tty {
+		stderr = io.Discard
+	}
 	opts := []cio.Opt{cio.WithStreams(in, stdout, stderr), cio.WithFIFODir(r.cfg.FIFODir)}
 	if tty {
 		opts = append(opts, cio.WithTerminal)
