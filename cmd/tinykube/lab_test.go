@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -93,6 +94,11 @@ type labServer struct {
 	dataDir    string
 	kubeconfig string
 	args       []string
+	// joins is the server an agent joins; nil for a server.
+	joins *labServer
+	// apiNS is where the API server's loopback address is: the node's
+	// own namespace, or an agent's server's.
+	apiNS *netlab.NS
 	// p is the running process, shared by the copies subtests use.
 	p *labProc
 }
@@ -135,6 +141,7 @@ func newLabServer(t *testing.T, n *labNet, name, ip string, args ...string) *lab
 	t.Helper()
 	requireTools(t, "containerd", "runc", "containerd-shim-runc-v2", "nsenter", "unshare")
 	s := &labServer{t: t, ns: n.attach(name, ip), ip: ip, name: name, dataDir: t.TempDir(), args: args, p: &labProc{stderr: newLockedBuffer()}}
+	s.apiNS = s.ns
 	s.kubeconfig = filepath.Join(s.dataDir, "kubeconfig.yaml")
 	images := filepath.Join(s.dataDir, "agent", "images")
 	if err := os.MkdirAll(images, 0o755); err != nil {
@@ -162,6 +169,17 @@ func (s *labServer) in(t *testing.T) *labServer {
 	return &c
 }
 
+// newLabAgent prepares an agent node that joins server.
+func newLabAgent(t *testing.T, n *labNet, server *labServer, name, ip string, args ...string) *labServer {
+	t.Helper()
+	a := newLabServer(t, n, name, ip, args...)
+	a.joins = server
+	// Its pods are deleted through the server, whose client it borrows.
+	a.kubeconfig = server.kubeconfig
+	a.apiNS = server.ns
+	return a
+}
+
 // start runs the server and waits for its ready line.
 func (s *labServer) start() {
 	t := s.t
@@ -170,13 +188,15 @@ func (s *labServer) start() {
 	// of its own, so the mounts of its pods stay out of the host's view.
 	// (Not `ip netns exec`: it mounts a fresh /sys without the cgroup
 	// file systems runc needs.)
-	argv := append([]string{"--net=/var/run/netns/" + s.ns.Name, "unshare", "--mount", "--propagation", "slave", "--", os.Args[0], "server",
-		"--data-dir", s.dataDir,
-		"--write-kubeconfig", s.kubeconfig,
-		"--node-name", s.name,
-		"--node-ip", s.ip,
-		"--advertise-address", s.ip,
-	}, s.args...)
+	argv := []string{"--net=/var/run/netns/" + s.ns.Name, "unshare", "--mount", "--propagation", "slave", "--", os.Args[0]}
+	if s.joins == nil {
+		argv = append(argv, "server", "--write-kubeconfig", s.kubeconfig, "--advertise-address", s.ip)
+	} else {
+		argv = append(argv, "agent", "--server", "https://"+net.JoinHostPort(s.joins.ip, "6443"),
+			"--token-file", filepath.Join(s.joins.dataDir, "server", "token"))
+	}
+	argv = append(argv, "--data-dir", s.dataDir, "--node-name", s.name, "--node-ip", s.ip)
+	argv = append(argv, s.args...)
 	s.p.cmd = exec.Command("nsenter", argv...)
 	s.p.cmd.Env = append(os.Environ(), execMainEnv+"=1")
 	stdout, err := s.p.cmd.StdoutPipe()
@@ -203,13 +223,13 @@ func (s *labServer) start() {
 	}()
 	select {
 	case line := <-ready:
-		if !strings.HasPrefix(line, "tinykube: API server ready at ") {
+		if !strings.HasPrefix(line, "tinykube: API server ready at ") && !strings.HasPrefix(line, "tinykube: node "+s.name+" joined ") {
 			t.Fatalf("unexpected first line %q", line)
 		}
 	case err := <-s.p.exited:
 		t.Fatalf("server exited before it was ready: %v; stderr:\n%s", err, s.p.stderr)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("server not ready after 30s; stderr:\n%s", s.p.stderr)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s not ready after 60s; stderr:\n%s", s.name, s.p.stderr)
 	}
 }
 
@@ -274,7 +294,7 @@ func (s *labServer) clientsetOrErr() (kubernetes.Interface, error) {
 		return nil, err
 	}
 	// The kubeconfig names 127.0.0.1: the node's own loopback.
-	cfg.Dial = s.ns.DialContext
+	cfg.Dial = s.apiNS.DialContext
 	cfg.QPS, cfg.Burst = -1, 0
 	return kubernetes.NewForConfig(cfg)
 }
