@@ -66,8 +66,25 @@ func (k *Kubelet) runPostStart(ctx context.Context, pod *corev1.Pod, c *corev1.C
 	if c.Lifecycle == nil || c.Lifecycle.PostStart == nil {
 		return waiting{}, nil
 	}
-	msg, err := k.runHook(ctx, pod, c, id, c.Lifecycle.PostStart)
+	hctx, cancel := context.WithCancel(ctx)
+	uid := string(pod.UID)
+	k.mu.Lock()
+	k.postStart[uid] = cancel
+	k.mu.Unlock()
+	defer func() {
+		k.mu.Lock()
+		delete(k.postStart, uid)
+		k.mu.Unlock()
+		cancel()
+	}()
+	msg, err := k.runHook(hctx, pod, c, id, c.Lifecycle.PostStart)
 	if err == nil {
+		return waiting{}, nil
+	}
+	if hctx.Err() != nil && ctx.Err() == nil {
+		// The pod is being deleted: its next sync stops the container
+		// within the grace period; a hook (which may wait forever) must
+		// not hold that up.
 		return waiting{}, nil
 	}
 	klog.Infof("pod %s container %s: PostStartHook failed: %s", podDesc(pod), c.Name, msg)
@@ -78,6 +95,16 @@ func (k *Kubelet) runPostStart(ctx context.Context, pod *corev1.Pod, c *corev1.C
 		return waiting{}, err
 	}
 	return waiting{reason: reasonPostStartHookError, message: msg}, nil
+}
+
+// cancelHooks ends the postStart hooks running for a pod that is being
+// deleted, as upstream's pod workers cancel a sync when a pod terminates.
+func (k *Kubelet) cancelHooks(uid string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if cancel := k.postStart[uid]; cancel != nil {
+		cancel()
+	}
 }
 
 // killContainer stops a running container, as upstream's killContainer:

@@ -137,6 +137,9 @@ type Kubelet struct {
 	deleted map[string]*corev1.Pod
 	// lastStatus is the status last written per pod UID.
 	lastStatus map[string]corev1.PodStatus
+	// postStart cancels the postStart hook running for a pod UID (its
+	// syncs, and so its hooks, run one at a time).
+	postStart map[string]context.CancelFunc
 }
 
 // New validates cfg and fills defaults. It starts nothing.
@@ -226,6 +229,7 @@ func New(cfg Config) (*Kubelet, error) {
 
 		lastStatus: map[string]corev1.PodStatus{},
 		deleted:    map[string]*corev1.Pod{},
+		postStart:  map[string]context.CancelFunc{},
 	}, nil
 }
 
@@ -358,8 +362,13 @@ func (k *Kubelet) Run(ctx context.Context) error {
 		}
 	}
 	if _, err := k.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    enqueue,
-		UpdateFunc: func(_, obj any) { enqueue(obj) },
+		AddFunc: enqueue,
+		UpdateFunc: func(_, obj any) {
+			if p, ok := obj.(*corev1.Pod); ok && p.DeletionTimestamp != nil {
+				k.cancelHooks(string(p.UID))
+			}
+			enqueue(obj)
+		},
 		DeleteFunc: func(obj any) {
 			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = t.Obj
@@ -368,6 +377,7 @@ func (k *Kubelet) Run(ctx context.Context) error {
 				k.mu.Lock()
 				k.deleted[string(p.UID)] = p
 				k.mu.Unlock()
+				k.cancelHooks(string(p.UID))
 			}
 			enqueue(obj)
 		},

@@ -143,3 +143,25 @@ func TestMissingConfigMapIsAFailedMountEvent(t *testing.T) {
 	p := n.create(b.obj())
 	n.waitEvents(p, `Warning FailedMount : MountVolume.SetUp failed: configmap "absent" not found`)
 }
+
+func TestDeletingAPodEndsItsRunningPostStartHook(t *testing.T) {
+	n := startNode(t, nil)
+	b := newPod("slowhook", testimage.BusyboxRef).command("sleep", "3600")
+	b.p.Spec.TerminationGracePeriodSeconds = ptr(int64(1))
+	b.p.Spec.Containers[0].Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
+		Command: []string{"sleep", "600"},
+	}}}
+	p := n.create(b.obj())
+	// Started comes before the hook runs.
+	n.waitEvents(p, "Normal Started spec.containers{main}: Started container main")
+	if err := n.client.CoreV1().Pods("default").Delete(context.Background(), "slowhook", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Gone within the grace period's order of magnitude, not the hook's.
+	n.waitGone("slowhook")
+	for _, l := range n.waitEvents(p) {
+		if strings.Contains(l, "FailedPostStartHook") {
+			t.Errorf("a hook ended by the deletion counts as failed: %s", l)
+		}
+	}
+}
