@@ -161,6 +161,10 @@ var nodeCertRequest = map[pki.NodeCert]struct {
 // kubelet's serving certificate at the next start.
 const certificateCheckInterval = time.Hour
 
+// pendingHintAfter is how long a certificate request may stay pending
+// before the agent says how to approve it by hand.
+const pendingHintAfter = 30 * time.Second
+
 // keepCertificates joins again every certificateCheckInterval until ctx
 // ends.
 func keepCertificates(ctx context.Context, c joinConfig) {
@@ -202,7 +206,13 @@ func ensureNodeCert(ctx context.Context, logger *slog.Logger, node pki.JoinedNod
 		return nil, nil, fmt.Errorf("requesting the node's certificate: %w", err)
 	}
 	logger.Info("waiting for the certificate signing request to be approved and issued", "csr", name, "signer", how.signer)
+	// The server approves a node's requests within moments; one still
+	// pending is waiting for a person.
+	hint := time.AfterFunc(pendingHintAfter, func() {
+		logger.Warn("certificate signing request still pending; on the server: tinykube kubectl certificate approve "+name, "csr", name)
+	})
 	certPEM, err = certcsr.WaitForCertificate(ctx, client, name, uid)
+	hint.Stop()
 	if err != nil {
 		return nil, nil, fmt.Errorf("certificate signing request %s: %w", name, err)
 	}
