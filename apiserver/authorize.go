@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 	"k8s.io/klog/v2"
 
 	"github.com/tinykube/tinykube/apiserver/authn"
@@ -123,6 +124,14 @@ func (s *Server) withAuthorization(next http.Handler) http.Handler {
 		r = r.WithContext(authn.WithUser(r.Context(), user))
 		a := requestAttributes(r, user)
 		d, reason, err := s.authz.authorize(r.Context(), a)
+		if d == authz.Allow && isPodStreamWebSocket(r, a) {
+			// A WebSocket handshake is a GET, but it runs a command or
+			// opens a stream like the POST of SPDY does: upstream (since
+			// 1.35, AuthorizePodWebsocketUpgradeCreatePermission) asks
+			// for create as well.
+			a.Verb = "create"
+			d, reason, err = s.authz.authorize(r.Context(), a)
+		}
 		if d != authz.Allow {
 			if err != nil {
 				s.writeError(w, r, apierrors.NewInternalError(err))
@@ -139,6 +148,14 @@ func (s *Server) withAuthorization(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// isPodStreamWebSocket reports whether r is the WebSocket handshake of
+// pods/exec, attach or portforward.
+func isPodStreamWebSocket(r *http.Request, a authz.Attributes) bool {
+	return a.ResourceRequest && a.Verb == "get" && a.APIGroup == "" && a.Resource == "pods" &&
+		(a.Subresource == "exec" || a.Subresource == "attach" || a.Subresource == "portforward") &&
+		wsstream.IsWebSocketRequest(r)
 }
 
 // forbidden is upstream's 403 for a request no authorizer allowed.

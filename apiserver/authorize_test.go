@@ -560,3 +560,35 @@ func TestGarbageCollectorMayDropOwnersOfRolesItCouldNotWrite(t *testing.T) {
 		t.Fatalf("aggregating it into admin: %v", err)
 	}
 }
+
+func TestPodStreamWebSocketsNeedCreate(t *testing.T) {
+	s := newAuthServer(t)
+	admin := s.as(t, "admin")
+	// alice may get pods/exec, as read-only roles used to grant it, but
+	// not create it.
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "exec-get"}, Rules: []rbacv1.PolicyRule{
+		{Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"pods/exec"}}}}
+	if _, err := admin.RbacV1().Roles("default").Create(ctx(t), role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "alice-exec-get"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "exec-get"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "alice"}}}
+	if _, err := admin.RbacV1().RoleBindings("default").Create(ctx(t), binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, s.url+"/api/v1/namespaces/default/pods/p/exec?command=sh&stdout=true", nil)
+	req.Header.Set("Authorization", "Bearer alice")
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Protocol", "v5.channel.k8s.io")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	st := readAll(t, resp).status(t)
+	if resp.StatusCode != http.StatusForbidden || st.Message != `pods "p" is forbidden: User "alice" cannot create resource "pods/exec" in API group "" in the namespace "default"` {
+		t.Fatalf("WebSocket exec with get only: %d %s", resp.StatusCode, st.Message)
+	}
+}
