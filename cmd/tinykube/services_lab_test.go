@@ -74,6 +74,14 @@ spec:
   ports: [{port: 80, targetPort: 80}]
 ---
 apiVersion: v1
+kind: Service
+metadata: {name: web-lb}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports: [{port: 8081, targetPort: 80}]
+---
+apiVersion: v1
 kind: Pod
 metadata: {name: look}
 spec:
@@ -186,6 +194,37 @@ func TestServicesInCluster(t *testing.T) {
 			} else if body != first {
 				t.Fatalf("request %d answered by %q, first by %q", i, body, first)
 			}
+		}
+	})
+	t.Run("LoadBalancer: the node's address, answering on the Service port", func(t *testing.T) {
+		node := node.in(t)
+		node.waitUntil("web-lb ingress", 30*time.Second, func(ctx context.Context) (bool, error) {
+			svc, err := cs.CoreV1().Services("default").Get(ctx, "web-lb", metav1.GetOptions{})
+			return err == nil && len(svc.Status.LoadBalancer.Ingress) == 1 && svc.Status.LoadBalancer.Ingress[0].IP == labNodeIP, nil
+		})
+		if out := node.kubectlOK("", "get", "service", "web-lb"); !strings.Contains(out, labNodeIP) || !strings.Contains(out, "8081:") {
+			t.Fatalf("kubectl get service web-lb:\n%s", out)
+		}
+		external := httpFrom(lan.client)
+		url := "http://" + net.JoinHostPort(labNodeIP, "8081") + "/"
+		answerers(t, url, func() (string, error) { return get(external, url) }, want)
+
+		// A second LoadBalancer on the same port stays pending, with an event.
+		node.kubectlOK("", "create", "service", "loadbalancer", "web-lb2", "--tcp=8081:80")
+		node.waitUntil("a PortInUse-style event for web-lb2", 30*time.Second, func(ctx context.Context) (bool, error) {
+			evs, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=web-lb2"})
+			if err != nil {
+				return false, nil
+			}
+			for _, e := range evs.Items {
+				if e.Type == corev1.EventTypeWarning {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if out := node.kubectlOK("", "get", "service", "web-lb2"); !strings.Contains(out, "<pending>") {
+			t.Fatalf("kubectl get service web-lb2 (port taken):\n%s", out)
 		}
 	})
 	t.Run("no endpoints: rejected at once", func(t *testing.T) {
