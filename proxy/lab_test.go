@@ -24,8 +24,8 @@ import (
 	"sigs.k8s.io/knftables"
 
 	"github.com/tinykube/tinykube/apiserver/apiservertest"
-	"github.com/tinykube/tinykube/proxy"
 	"github.com/tinykube/tinykube/internal/netlab"
+	"github.com/tinykube/tinykube/proxy"
 )
 
 // Lab addresses: the node and an external client share 10.200.0.0/24, pods
