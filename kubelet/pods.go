@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -464,21 +465,24 @@ func (k *Kubelet) writePodFiles(pod *corev1.Pod, sb sandbox.Sandbox) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	hosts := "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n"
+	var ips []netip.Addr
 	if sb.IP.IsValid() {
-		name := podHostname(pod)
-		if pod.Spec.Subdomain != "" {
-			hosts += fmt.Sprintf("%s\t%s.%s.%s.svc.%s\t%s\n", sb.IP, name, pod.Spec.Subdomain, pod.Namespace, k.cfg.ClusterDomain, name)
-		} else {
-			hosts += fmt.Sprintf("%s\t%s\n", sb.IP, name)
+		ips = append(ips, sb.IP)
+	}
+	hosts, err := podHostsFile(pod, ips, k.cfg.ClusterDomain, nodeHostsFile)
+	if err != nil {
+		return err
+	}
+	hostname := podHostname(pod)
+	if pod.Spec.HostNetwork {
+		// The pod shares the node's UTS namespace and so its name.
+		if hostname, err = os.Hostname(); err != nil {
+			return err
 		}
 	}
-	for _, ha := range pod.Spec.HostAliases {
-		hosts += fmt.Sprintf("\n# Entries added by HostAliases.\n%s\t%s\n", ha.IP, strings.Join(ha.Hostnames, "\t"))
-	}
 	files := map[string][]byte{
-		"etc-hosts": []byte(hosts),
-		"hostname":  []byte(podHostname(pod) + "\n"),
+		"etc-hosts": hosts,
+		"hostname":  []byte(hostname + "\n"),
 	}
 	// resolv.conf is settled once, when the pod's sandbox is made, as
 	// upstream: its events are not repeated on every sync.
