@@ -365,6 +365,9 @@ func TestBootstrapPolicyKeepsUserEdits(t *testing.T) {
 	if _, err := admin.RbacV1().ClusterRoleBindings().Get(ctx(t), "system:basic-user", metav1.GetOptions{}); err != nil {
 		t.Fatalf("deleted default binding not recreated: %v", err)
 	}
+	if _, err := admin.RbacV1().RoleBindings("kube-system").Get(ctx(t), "system::extension-apiserver-authentication-reader", metav1.GetOptions{}); err != nil {
+		t.Fatalf("namespaced default binding: %v", err)
+	}
 	// A restart on a reconciled policy writes nothing.
 	before, err := s.store.Revision(ctx(t))
 	if err != nil {

@@ -45,13 +45,24 @@ func (s *Server) ensureRBACPolicy(ctx context.Context) error {
 			return err
 		}
 	}
+	roles, bindings := bootstrapNamespacedPolicy()
+	for _, r := range roles {
+		if err := s.reconcileBootstrapObject(ctx, "roles", r); err != nil {
+			return err
+		}
+	}
+	for _, b := range bindings {
+		if err := s.reconcileBootstrapObject(ctx, "rolebindings", b); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
 func (s *Server) reconcileBootstrapObject(ctx context.Context, resourceName string, want runtime.Object) error {
 	res := s.bootstrapResource(resourceName)
 	m := accessor(want)
-	kv, err := s.store.Get(ctx, res.key("", m.GetName()), 0)
+	kv, err := s.store.Get(ctx, res.key(m.GetNamespace(), m.GetName()), 0)
 	if err != nil {
 		return s.ensure(ctx, resourceName, want)
 	}
@@ -64,7 +75,7 @@ func (s *Server) reconcileBootstrapObject(ctx context.Context, resourceName stri
 			return nil
 		}
 	}
-	_, _, err = s.updateObject(ctx, updateRequest{res: res, name: m.GetName(),
+	_, _, err = s.updateObject(ctx, updateRequest{res: res, namespace: m.GetNamespace(), name: m.GetName(),
 		mutate: func(current runtime.Object) (runtime.Object, error) {
 			if accessor(current).GetAnnotations()[rbacv1.AutoUpdateAnnotationKey] == "false" {
 				return current, nil
@@ -84,13 +95,13 @@ func reconcileBootstrap(current, want runtime.Object) {
 	cm.SetLabels(mergeMissing(cm.GetLabels(), wm.GetLabels()))
 	cm.SetAnnotations(mergeMissing(cm.GetAnnotations(), wm.GetAnnotations()))
 	switch c := current.(type) {
+	case *rbacv1.Role:
+		c.Rules = addMissingRules(c.Rules, want.(*rbacv1.Role).Rules)
+	case *rbacv1.RoleBinding:
+		c.Subjects = addMissingSubjects(c.Subjects, want.(*rbacv1.RoleBinding).Subjects)
 	case *rbacv1.ClusterRole:
 		w := want.(*rbacv1.ClusterRole)
-		for _, rule := range w.Rules {
-			if !slices.ContainsFunc(c.Rules, func(have rbacv1.PolicyRule) bool { return equality.Semantic.DeepEqual(have, rule) }) {
-				c.Rules = append(c.Rules, rule)
-			}
-		}
+		c.Rules = addMissingRules(c.Rules, w.Rules)
 		if w.AggregationRule != nil {
 			if c.AggregationRule == nil {
 				c.AggregationRule = &rbacv1.AggregationRule{}
@@ -102,12 +113,26 @@ func reconcileBootstrap(current, want runtime.Object) {
 			}
 		}
 	case *rbacv1.ClusterRoleBinding:
-		for _, sub := range want.(*rbacv1.ClusterRoleBinding).Subjects {
-			if !slices.Contains(c.Subjects, sub) {
-				c.Subjects = append(c.Subjects, sub)
-			}
+		c.Subjects = addMissingSubjects(c.Subjects, want.(*rbacv1.ClusterRoleBinding).Subjects)
+	}
+}
+
+func addMissingRules(have, want []rbacv1.PolicyRule) []rbacv1.PolicyRule {
+	for _, rule := range want {
+		if !slices.ContainsFunc(have, func(h rbacv1.PolicyRule) bool { return equality.Semantic.DeepEqual(h, rule) }) {
+			have = append(have, rule)
 		}
 	}
+	return have
+}
+
+func addMissingSubjects(have, want []rbacv1.Subject) []rbacv1.Subject {
+	for _, sub := range want {
+		if !slices.Contains(have, sub) {
+			have = append(have, sub)
+		}
+	}
+	return have
 }
 
 func mergeMissing(have, want map[string]string) map[string]string {
@@ -357,6 +382,46 @@ func bootstrapClusterRoleBindings() []*rbacv1.ClusterRoleBinding {
 		clusterBinding("tinykube:node-autoapprove-bootstrap", "system:certificates.k8s.io:certificatesigningrequests:nodeclient", groupSubject(groupBootstrappers)),
 		clusterBinding("tinykube:node-autoapprove-certificate-rotation", "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient", groupSubject(authz.NodesGroup)),
 	}
+}
+
+// bootstrapNamespacedPolicy are upstream's Roles and RoleBindings in
+// kube-system: reading the extension-apiserver-authentication ConfigMap
+// (charts of aggregated API servers bind it) and the scheduler's and
+// controller manager's leader election locks.
+func bootstrapNamespacedPolicy() ([]*rbacv1.Role, []*rbacv1.RoleBinding) {
+	ns := metav1.NamespaceSystem
+	lock := func(name string) []rbacv1.PolicyRule {
+		return []rbacv1.PolicyRule{
+			rule([]string{"watch"}, apiCore, "configmaps"),
+			named(rule([]string{"get", "update"}, apiCore, "configmaps"), name),
+		}
+	}
+	roles := []*rbacv1.Role{
+		{ObjectMeta: metav1.ObjectMeta{Name: "extension-apiserver-authentication-reader", Namespace: ns}, Rules: []rbacv1.PolicyRule{
+			named(rule(verbsRead, apiCore, "configmaps"), "extension-apiserver-authentication")}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "system::leader-locking-kube-controller-manager", Namespace: ns}, Rules: lock("kube-controller-manager")},
+		{ObjectMeta: metav1.ObjectMeta{Name: "system::leader-locking-kube-scheduler", Namespace: ns}, Rules: lock("kube-scheduler")},
+	}
+	binding := func(name, role string, subjects ...rbacv1.Subject) *rbacv1.RoleBinding {
+		return &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role}, Subjects: subjects}
+	}
+	sa := func(name string) rbacv1.Subject {
+		return rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns}
+	}
+	bindings := []*rbacv1.RoleBinding{
+		binding("system::extension-apiserver-authentication-reader", "extension-apiserver-authentication-reader",
+			userSubject(userControllers), userSubject(userScheduler)),
+		binding("system::leader-locking-kube-controller-manager", "system::leader-locking-kube-controller-manager", sa("kube-controller-manager")),
+		binding("system::leader-locking-kube-scheduler", "system::leader-locking-kube-scheduler", userSubject(userScheduler), sa("kube-scheduler")),
+	}
+	for _, r := range roles {
+		markBootstrap(&r.ObjectMeta)
+	}
+	for _, b := range bindings {
+		markBootstrap(&b.ObjectMeta)
+	}
+	return roles, bindings
 }
 
 func markBootstrap(m *metav1.ObjectMeta) {
