@@ -131,3 +131,33 @@ func (q sizeQueue) Next() *remotecommand.TerminalSize {
 	}
 	return &s
 }
+
+// A container's stdin and terminal survive a kubelet restart: the new
+// kubelet re-attaches them.
+func TestAttachAfterAKubeletRestart(t *testing.T) {
+	n := startNodeWithAPI(t)
+	b := newPod("term", testimage.BusyboxRef).command("sh").restartPolicy(corev1.RestartPolicyNever)
+	c := &b.p.Spec.Containers[0]
+	c.Stdin, c.TTY = true, true
+	n.create(b.obj())
+	n.waitPod("term", 60*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	n.stop()
+	n.start()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	in, stdin := io.Pipe()
+	defer stdin.Close()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- n.attach(ctx, "term", true, remotecommand.StreamOptions{Stdin: in, Stdout: &out, Tty: true})
+	}()
+	io.WriteString(stdin, "echo hi-$((2+3))\n")
+	waitOutput(t, &out, "hi-5\r\n")
+	io.WriteString(stdin, "exit 0\n")
+	if err := <-done; err != nil {
+		t.Errorf("attach: %v", err)
+	}
+	n.waitPod("term", 30*time.Second, "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+}

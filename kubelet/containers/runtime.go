@@ -365,6 +365,11 @@ func (r *Runtime) watch(c client.Container, task client.Task, exitc <-chan clien
 				r.cfg.OnExit(labels[LabelPodUID])
 			}
 		case <-r.ctx.Done():
+			// Let go of the output FIFOs (not removing them), so that a
+			// new runtime in this process re-attaches as the only reader.
+			if io := task.IO(); io != nil {
+				io.Cancel()
+			}
 			closeLog()
 		}
 	}()
