@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -37,14 +38,15 @@ func readBody(r *http.Request) ([]byte, error) {
 	return body, nil
 }
 
-func errUnsupportedMediaType(mediaType string, accepted []string) error {
+// errUnsupportedMediaType is upstream's negotiation error: a Status
+// without details.
+func errUnsupportedMediaType(_ string, accepted []string) error {
 	return &apierrors.StatusError{ErrStatus: metav1.Status{
 		Status: metav1.StatusFailure,
 		Code:   http.StatusUnsupportedMediaType,
 		Reason: metav1.StatusReasonUnsupportedMediaType,
 		Message: fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s",
 			strings.Join(accepted, ", ")),
-		Details: &metav1.StatusDetails{},
 	}}
 }
 
@@ -98,13 +100,8 @@ func (s *Server) decodeObject(w http.ResponseWriter, r *http.Request, body []byt
 	obj, actual, err := decoder.Decode(body, &gvk, into)
 	if err != nil {
 		strictErr, isStrict := runtime.AsStrictDecodingError(err)
-		if !isStrict {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v",
-				gvk.Kind, gvk.Version, gvk.Kind, err))
-		}
-		if validation == metav1.FieldValidationStrict {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v",
-				gvk.Kind, gvk.Version, gvk.Kind, err))
+		if !isStrict || obj == nil || validation == metav1.FieldValidationStrict {
+			return nil, decodeError(err, gvk.Kind, actual, body)
 		}
 		for _, e := range strictErr.Errors() {
 			addWarning(w, e.Error())
@@ -121,6 +118,33 @@ func (s *Server) decodeObject(w http.ResponseWriter, r *http.Request, body []byt
 	return obj, nil
 }
 
+// decodeError is upstream's transformDecodeError: when the body's kind
+// was read (the error is about its content), the message names it;
+// otherwise (not JSON, YAML or protobuf at all) it shows the start of the
+// body. intoKind is the kind the URL wants.
+func decodeError(err error, intoKind string, actual *schema.GroupVersionKind, body []byte) error {
+	if actual != nil && actual.Kind != "" {
+		return apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", actual.Kind, actual.Version, intoKind, err))
+	}
+	return apierrors.NewBadRequest(fmt.Sprintf("the object provided is unrecognized (must be of type %s): %v (%s)", intoKind, err, summarizeBody(body, 30)))
+}
+
+// summarizeBody is upstream's summary of a body in decode errors: its
+// first maxLength bytes, as text when it looks like JSON, else in hex.
+func summarizeBody(body []byte, maxLength int) string {
+	suffix := ""
+	if len(body) > maxLength {
+		body, suffix = body[:maxLength], " ..."
+	}
+	switch {
+	case len(body) == 0:
+		return "<empty>"
+	case body[0] == '{':
+		return string(body) + suffix
+	}
+	return hex.EncodeToString(body) + suffix
+}
+
 // readObject reads and decodes the request body as an object of gvk.
 func (s *Server) readObject(w http.ResponseWriter, r *http.Request, gvk schema.GroupVersionKind) (runtime.Object, error) {
 	mediaType := requestMediaType(r)
@@ -130,9 +154,6 @@ func (s *Server) readObject(w http.ResponseWriter, r *http.Request, gvk schema.G
 	body, err := readBody(r)
 	if err != nil {
 		return nil, err
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, apierrors.NewBadRequest("the request body is empty")
 	}
 	return s.decodeObject(w, r, body, mediaType, gvk)
 }
@@ -159,13 +180,14 @@ type responseFormat struct {
 	as string
 }
 
+// errNotAcceptable is upstream's negotiation error: a Status without
+// details.
 func errNotAcceptable(accepted []string) error {
 	return &apierrors.StatusError{ErrStatus: metav1.Status{
 		Status:  metav1.StatusFailure,
 		Code:    http.StatusNotAcceptable,
 		Reason:  metav1.StatusReasonNotAcceptable,
 		Message: fmt.Sprintf("only the following media types are accepted: %s", strings.Join(accepted, ", ")),
-		Details: &metav1.StatusDetails{},
 	}}
 }
 

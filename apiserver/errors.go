@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -94,6 +95,24 @@ func fromStorage(err error, res *resource, name string) error {
 		return err
 	}
 	return apierrors.NewInternalError(err)
+}
+
+// errNamespaceTerminating is the 403 upstream's NamespaceLifecycle
+// admission answers a create in a namespace being deleted with, including
+// its NamespaceTerminating cause, which clients such as the namespace
+// controllers of operators look for. name is "" for an object whose name
+// is still to be generated.
+func errNamespaceTerminating(gr schema.GroupResource, name, namespace string) error {
+	if name == "" {
+		name = "Unknown"
+	}
+	err := apierrors.NewForbidden(gr, name, fmt.Errorf("unable to create new content in namespace %s because it is being terminated", namespace))
+	err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{
+		Type:    corev1.NamespaceTerminatingCause,
+		Message: fmt.Sprintf("namespace %s is being terminated", namespace),
+		Field:   "metadata.namespace",
+	})
+	return err
 }
 
 // errObjectModified is upstream's optimistic-concurrency message.

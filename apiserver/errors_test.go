@@ -25,8 +25,18 @@ func TestBadRequestsGetUpstreamStatus(t *testing.T) {
 		{"invalid name", "POST", "/api/v1/namespaces/default/configmaps", "application/json",
 			`{"metadata":{"name":"Bad_Name"}}`, 422, "Invalid",
 			`ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain must consist of`},
-		{"malformed json", "POST", pods, "application/json", `{"metadata":`, 400, "BadRequest", `Pod in version "v1" cannot be handled as a Pod`},
-		{"malformed yaml", "POST", pods, "application/yaml", "metadata: [", 400, "BadRequest", `Pod in version "v1" cannot be handled as a Pod`},
+		{"malformed json", "POST", pods, "application/json", `{"metadata":`, 400, "BadRequest",
+			`the object provided is unrecognized (must be of type Pod): couldn't get version/kind; json parse error: unexpected end of JSON input ({"metadata":)`},
+		{"malformed json is summarized", "POST", pods, "application/json", `{"metadata":{"name":"a-rather-long-name"`, 400, "BadRequest",
+			`the object provided is unrecognized (must be of type Pod): couldn't get version/kind; json parse error: unexpected end of JSON input ({"metadata":{"name":"a-rather- ...)`},
+		{"malformed yaml", "POST", pods, "application/yaml", "metadata: [", 400, "BadRequest",
+			`the object provided is unrecognized (must be of type Pod): yaml: line 1: did not find expected node content (6d657461646174613a205b)`},
+		{"empty body", "POST", pods, "application/json", "", 400, "BadRequest",
+			`the object provided is unrecognized (must be of type Pod): couldn't get version/kind; json parse error: unexpected end of JSON input (<empty>)`},
+		{"wrong type of a field", "POST", pods, "application/json", `{"metadata":{"name":"p"},"spec":{"containers":"busybox"}}`, 400, "BadRequest",
+			`Pod in version "v1" cannot be handled as a Pod: json: cannot unmarshal string into Go struct field PodSpec.spec.containers of type []v1.Container`},
+		{"wrong type on update", "PUT", "/api/v1/namespaces/default/configmaps/x", "application/json", `{"metadata":{"name":"x"},"data":[]}`, 400, "BadRequest",
+			`ConfigMap in version "v1" cannot be handled as a ConfigMap: json: cannot unmarshal array into Go struct field ConfigMap.data of type map[string]string`},
 		{"unknown media type", "POST", pods, "text/plain", validPod, 415, "UnsupportedMediaType",
 			"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf"},
 		{"body over 3 MiB", "POST", "/api/v1/namespaces/default/configmaps", "application/json",
@@ -54,6 +64,9 @@ func TestBadRequestsGetUpstreamStatus(t *testing.T) {
 			if resp.code != tt.wantCode || int(st.Code) != tt.wantCode || string(st.Reason) != tt.wantReason || !strings.Contains(st.Message, tt.wantMessage) {
 				t.Fatalf("got %d %s %q\nwant %d %s containing %q", resp.code, st.Reason, st.Message, tt.wantCode, tt.wantReason, tt.wantMessage)
 			}
+			if tt.wantCode == http.StatusBadRequest && (st.Message != tt.wantMessage || st.Status != "Failure" || st.Details != nil) {
+				t.Fatalf("400 Status %+v\nwant exactly message %q, status Failure and no details, as upstream", st, tt.wantMessage)
+			}
 		})
 	}
 	// Nothing of the refused creates was stored.
@@ -71,5 +84,55 @@ func TestUnknownFieldIsAWarningByDefault(t *testing.T) {
 	}
 	if got := resp.header.Get("Warning"); !strings.Contains(got, `unknown field \"dta\"`) {
 		t.Fatalf("Warning header = %q", got)
+	}
+}
+
+// Upstream's negotiation errors are Statuses without details; the accepted
+// media types are those of the request: bodies for create and update,
+// patch formats for patch.
+func TestUnsupportedMediaTypeStatus(t *testing.T) {
+	ts := newTestServer(t)
+	const cm = "/api/v1/namespaces/default/configmaps"
+	tests := []struct {
+		name, method, path, body string
+		want                     string
+	}{
+		{"create", "POST", cm, `{"metadata":{"name":"x"}}`,
+			`{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf","reason":"UnsupportedMediaType","code":415}`},
+		{"update", "PUT", cm + "/x", `{"metadata":{"name":"x"}}`,
+			`{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf","reason":"UnsupportedMediaType","code":415}`},
+		{"patch", "PATCH", cm + "/x", `{}`,
+			`{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml","reason":"UnsupportedMediaType","code":415}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := ts.do(tt.method, tt.path, "text/plain", tt.body)
+			if resp.code != http.StatusUnsupportedMediaType || strings.TrimSpace(string(resp.body)) != tt.want {
+				t.Fatalf("got %d %s\nwant 415 %s", resp.code, resp.body, tt.want)
+			}
+		})
+	}
+}
+
+func TestCreateInTerminatingNamespaceHasUpstreamCause(t *testing.T) {
+	ts := newTestServer(t)
+	if resp := ts.do("POST", "/api/v1/namespaces", "application/json", `{"metadata":{"name":"leaving"}}`); resp.code != http.StatusCreated {
+		t.Fatalf("create namespace: %d %s", resp.code, resp.body)
+	}
+	// spec.finalizers keeps the namespace terminating: no namespace
+	// controller runs here.
+	if resp := ts.do("DELETE", "/api/v1/namespaces/leaving", "", ""); resp.code != http.StatusOK {
+		t.Fatalf("delete namespace: %d %s", resp.code, resp.body)
+	}
+	for _, tt := range []struct{ body, want string }{
+		{`{"metadata":{"name":"cm"}}`,
+			`{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"configmaps \"cm\" is forbidden: unable to create new content in namespace leaving because it is being terminated","reason":"Forbidden","details":{"name":"cm","kind":"configmaps","causes":[{"reason":"NamespaceTerminating","message":"namespace leaving is being terminated","field":"metadata.namespace"}]},"code":403}`},
+		{`{"metadata":{"generateName":"cm-"}}`,
+			`{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"configmaps \"Unknown\" is forbidden: unable to create new content in namespace leaving because it is being terminated","reason":"Forbidden","details":{"name":"Unknown","kind":"configmaps","causes":[{"reason":"NamespaceTerminating","message":"namespace leaving is being terminated","field":"metadata.namespace"}]},"code":403}`},
+	} {
+		resp := ts.do("POST", "/api/v1/namespaces/leaving/configmaps", "application/json", tt.body)
+		if resp.code != http.StatusForbidden || strings.TrimSpace(string(resp.body)) != tt.want {
+			t.Fatalf("got %d %s\nwant 403 %s", resp.code, resp.body, tt.want)
+		}
 	}
 }

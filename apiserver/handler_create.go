@@ -167,8 +167,7 @@ func (s *Server) checkNamespaceAcceptsCreate(ctx context.Context, res *resource,
 		return apierrors.NewInternalError(err)
 	}
 	if accessor(ns).GetDeletionTimestamp() != nil {
-		return apierrors.NewForbidden(res.groupResource(), name,
-			fmt.Errorf("unable to create new content in namespace %s because it is being terminated", namespace))
+		return errNamespaceTerminating(res.groupResource(), name, namespace)
 	}
 	return nil
 }

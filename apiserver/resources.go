@@ -142,10 +142,12 @@ func newResourceTable(s *Server) *resourceTable {
 	t.add(&resource{gvr: coreV1.WithResource("configmaps"), kind: "ConfigMap", singular: "configmap", namespaced: true,
 		shortNames: []string{"cm"}, nameValidation: subdomain, validate: validateConfigMap, table: configMapTable()})
 	t.add(&resource{gvr: coreV1.WithResource("endpoints"), kind: "Endpoints", singular: "endpoints", namespaced: true,
-		shortNames: []string{"ep"}, nameValidation: subdomain, allowCreateOnUpdate: true, table: endpointsTable()})
+		shortNames: []string{"ep"}, nameValidation: subdomain, allowCreateOnUpdate: true, validate: s.validateEndpoints,
+		prepareForCreate: defaultEndpoints, prepareForUpdate: func(obj, _ runtime.Object) { defaultEndpoints(obj) },
+		table: endpointsTable()})
 	t.add(&resource{gvr: coreV1.WithResource("events"), kind: "Event", singular: "event", namespaced: true,
 		shortNames: []string{"ev"}, nameValidation: subdomain, keepStatusOnCreate: true, allowCreateOnUpdate: true,
-		selectableFields: coreEventFields, admit: s.admitEvent, table: coreEventTable()})
+		selectableFields: coreEventFields, validate: validateCoreEvent, admit: s.admitEvent, table: coreEventTable()})
 	t.add(&resource{gvr: coreV1.WithResource("namespaces"), kind: "Namespace", singular: "namespace",
 		shortNames: []string{"ns"}, subresources: []string{"status", "finalize"},
 		nameValidation: apimachineryvalidation.ValidateNamespaceName, returnDeletedObject: true,
@@ -202,12 +204,13 @@ func newResourceTable(s *Server) *resourceTable {
 	t.add(&resource{gvr: authorizationV1.WithResource("selfsubjectaccessreviews"), kind: "SelfSubjectAccessReview", singular: "selfsubjectaccessreview",
 		createOnly: selfSubjectAccessReview})
 	t.add(&resource{gvr: coordinationV1.WithResource("leases"), kind: "Lease", singular: "lease", namespaced: true,
-		nameValidation: subdomain, allowCreateOnUpdate: true, table: leaseTable()})
+		nameValidation: subdomain, allowCreateOnUpdate: true, validate: validateLease, table: leaseTable()})
 	t.add(&resource{gvr: discoveryV1.WithResource("endpointslices"), kind: "EndpointSlice", singular: "endpointslice", namespaced: true,
-		nameValidation: subdomain, table: endpointSliceTable()})
+		nameValidation: subdomain, prepareForCreate: prepareEndpointSlice, prepareForUpdate: prepareEndpointSliceUpdate,
+		validate: s.validateEndpointSlice, table: endpointSliceTable()})
 	t.add(&resource{gvr: eventsV1.WithResource("events"), kind: "Event", singular: "event", namespaced: true,
 		shortNames: []string{"ev"}, nameValidation: subdomain, keepStatusOnCreate: true, allowCreateOnUpdate: true,
-		admit: s.admitEvent, table: eventsV1Table(), storedAs: eventsAsCoreEvents()})
+		validate: validateEventsV1Event, admit: s.admitEvent, table: eventsV1Table(), storedAs: eventsAsCoreEvents()})
 	t.add(s.certificateSigningRequests())
 	return t
 }

@@ -5,6 +5,9 @@ import (
 	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -200,4 +203,53 @@ func validateService(obj, old runtime.Object) field.ErrorList {
 		}
 	}
 	return errs
+}
+
+// defaultEndpoints: ports are TCP unless they say otherwise, as
+// upstream's defaulting.
+func defaultEndpoints(obj runtime.Object) {
+	for i := range obj.(*corev1.Endpoints).Subsets {
+		ss := &obj.(*corev1.Endpoints).Subsets[i]
+		for j := range ss.Ports {
+			if ss.Ports[j].Protocol == "" {
+				ss.Ports[j].Protocol = corev1.ProtocolTCP
+			}
+		}
+	}
+}
+
+// defaultEndpointSlice: a port without name or protocol is "" and TCP, as
+// upstream's defaulting.
+func defaultEndpointSlice(slice *discoveryv1.EndpointSlice) {
+	for i := range slice.Ports {
+		p := &slice.Ports[i]
+		if p.Name == nil {
+			p.Name = new(string)
+		}
+		if p.Protocol == nil {
+			tcp := corev1.ProtocolTCP
+			p.Protocol = &tcp
+		}
+	}
+}
+
+// prepareEndpointSlice: a new EndpointSlice is generation 1, as upstream.
+func prepareEndpointSlice(obj runtime.Object) {
+	slice := obj.(*discoveryv1.EndpointSlice)
+	defaultEndpointSlice(slice)
+	slice.Generation = 1
+}
+
+// prepareEndpointSliceUpdate bumps the generation when anything but
+// metadata changed: an EndpointSlice has no spec, and upstream's strategy
+// compares the whole object with both metadata blanked.
+func prepareEndpointSliceUpdate(obj, old runtime.Object) {
+	slice, oldSlice := obj.(*discoveryv1.EndpointSlice), old.(*discoveryv1.EndpointSlice)
+	defaultEndpointSlice(slice)
+	a, b := *slice, *oldSlice
+	a.ObjectMeta, b.ObjectMeta = metav1.ObjectMeta{}, metav1.ObjectMeta{}
+	a.TypeMeta, b.TypeMeta = metav1.TypeMeta{}, metav1.TypeMeta{}
+	if !equality.Semantic.DeepEqual(a, b) {
+		slice.Generation = oldSlice.Generation + 1
+	}
 }
