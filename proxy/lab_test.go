@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -125,7 +128,18 @@ func newLab(t testing.TB, pods ...string) *lab {
 		t.Fatal(err)
 	}
 	factory := informers.NewSharedInformerFactory(l.api.Client, 0)
+	nodeNS, err := netns.GetFromPath("/var/run/netns/" + l.node.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nodeNS.Close() })
+	conntrack, err := netlink.NewHandleAt(nodeNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conntrack.Close)
 	p, err := proxy.New(proxy.Config{
+		Conntrack:   conntrack,
 		Client:      l.api.Client,
 		Informers:   factory,
 		NodeName:    labNode,
@@ -524,5 +538,83 @@ func TestLabExternalIP(t *testing.T) {
 	resp.Body.Close()
 	if strings.Contains(string(b), labClientIP.String()+":") {
 		t.Errorf("pod saw %q: the client's address, want the traffic masqueraded", b)
+	}
+}
+
+// TestLabUDPFlowFollowsEndpointChanges: a UDP client that keeps its socket
+// (as DNS resolvers and game clients do) first hits a Service without
+// endpoints, then keeps sending once an endpoint appears, and again after
+// that endpoint is replaced: each time its packets reach a live endpoint,
+// because the proxy deletes the conntrack entries that pinned them.
+func TestLabUDPFlowFollowsEndpointChanges(t *testing.T) {
+	l := newLab(t, "pod1", "pod2")
+	for name, ns := range l.podNS {
+		pc, err := ns.ListenPacket("udp", ":5353")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		go func() {
+			buf := make([]byte, 1500)
+			for {
+				n, from, err := pc.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				_, _ = pc.WriteTo([]byte(name+" "+string(buf[:n])), from)
+			}
+		}()
+	}
+	svc := l.service("echo", corev1.ServiceTypeNodePort, 30053, func(s *corev1.Service) {
+		s.Spec.Ports = []corev1.ServicePort{{Name: "dns", Protocol: corev1.ProtocolUDP, Port: 53, TargetPort: intstr.FromInt32(5353), NodePort: 30053}}
+	})
+	udpSlice := func(pods ...string) {
+		slice := &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "echo-abc",
+				Labels: map[string]string{discoveryv1.LabelServiceName: "echo"}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Ports:       []discoveryv1.EndpointPort{{Name: ptr("dns"), Protocol: ptr(corev1.ProtocolUDP), Port: ptr(int32(5353))}},
+		}
+		for _, p := range pods {
+			slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{
+				Addresses: []string{l.pods[p].String()}, NodeName: ptr(labNode),
+				Conditions: discoveryv1.EndpointConditions{Ready: ptr(true), Serving: ptr(true), Terminating: ptr(false)},
+			})
+		}
+		writeSlice(t, l.api.Client, slice)
+	}
+	for _, target := range []string{
+		net.JoinHostPort(labNodeIP.String(), "30053"),
+		net.JoinHostPort(svc.Spec.ClusterIP, "53"),
+	} {
+		t.Run(target, func(t *testing.T) {
+			udpSlice()
+			conn, err := l.client.DialContext(ctxTimeout(t, 5*time.Second), "udp", target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			// ask sends one datagram on the same socket and returns the
+			// answer, if one comes.
+			ask := func() string {
+				_ = conn.SetDeadline(time.Now().Add(200 * time.Millisecond))
+				if _, err := conn.Write([]byte("hi")); err != nil {
+					return ""
+				}
+				buf := make([]byte, 100)
+				n, err := conn.Read(buf)
+				if err != nil {
+					return ""
+				}
+				return string(buf[:n])
+			}
+			// No endpoints: nothing answers (once the previous subtest's
+			// endpoint is gone from the rules and from conntrack).
+			eventually(t, 10*time.Second, "no answer without endpoints", func() bool { return ask() == "" })
+			udpSlice("pod1")
+			eventually(t, 10*time.Second, "pod1 answering the same socket", func() bool { return ask() == "pod1 hi" })
+			udpSlice("pod2")
+			eventually(t, 10*time.Second, "pod2 answering the same socket after pod1 left", func() bool { return ask() == "pod2 hi" })
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -51,6 +52,9 @@ type Config struct {
 	NFT knftables.Interface
 	// Sysctl sets kernel parameters. Nil: write /proc/sys.
 	Sysctl Sysctl
+	// Conntrack deletes stale UDP conntrack entries. Nil: netlink in the
+	// proxy's own network namespace.
+	Conntrack Conntrack
 	// Listen opens the healthCheckNodePort listeners. Nil: net.Listen.
 	Listen func(network, address string) (net.Listener, error)
 	// Clock drives rate limiting and retries. Nil: the real clock.
@@ -98,8 +102,12 @@ type Proxier struct {
 	needFull bool
 
 	// used by the sync goroutine only
-	applied  *ruleset
-	lastSync time.Time
+	applied *ruleset
+	// udp holds the UDP frontends of the rules applied, per Service, for
+	// the conntrack cleanup; only the sync goroutine uses it.
+	udp       map[types.NamespacedName][]udpFrontend
+	conntrack Conntrack
+	lastSync  time.Time
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -114,8 +122,10 @@ type SyncStats struct {
 	Full       bool
 	Services   int // Services recomputed
 	Operations int // nftables operations applied
-	Duration   time.Duration
-	Err        error
+	// ConntrackDeleted counts stale UDP conntrack entries deleted.
+	ConntrackDeleted int
+	Duration         time.Duration
+	Err              error
 }
 
 // indexByService indexes EndpointSlices by "namespace/service-name".
@@ -147,6 +157,10 @@ func New(cfg Config) (*Proxier, error) {
 	if cfg.Sysctl == nil {
 		cfg.Sysctl = procSysctl{}
 	}
+	if cfg.Conntrack == nil {
+		// The zero handle talks netlink in the caller's namespace.
+		cfg.Conntrack = &netlink.Handle{}
+	}
 	if cfg.Listen == nil {
 		cfg.Listen = net.Listen
 	}
@@ -159,14 +173,16 @@ func New(cfg Config) (*Proxier, error) {
 	}
 
 	p := &Proxier{
-		cfg:      cfg,
-		rules:    newRuleConfig(cfg),
-		nft:      cfg.NFT,
-		clock:    cfg.Clock,
-		dirty:    map[types.NamespacedName]bool{},
-		needFull: true,
-		applied:  newRuleset(),
-		ready:    make(chan struct{}),
+		cfg:       cfg,
+		rules:     newRuleConfig(cfg),
+		nft:       cfg.NFT,
+		clock:     cfg.Clock,
+		dirty:     map[types.NamespacedName]bool{},
+		needFull:  true,
+		applied:   newRuleset(),
+		ready:     make(chan struct{}),
+		udp:       map[types.NamespacedName][]udpFrontend{},
+		conntrack: cfg.Conntrack,
 	}
 	p.health = newHealthServer(cfg.Listen)
 	p.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
@@ -393,12 +409,14 @@ func (p *Proxier) Sync(ctx context.Context) SyncStats {
 	}
 	frags := make(map[types.NamespacedName]*fragment, len(keys))
 	hc := map[types.NamespacedName]healthCheck{}
+	udp := map[types.NamespacedName][]udpFrontend{}
 	for _, k := range keys {
-		f, check := p.compute(k)
+		f, check, fes := p.compute(k)
 		frags[k] = f // nil when the Service is gone or not ours
 		if check.port != 0 {
 			hc[k] = check
 		}
+		udp[k] = fes
 	}
 
 	tx := p.nft.NewTransaction()
@@ -432,6 +450,15 @@ func (p *Proxier) Sync(ctx context.Context) SyncStats {
 		p.applied = newRuleset()
 	} else {
 		p.health.update(keys, hc, full)
+		// Only once the new rules are in: a flow deleted earlier could be
+		// recreated by the old ones.
+		if changed, gone := p.udpChanges(udp, full); changed {
+			if n, err := p.cleanUDPConntrack(gone); err != nil {
+				klog.FromContext(ctx).Error(err, "deleting stale UDP conntrack entries")
+			} else {
+				stats.ConntrackDeleted = int(n)
+			}
+		}
 		p.readyOnce.Do(func() { close(p.ready) })
 	}
 	p.lastSync = p.clock.Now()
@@ -444,10 +471,10 @@ func (p *Proxier) Sync(ctx context.Context) SyncStats {
 
 // compute builds the fragment of one Service from the informer caches, and
 // its health check if it has one.
-func (p *Proxier) compute(k types.NamespacedName) (*fragment, healthCheck) {
+func (p *Proxier) compute(k types.NamespacedName) (*fragment, healthCheck, []udpFrontend) {
 	svc, err := p.services.Services(k.Namespace).Get(k.Name)
 	if err != nil {
-		return nil, healthCheck{}
+		return nil, healthCheck{}, nil
 	}
 	objs, _ := p.slices.ByIndex(indexByService, k.Namespace+"/"+k.Name)
 	slices := make([]*discoveryv1.EndpointSlice, 0, len(objs))
@@ -456,7 +483,7 @@ func (p *Proxier) compute(k types.NamespacedName) (*fragment, healthCheck) {
 	}
 	ports := servicePorts(svc, slices, p.cfg.NodeName)
 	if len(ports) == 0 {
-		return nil, healthCheck{}
+		return nil, healthCheck{}, nil
 	}
 	var check healthCheck
 	if ports[0].externalLocal && svc.Spec.HealthCheckNodePort != 0 {
@@ -466,7 +493,7 @@ func (p *Proxier) compute(k types.NamespacedName) (*fragment, healthCheck) {
 			check.localEndpoints = max(check.localEndpoints, len(local))
 		}
 	}
-	return buildFragment(&p.rules, ports), check
+	return buildFragment(&p.rules, ports), check, udpFrontends(ports)
 }
 
 // Flush removes the proxy's table from the kernel.

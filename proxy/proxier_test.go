@@ -42,6 +42,7 @@ func testConfig() Config {
 		ServiceCIDR: testServices,
 		ClusterCIDR: testPods,
 		Sysctl:      noSysctl{},
+		Conntrack:   &fakeConntrack{},
 	}
 }
 
