@@ -6,6 +6,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // respond writes obj (an object or a list of res) in the format the client
@@ -33,6 +34,21 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *resource, 
 	}
 	s.encode(w, code, format.mediaType, obj)
 	return nil
+}
+
+// deprecatedResources maps resources upstream has deprecated to the
+// warning it sends on every request to them, whatever the verb, in
+// apiserver's deprecation.WarningMessage wording.
+var deprecatedResources = map[schema.GroupVersionResource]string{
+	coreV1.WithResource("endpoints"): "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice",
+}
+
+// warnIfDeprecated adds the deprecation warning of res, if any, before
+// anything else is written, so errors and watches carry it too.
+func warnIfDeprecated(w http.ResponseWriter, res *resource) {
+	if text, ok := deprecatedResources[res.gvr]; ok {
+		addWarning(w, text)
+	}
 }
 
 // toPartialMetadata turns an object into PartialObjectMetadata and a list

@@ -8,7 +8,9 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/tinykube/tinykube/storage"
@@ -126,7 +128,7 @@ func (s *Server) updateObject(ctx context.Context, u updateRequest) (runtime.Obj
 
 // prepareForUpdate carries over what a client may not change through this
 // endpoint: server-owned metadata always, status through the main resource
-// and spec (and most metadata) through /status.
+// and spec (and a few resources' metadata) through /status.
 func (s *Server) prepareForUpdate(res *resource, subresource string, obj, old runtime.Object) error {
 	m, om := accessor(obj), accessor(old)
 	if m.GetName() != om.GetName() {
@@ -148,12 +150,13 @@ func (s *Server) prepareForUpdate(res *resource, subresource string, obj, old ru
 		// Built by the server from the current object: nothing to carry.
 		m.SetGeneration(om.GetGeneration())
 	case "status", "approval":
+		// Upstream's status strategies reset spec and keep the client's
+		// metadata changes, except what statusKeepsStored names.
 		copyField(obj, old, "Spec")
 		m.SetGeneration(om.GetGeneration())
-		m.SetLabels(om.GetLabels())
-		m.SetAnnotations(om.GetAnnotations())
-		m.SetFinalizers(om.GetFinalizers())
-		m.SetOwnerReferences(om.GetOwnerReferences())
+		if keep := statusKeepsStored[res.groupResource()]; keep != nil {
+			keep(m, om)
+		}
 	default:
 		if res.hasSubresource("status") {
 			copyField(obj, old, "Status")
@@ -167,6 +170,15 @@ func (s *Server) prepareForUpdate(res *resource, subresource string, obj, old ru
 		res.prepareForUpdate(obj, old)
 	}
 	return nil
+}
+
+// statusKeepsStored lists the metadata a write through /status may not
+// change, per resource, as upstream's status strategies: a Deployment's
+// labels, and a pod's ownerReferences (old kubelets corrupted them in a
+// way that broke garbage collection).
+var statusKeepsStored = map[schema.GroupResource]func(m, stored metav1.Object){
+	{Group: "apps", Resource: "deployments"}: func(m, stored metav1.Object) { m.SetLabels(stored.GetLabels()) },
+	{Resource: "pods"}:                       func(m, stored metav1.Object) { m.SetOwnerReferences(stored.GetOwnerReferences()) },
 }
 
 func (s *Server) validateUpdate(res *resource, obj, old runtime.Object) field.ErrorList {
