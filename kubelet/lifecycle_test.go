@@ -9,7 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/tinykube/tinykube/internal/testimage"
+	"github.com/tinykube/tinykube/kubelet"
+	"github.com/tinykube/tinykube/kubelet/images"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -164,4 +168,72 @@ func TestDeletingAPodEndsItsRunningPostStartHook(t *testing.T) {
 			t.Errorf("a hook ended by the deletion counts as failed: %s", l)
 		}
 	}
+}
+
+// A sidecar (an init container with restartPolicy Always) starts before
+// the init containers after it, runs beside the app container and is
+// stopped when the pod completes.
+func TestSidecarRunsBesideTheAppContainer(t *testing.T) {
+	n := startNode(t, nil)
+	dir := t.TempDir()
+	b := newPod("sidecar", testimage.BusyboxRef).command("sh", "-c", "cat /data/side").restartPolicy(corev1.RestartPolicyNever)
+	b.p.Spec.TerminationGracePeriodSeconds = ptr(int64(1))
+	b.p.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: dir}}}}
+	mounts := []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	b.p.Spec.Containers[0].VolumeMounts = mounts
+	always := corev1.ContainerRestartPolicyAlways
+	b.p.Spec.InitContainers = []corev1.Container{
+		{
+			Name: "side", Image: testimage.BusyboxRef, ImagePullPolicy: corev1.PullNever, RestartPolicy: &always, VolumeMounts: mounts,
+			Command: []string{"sh", "-c", "echo up > /data/side; exec sleep 3600"},
+			// Started only once it has written its file.
+			StartupProbe: &corev1.Probe{
+				ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"test", "-e", "/data/side"}}},
+				PeriodSeconds: 1, FailureThreshold: 30,
+			},
+		},
+		{Name: "after", Image: testimage.BusyboxRef, ImagePullPolicy: corev1.PullNever, VolumeMounts: mounts, Command: []string{"test", "-e", "/data/side"}},
+	}
+	p := n.create(b.obj())
+	done := n.waitPod("sidecar", 60*time.Second, "Succeeded", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded })
+	if st := done.Status.ContainerStatuses[0].State.Terminated; st == nil || st.ExitCode != 0 {
+		t.Errorf("app container %+v, want exit 0", done.Status.ContainerStatuses[0].State)
+	}
+	if st := done.Status.InitContainerStatuses[1].State.Terminated; st == nil || st.ExitCode != 0 {
+		t.Errorf("init container after the sidecar: %+v, want exit 0", done.Status.InitContainerStatuses[1].State)
+	}
+	data, err := os.ReadFile(filepath.Join(n.logDir, "default_sidecar_"+string(p.UID), "main", "0.log"))
+	if err != nil || !strings.Contains(string(data), " up\n") {
+		t.Errorf("app container's log %q (%v), want the sidecar's word", data, err)
+	}
+	// The completed pod's sidecar is stopped.
+	if err := waitFor(30*time.Second, func() bool { return len(n.runningTasks()) == 0 }); err != nil {
+		t.Errorf("tasks still running after the pod completed: %v", n.runningTasks())
+	}
+}
+
+// runningTasks lists the containers on the node whose task runs.
+func (n *testNode) runningTasks() []string {
+	c, err := client.New(kubelet.ContainerdAddress(n.dataDir), client.WithTimeout(time.Second))
+	if err != nil {
+		return []string{err.Error()}
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), images.Namespace), 5*time.Second)
+	defer cancel()
+	cs, err := c.Containers(ctx)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var running []string
+	for _, x := range cs {
+		task, err := x.Task(ctx, nil)
+		if err != nil {
+			continue
+		}
+		if st, err := task.Status(ctx); err == nil && st.Status == client.Running {
+			running = append(running, x.ID())
+		}
+	}
+	return running
 }

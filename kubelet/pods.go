@@ -117,13 +117,47 @@ func (k *Kubelet) syncPod(ctx context.Context, uid string) (time.Duration, error
 	}
 	started := false // a container may have been created: list again
 
-	// Init containers run one at a time, in order, each to success.
+	// Init containers run one at a time, in order: a regular one to
+	// success, a sidecar (restartPolicy Always) until it has started.
+	// Sidecars then run beside the app containers, restarted whatever the
+	// pod's restartPolicy. Once app containers exist the pod is
+	// initialized and regular init containers do not run again.
+	initialized := hasAppContainer(pod, latest)
 	initDone := true
 	failed := false
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		st, ok := latest[c.Name]
-		if ok && st.State == containers.StateExited && st.ExitCode == 0 {
+		if isSidecar(c) {
+			if ok && st.State == containers.StateRunning {
+				if err := k.killIfUnhealthy(ctx, pod, st); err != nil {
+					return 0, err
+				}
+				if initialized || k.probes.started(uid, c.Name, st.ID) {
+					continue
+				}
+				initDone = false
+				break
+			}
+			d, w, err := k.maybeStart(ctx, pod, c, st, ok, sb, true)
+			if err != nil {
+				return 0, err
+			}
+			wake(d)
+			if w.reason != "" {
+				waits[c.Name] = w
+			}
+			started = true
+			// Without a startup probe a sidecar counts as started once it
+			// runs: the next one may start now. With one, its result
+			// wakes the pod.
+			if initialized || (w.reason == "" && c.StartupProbe == nil) {
+				continue
+			}
+			initDone = false
+			break
+		}
+		if initialized || (ok && st.State == containers.StateExited && st.ExitCode == 0) {
 			continue
 		}
 		initDone = false
@@ -151,14 +185,8 @@ func (k *Kubelet) syncPod(ctx context.Context, uid string) (time.Duration, error
 			c := &pod.Spec.Containers[i]
 			st, ok := latest[c.Name]
 			if ok && st.State == containers.StateRunning {
-				if failed := k.probes.livenessFailed(uid, c.Name, st.ID); failed != "" {
-					msg := fmt.Sprintf("Container %s failed %s probe, will be restarted", c.Name, failed)
-					klog.Infof("pod %s: %s", podDesc(pod), msg)
-					k.probes.forget(uid, c.Name)
-					if err := k.killContainer(ctx, pod, st, msg, terminationGrace(pod, nil)); err != nil {
-						return 0, err
-					}
-					k.queue.Add(uid)
+				if err := k.killIfUnhealthy(ctx, pod, st); err != nil {
+					return 0, err
 				}
 				continue
 			}
@@ -200,6 +228,41 @@ func (k *Kubelet) syncPod(ctx context.Context, uid string) (time.Duration, error
 		k.queue.Add(uid) // stop what is left and free the address
 	}
 	return requeue, nil
+}
+
+// isSidecar reports whether an init container is a sidecar: one with
+// restartPolicy Always, which keeps running beside the app containers.
+func isSidecar(c *corev1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+}
+
+// hasAppContainer reports whether any app container of the pod was
+// created: the pod got past its init containers.
+func hasAppContainer(pod *corev1.Pod, latest map[string]containers.Status) bool {
+	for _, c := range pod.Spec.Containers {
+		if _, ok := latest[c.Name]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// killIfUnhealthy kills a running container that failed its liveness or
+// startup probe; the next sync restarts it.
+func (k *Kubelet) killIfUnhealthy(ctx context.Context, pod *corev1.Pod, st containers.Status) error {
+	uid := string(pod.UID)
+	failed := k.probes.livenessFailed(uid, st.Name, st.ID)
+	if failed == "" {
+		return nil
+	}
+	msg := fmt.Sprintf("Container %s failed %s probe, will be restarted", st.Name, failed)
+	klog.Infof("pod %s: %s", podDesc(pod), msg)
+	k.probes.forget(uid, st.Name)
+	if err := k.killContainer(ctx, pod, st, msg, terminationGrace(pod, nil)); err != nil {
+		return err
+	}
+	k.queue.Add(uid)
+	return nil
 }
 
 // shouldRestart applies the pod's restartPolicy to an exited container.

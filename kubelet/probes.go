@@ -70,8 +70,16 @@ func (m *probeManager) sync(pod *corev1.Pod, latest map[string]containers.Status
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	want := map[probeKey]string{}
+	probed := []*corev1.Container{}
+	for i := range pod.Spec.InitContainers {
+		if isSidecar(&pod.Spec.InitContainers[i]) {
+			probed = append(probed, &pod.Spec.InitContainers[i])
+		}
+	}
 	for i := range pod.Spec.Containers {
-		c := &pod.Spec.Containers[i]
+		probed = append(probed, &pod.Spec.Containers[i])
+	}
+	for _, c := range probed {
 		st, ok := latest[c.Name]
 		if !ok || st.State != containers.StateRunning {
 			continue

@@ -41,11 +41,17 @@ func (k *Kubelet) podStatus(ctx context.Context, pod *corev1.Pod, sb sandbox.San
 		s.PodIPs = []corev1.PodIP{{IP: ip.String()}}
 	}
 
+	allReady := true
+	var notReady []string
 	for _, c := range pod.Spec.InitContainers {
 		st := k.containerStatus(ctx, pod, c, latest, prev, waits, true)
 		s.InitContainerStatuses = append(s.InitContainerStatuses, st)
+		// Sidecars' readiness counts toward the pod's, as upstream.
+		if isSidecar(&c) && !st.Ready {
+			allReady = false
+			notReady = append(notReady, st.Name)
+		}
 	}
-	allReady := true
 	var running, waitingN, succeeded, failed, stopped int
 	for _, c := range pod.Spec.Containers {
 		st := k.containerStatus(ctx, pod, c, latest, prev, waits, false)
@@ -116,7 +122,6 @@ func (k *Kubelet) podStatus(ctx context.Context, pod *corev1.Pod, sb sandbox.San
 		}
 		return c
 	}
-	var notReady []string
 	for _, st := range s.ContainerStatuses {
 		if !st.Ready {
 			notReady = append(notReady, st.Name)
@@ -131,7 +136,13 @@ func (k *Kubelet) podStatus(ctx context.Context, pod *corev1.Pod, sb sandbox.San
 	}
 	initReason := "ContainersNotInitialized"
 	var initPending []string
-	for _, st := range s.InitContainerStatuses {
+	for i, st := range s.InitContainerStatuses {
+		if isSidecar(&pod.Spec.InitContainers[i]) {
+			if st.Started == nil || !*st.Started {
+				initPending = append(initPending, st.Name)
+			}
+			continue
+		}
 		if st.State.Terminated == nil || st.State.Terminated.ExitCode != 0 {
 			initPending = append(initPending, st.Name)
 		}
@@ -197,7 +208,7 @@ func (k *Kubelet) containerStatus(ctx context.Context, pod *corev1.Pod, c corev1
 		default:
 			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}
 		}
-		if init && st.State == containers.StateExited && st.ExitCode == 0 {
+		if init && !isSidecar(&c) && st.State == containers.StateExited && st.ExitCode == 0 {
 			cs.Ready = true
 		}
 	}
