@@ -116,6 +116,20 @@ func (k *Kubelet) syncPod(ctx context.Context, uid string) (time.Duration, error
 		}
 	}
 	started := false // a container may have been created: list again
+	// start starts the next attempt of c unless it must wait (back-off,
+	// image, config), and notes when to look again and why it waits.
+	start := func(c *corev1.Container, last containers.Status, hasLast, init bool) (waiting, error) {
+		d, w, err := k.maybeStart(ctx, pod, c, last, hasLast, sb, init)
+		if err != nil {
+			return waiting{}, err
+		}
+		wake(d)
+		if w.reason != "" {
+			waits[c.Name] = w
+		}
+		started = true
+		return w, nil
+	}
 
 	// Init containers run one at a time, in order: a regular one to
 	// success, a sidecar (restartPolicy Always) until it has started.
@@ -139,15 +153,10 @@ func (k *Kubelet) syncPod(ctx context.Context, uid string) (time.Duration, error
 				initDone = false
 				break
 			}
-			d, w, err := k.maybeStart(ctx, pod, c, st, ok, sb, true)
+			w, err := start(c, st, ok, true)
 			if err != nil {
 				return 0, err
 			}
-			wake(d)
-			if w.reason != "" {
-				waits[c.Name] = w
-			}
-			started = true
 			// Without a startup probe a sidecar counts as started once it
 			// runs: the next one may start now. With one, its result
 			// wakes the pod.
@@ -168,15 +177,9 @@ func (k *Kubelet) syncPod(ctx context.Context, uid string) (time.Duration, error
 			failed = true
 			break
 		}
-		d, w, err := k.maybeStart(ctx, pod, c, st, ok, sb, true)
-		if err != nil {
+		if _, err := start(c, st, ok, true); err != nil {
 			return 0, err
 		}
-		wake(d)
-		if w.reason != "" {
-			waits[c.Name] = w
-		}
-		started = true
 		break
 	}
 
@@ -193,15 +196,9 @@ func (k *Kubelet) syncPod(ctx context.Context, uid string) (time.Duration, error
 			if ok && !shouldRestart(pod.Spec.RestartPolicy, st) {
 				continue
 			}
-			d, w, err := k.maybeStart(ctx, pod, c, st, ok, sb, false)
-			if err != nil {
+			if _, err := start(c, st, ok, false); err != nil {
 				return 0, err
 			}
-			wake(d)
-			if w.reason != "" {
-				waits[c.Name] = w
-			}
-			started = true
 		}
 	} else {
 		for _, c := range pod.Spec.Containers {
