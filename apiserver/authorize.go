@@ -123,14 +123,15 @@ func (s *Server) withAuthorization(next http.Handler) http.Handler {
 		dropImpersonationHeaders(r.Header)
 		r = r.WithContext(authn.WithUser(r.Context(), user))
 		a := requestAttributes(r, user)
-		d, reason, err := s.authz.authorize(r.Context(), a)
+		judged := a
+		d, reason, err := s.authz.authorize(r.Context(), judged)
 		if d == authz.Allow && isPodStreamWebSocket(r, a) {
 			// A WebSocket handshake is a GET, but it runs a command or
 			// opens a stream like the POST of SPDY does: upstream (since
 			// 1.35, AuthorizePodWebsocketUpgradeCreatePermission) asks
 			// for create as well.
-			a.Verb = "create"
-			d, reason, err = s.authz.authorize(r.Context(), a)
+			judged.Verb = "create"
+			d, reason, err = s.authz.authorize(r.Context(), judged)
 		}
 		if d != authz.Allow {
 			if err != nil {
@@ -138,7 +139,7 @@ func (s *Server) withAuthorization(next http.Handler) http.Handler {
 				return
 			}
 			klog.V(4).InfoS("Forbidden", "URI", r.RequestURI, "user", user.Name, "reason", reason)
-			s.writeError(w, r, forbidden(a, reason))
+			s.writeError(w, r, forbidden(judged, reason))
 			return
 		}
 		ctx := context.WithValue(r.Context(), attributesKey{}, a)
