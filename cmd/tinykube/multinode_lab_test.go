@@ -25,19 +25,26 @@ var labNodes = []struct{ name, ip string }{
 // reached through the NodePort of every node, pods reaching each other and
 // the Service across nodes; then an agent is lost, its pods are replaced
 // on the others while the NodePort keeps answering, and it comes back
-// and cleans up its stale pods.
+// and cleans up its stale pods. It runs with each pod routing backend.
 func TestThreeNodeCluster(t *testing.T) {
+	for _, backend := range []string{"host-gw", "vxlan"} {
+		t.Run(backend, func(t *testing.T) { threeNodeCluster(t, backend) })
+	}
+}
+
+func threeNodeCluster(t *testing.T, backend string) {
 	lan := newLabNet(t)
 	// Short node-loss timings: a lease older than 20 s means unreachable,
 	// and pods leave an unreachable node 2 s later.
 	server := newLabServer(t, lan, labNodes[0].name, labNodes[0].ip,
+		"--flannel-backend", backend,
 		"--node-monitor-grace-period", "20s",
 		"--default-not-ready-toleration-seconds", "2",
 		"--default-unreachable-toleration-seconds", "2")
 	server.start()
 	nodes := []*labServer{server}
 	for _, n := range labNodes[1:] {
-		a := newLabAgent(t, lan, server, n.name, n.ip)
+		a := newLabAgent(t, lan, server, n.name, n.ip, "--flannel-backend", backend)
 		a.start()
 		nodes = append(nodes, a)
 	}
