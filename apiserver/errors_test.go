@@ -136,3 +136,48 @@ func TestCreateInTerminatingNamespaceHasUpstreamCause(t *testing.T) {
 		}
 	}
 }
+
+// Patches are decoded as upstream's patch handler does: a patch that is
+// not JSON is a 400, a result that is not an object of the resource's
+// type a 422 with a "patch" cause.
+func TestPatchErrorsAreUpstreams(t *testing.T) {
+	ts := newTestServer(t)
+	const cm = "/api/v1/namespaces/default/configmaps"
+	if resp := ts.do("POST", cm, "application/json", `{"metadata":{"name":"p"},"data":{"a":"b"}}`); resp.code != http.StatusCreated {
+		t.Fatalf("create: %d %s", resp.code, resp.body)
+	}
+	tests := []struct {
+		name, query, contentType, patch string
+		wantCode                        int
+		wantReason                      string
+		wantPrefix, wantSuffix          string
+	}{
+		{"merge patch that is not JSON", "", "application/merge-patch+json", `{"data":`, 400, "BadRequest",
+			"error decoding patch: unexpected end of JSON input", ""},
+		{"JSON patch that is not JSON", "", "application/json-patch+json", `[{"op":`, 400, "BadRequest",
+			"error decoding patch: unexpected end of JSON input", ""},
+		{"JSON patch that does not apply", "", "application/json-patch+json", `[{"op":"remove","path":"/data/nope"}]`, 422, "Invalid",
+			"the server rejected our request due to an error in our request", ""},
+		{"merge patch giving a field the wrong type", "", "application/merge-patch+json", `{"data":[]}`, 422, "Invalid",
+			` "" is invalid: patch: Invalid value: "{\"apiVersion\":\"v1\",\"data\":[],`,
+			`": json: cannot unmarshal array into Go struct field ConfigMap.data of type map[string]string`},
+		{"strategic merge patch with an unknown field, strict", "?fieldValidation=Strict", "application/strategic-merge-patch+json", `{"dta":{"x":"y"}}`, 422, "Invalid",
+			` "" is invalid: patch: Invalid value: "map[dta:map[x:y]]": strict decoding error: unknown field "dta"`, ""},
+		{"strategic merge patch that is not JSON", "", "application/strategic-merge-patch+json", `{"data"`, 400, "BadRequest",
+			"unexpected end of JSON input", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := ts.do("PATCH", cm+"/p"+tt.query, tt.contentType, tt.patch)
+			st := resp.status(t)
+			if resp.code != tt.wantCode || string(st.Reason) != tt.wantReason ||
+				!strings.HasPrefix(st.Message, tt.wantPrefix) || !strings.HasSuffix(st.Message, tt.wantSuffix) {
+				t.Fatalf("got %d %q %q\nwant %d %q starting %q and ending %q", resp.code, st.Reason, st.Message, tt.wantCode, tt.wantReason, tt.wantPrefix, tt.wantSuffix)
+			}
+		})
+	}
+	resp := ts.do("PATCH", cm+"/p", "application/strategic-merge-patch+json", `{"dta":{"x":"y"},"data":{"c":"d"}}`)
+	if resp.code != http.StatusOK || !strings.Contains(resp.header.Get("Warning"), `unknown field \"dta\"`) {
+		t.Fatalf("patch with an unknown field under Warn: %d, Warning %q", resp.code, resp.header.Get("Warning"))
+	}
+}

@@ -11,7 +11,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/mergepatch"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	kjson "sigs.k8s.io/json"
 )
 
 // patchMediaTypes are the patch formats served, in upstream's order.
@@ -82,27 +85,145 @@ func (s *Server) servePatchOn(w http.ResponseWriter, r *http.Request, t requestT
 }
 
 // applyPatch computes the patched object from current (nil when an apply
-// creates the object).
+// creates the object), with upstream's errors: 400 for a patch that is
+// not JSON, 422 with a "patch" cause for a result that is not an object
+// of the resource's type (or, with fieldValidation=Strict, has unknown or
+// duplicate fields).
 func (s *Server) applyPatch(w http.ResponseWriter, r *http.Request, t requestTarget, patchType types.PatchType, patch []byte, current runtime.Object) (runtime.Object, error) {
+	validation, err := fieldValidation(r)
+	if err != nil {
+		return nil, err
+	}
 	gvk := t.res.gvk()
+	obj, err := s.scheme.New(gvk)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	var patchStrictErrs []error
+	if patchType == types.StrategicMergePatchType {
+		patchStrictErrs, err = strategicPatchInto(current, patch, obj, validation)
+	} else {
+		patchStrictErrs, err = s.jsonPatchInto(current, patchType, patch, gvk, obj, validation)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(patchStrictErrs) > 0 {
+		// Only Warn gets here with strict errors: Strict failed above.
+		for _, e := range patchStrictErrs {
+			addWarning(w, e.Error())
+		}
+	}
+	obj.GetObjectKind().SetGroupVersionKind(gvk)
+	clearUnchangedResourceVersion(obj, current)
+	return obj, nil
+}
+
+// checkPatchSyntax decodes a JSON or merge patch as upstream does before
+// applying it, unless fieldValidation is Ignore: 400 when it is not JSON,
+// and the duplicate fields it has.
+func checkPatchSyntax(patchType types.PatchType, patch []byte, validation string) ([]error, error) {
+	if validation == metav1.FieldValidationIgnore {
+		return nil, nil
+	}
+	var into any = &map[string]any{}
+	if patchType == types.JSONPatchType {
+		into = &[]map[string]any{}
+	}
+	strictErrs, err := kjson.UnmarshalStrict(patch, into)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("error decoding patch: %v", err))
+	}
+	return strictErrs, nil
+}
+
+// jsonPatchInto applies a JSON or merge patch to the JSON of current and
+// decodes the result into obj.
+func (s *Server) jsonPatchInto(current runtime.Object, patchType types.PatchType, patch []byte, gvk schema.GroupVersionKind, obj runtime.Object, validation string) ([]error, error) {
+	strictErrs, err := checkPatchSyntax(patchType, patch, validation)
+	if err != nil {
+		return nil, err
+	}
 	original, err := json.Marshal(current)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
-	dataStruct, err := s.scheme.New(gvk)
+	patched, err := patchJSON(original, patchType, patch, obj)
+	if err != nil {
+		return nil, err
+	}
+	info, _ := runtime.SerializerInfoForMediaType(s.codecs.SupportedMediaTypes(), mediaJSON)
+	decoder := info.Serializer
+	if validation != metav1.FieldValidationIgnore {
+		decoder = info.StrictSerializer
+	}
+	_, _, err = decoder.Decode(patched, &gvk, obj)
+	return patchResultErrors(err, strictErrs, validation, string(patched))
+}
+
+// strategicPatchInto is upstream's strategic merge patch: the patch is
+// merged into current as maps, and the result converted into obj.
+func strategicPatchInto(current runtime.Object, patch []byte, obj runtime.Object, validation string) ([]error, error) {
+	original, err := runtime.DefaultUnstructuredConverter.ToUnstructured(current)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
-	patched, err := patchJSON(original, patchType, patch, dataStruct)
-	if err != nil {
-		return nil, err
+	patchMap := map[string]any{}
+	var strictErrs []error
+	if validation == metav1.FieldValidationIgnore {
+		err = kjson.UnmarshalCaseSensitivePreserveInts(patch, &patchMap)
+	} else {
+		strictErrs, err = kjson.UnmarshalStrict(patch, &patchMap)
 	}
-	obj, err := s.decodeObject(w, r, patched, mediaJSON, gvk)
 	if err != nil {
-		return nil, err
+		return nil, apierrors.NewBadRequest(err.Error())
 	}
-	clearUnchangedResourceVersion(obj, current)
-	return obj, nil
+	patched, err := strategicpatch.StrategicMergeMapPatch(original, patchMap, obj)
+	if err != nil {
+		return nil, strategicMergePatchError(err)
+	}
+	err = runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(patched, obj, validation != metav1.FieldValidationIgnore)
+	return patchResultErrors(err, strictErrs, validation, fmt.Sprintf("%+v", patchMap))
+}
+
+// patchResultErrors turns the error of decoding a patch's result into
+// upstream's answer: 422 Invalid with a "patch" cause showing shown, and
+// with fieldValidation=Strict also for the strict errors of the patch and
+// its result; with Warn those are returned to become warnings.
+func patchResultErrors(err error, patchStrictErrs []error, validation, shown string) ([]error, error) {
+	if err == nil {
+		if len(patchStrictErrs) > 0 && validation == metav1.FieldValidationStrict {
+			err = runtime.NewStrictDecodingError(patchStrictErrs)
+			return nil, errPatchInvalid(shown, err)
+		}
+		return patchStrictErrs, nil
+	}
+	strictErr, isStrict := runtime.AsStrictDecodingError(err)
+	switch {
+	case !isStrict:
+		return nil, errPatchInvalid(shown, err)
+	case validation == metav1.FieldValidationStrict:
+		return nil, errPatchInvalid(shown, runtime.NewStrictDecodingError(append(patchStrictErrs, strictErr.Errors()...)))
+	}
+	return append(patchStrictErrs, strictErr.Errors()...), nil
+}
+
+func errPatchInvalid(shown string, err error) error {
+	return apierrors.NewInvalid(schema.GroupKind{}, "", field.ErrorList{field.Invalid(field.NewPath("patch"), shown, err.Error())})
+}
+
+// strategicMergePatchError is upstream's interpretStrategicMergePatchError:
+// a malformed patch is a 400, one that cannot apply a 422, anything else
+// an internal error.
+func strategicMergePatchError(err error) error {
+	switch err {
+	case mergepatch.ErrBadJSONDoc, mergepatch.ErrBadPatchFormatForPrimitiveList, mergepatch.ErrBadPatchFormatForRetainKeys,
+		mergepatch.ErrBadPatchFormatForSetElementOrderList, mergepatch.ErrUnsupportedStrategicMergePatchFormat:
+		return apierrors.NewBadRequest(err.Error())
+	case mergepatch.ErrNoListOfLists, mergepatch.ErrPatchContentNotMatchRetainKeys:
+		return apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", err.Error(), 0, false)
+	}
+	return apierrors.NewInternalError(err)
 }
 
 // patchJSON applies a JSON, merge or strategic merge patch to the JSON of
