@@ -237,3 +237,32 @@ func (n *testNode) runningTasks() []string {
 	}
 	return running
 }
+
+// On deletion the app container stops first, its sidecar after it.
+func TestSidecarOutlivesTheAppContainerOnDeletion(t *testing.T) {
+	n := startNode(t, nil)
+	dir := t.TempDir()
+	b := newPod("sidestop", testimage.BusyboxRef).command("sh", "-c",
+		`trap 'if [ -e /data/side-alive ]; then echo sidecar-alive > /data/app-saw; else echo sidecar-gone > /data/app-saw; fi; exit 0' TERM; while true; do sleep 0.1; done`)
+	b.p.Spec.TerminationGracePeriodSeconds = ptr(int64(10))
+	b.p.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: dir}}}}
+	mounts := []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+	b.p.Spec.Containers[0].VolumeMounts = mounts
+	always := corev1.ContainerRestartPolicyAlways
+	b.p.Spec.InitContainers = []corev1.Container{{
+		Name: "side", Image: testimage.BusyboxRef, ImagePullPolicy: corev1.PullNever, RestartPolicy: &always, VolumeMounts: mounts,
+		Command: []string{"sh", "-c", `touch /data/side-alive; trap 'rm /data/side-alive; exit 0' TERM; while true; do sleep 0.1; done`},
+	}}
+	n.create(b.obj())
+	n.waitPod("sidestop", 60*time.Second, "Running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	if err := n.client.CoreV1().Pods("default").Delete(context.Background(), "sidestop", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n.waitGone("sidestop")
+	if data, err := os.ReadFile(filepath.Join(dir, "app-saw")); err != nil || string(data) != "sidecar-alive\n" {
+		t.Errorf("when the app container got SIGTERM: %q (%v), want its sidecar alive", data, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "side-alive")); err == nil {
+		t.Errorf("the sidecar did not get its SIGTERM")
+	}
+}

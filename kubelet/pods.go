@@ -447,20 +447,7 @@ func (k *Kubelet) stopPod(ctx context.Context, uid string, pod *corev1.Pod, cs [
 	}
 	// Upstream's floor: even a force deletion gets 2 s to stop.
 	grace = max(grace, minimumGracePeriod)
-	var wg sync.WaitGroup
-	errs := make([]error, len(cs))
-	for i, c := range cs {
-		if c.State != containers.StateRunning {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = k.killContainer(ctx, pod, c, "", grace)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := k.stopContainers(ctx, pod, cs, grace); err != nil {
 		return err
 	}
 	if remove {
@@ -486,6 +473,57 @@ func (k *Kubelet) stopPod(ctx context.Context, uid string, pod *corev1.Pod, cs [
 		delete(k.started, uid)
 		delete(k.lastStatus, uid)
 		k.mu.Unlock()
+	}
+	return nil
+}
+
+// stopContainers stops the running containers of a pod within grace, as
+// upstream terminates a pod: the app containers together, then the
+// sidecars one by one in reverse order, each with what is left of the
+// grace period (at least the 2 s floor), so that a proxy or log shipper
+// outlives the app it serves.
+func (k *Kubelet) stopContainers(ctx context.Context, pod *corev1.Pod, cs []containers.Status, grace time.Duration) error {
+	deadline := k.clock.Now().Add(grace)
+	running := map[string]containers.Status{}
+	var apps []containers.Status
+	for _, c := range cs {
+		if c.State != containers.StateRunning {
+			continue
+		}
+		// Without the pod (deleted while the kubelet was down) the order
+		// of sidecars is unknown: they stop with the rest.
+		if pod != nil && c.Init {
+			running[c.Name] = c
+			continue
+		}
+		apps = append(apps, c)
+	}
+	stopAll := func(list []containers.Status) error {
+		left := max(deadline.Sub(k.clock.Now()), minimumGracePeriod)
+		var wg sync.WaitGroup
+		errs := make([]error, len(list))
+		for i, c := range list {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = k.killContainer(ctx, pod, c, "", left)
+			}()
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	}
+	if err := stopAll(apps); err != nil {
+		return err
+	}
+	if pod == nil {
+		return nil
+	}
+	for i := len(pod.Spec.InitContainers) - 1; i >= 0; i-- {
+		if c, ok := running[pod.Spec.InitContainers[i].Name]; ok {
+			if err := stopAll([]containers.Status{c}); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
