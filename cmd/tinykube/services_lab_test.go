@@ -180,6 +180,23 @@ func TestServicesInCluster(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a pod talks to the API server as its service account", func(t *testing.T) {
+		// kubernetes.default.svc through cluster DNS and the proxy, the
+		// serving certificate's name, the kube-api-access volume's CA and
+		// token: authenticated as the pod's service account, which RBAC
+		// allows nothing yet.
+		out, err := fromPod("/incluster?path=/api/v1/namespaces/default/pods")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(out, "403 Forbidden") || !strings.Contains(out, `User \"system:serviceaccount:default:default\" cannot list resource \"pods\"`) {
+			t.Fatalf("in-cluster request from the pod: %s", out)
+		}
+		out, err = fromPod("/incluster?path=/version")
+		if err != nil || !strings.HasPrefix(out, "200 OK") || !strings.Contains(out, `"gitVersion"`) {
+			t.Fatalf("in-cluster /version from the pod: %s, %v", out, err)
+		}
+	})
 	t.Run("session affinity ClientIP", func(t *testing.T) {
 		external := httpFrom(lan.client)
 		url := fmt.Sprintf("http://%s:%d/", labNodeIP, nodePort("web-sticky"))

@@ -9,12 +9,17 @@
 //	/fetch?url= GETs url from inside the pod and returns its body, so tests
 //	            see what a pod sees (cluster DNS names, ClusterIPs)
 //	/lookup?name= the addresses name resolves to, one per line
+//	/incluster?path= GETs path from the API server as an in-cluster client
+//	            does (https://kubernetes.default.svc, the service account's
+//	            token and CA) and returns the status line and body
 //
 // It logs one line per request to stdout and handles SIGTERM by exiting 0
 // after $TERM_DELAY (a Go duration, default 0).
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -78,6 +83,28 @@ func main() {
 		for _, a := range addrs {
 			fmt.Fprintln(w, a)
 		}
+	})
+	mux.HandleFunc("/incluster", func(w http.ResponseWriter, r *http.Request) {
+		const sa = "/var/run/secrets/kubernetes.io/serviceaccount/"
+		token, err1 := os.ReadFile(sa + "token")
+		ca, err2 := os.ReadFile(sa + "ca.crt")
+		if err1 != nil || err2 != nil {
+			http.Error(w, fmt.Sprint(err1, err2), http.StatusInternalServerError)
+			return
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(ca)
+		c := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		req, _ := http.NewRequest("GET", "https://kubernetes.default.svc"+r.URL.Query().Get("path"), nil)
+		req.Header.Set("Authorization", "Bearer "+string(token))
+		resp, err := c.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		fmt.Fprintln(w, resp.Status)
+		_, _ = io.Copy(w, resp.Body)
 	})
 	logged := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Printf("%s %s\n", r.Method, r.URL.Path)
