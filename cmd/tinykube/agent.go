@@ -129,6 +129,11 @@ func startNode(ctx context.Context, c nodeConfig) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Events get their own rate limit, as upstream's eventRecordQPS.
+	eventClient, err := c.clientFor("kubelet", 50)
+	if err != nil {
+		return nil, err
+	}
 	// Without tinykube's node routing the bridge masquerades whatever
 	// leaves the node, as a single node needs.
 	ipMasq, mtu := c.backend == backendNone, 0
@@ -137,6 +142,7 @@ func startNode(ctx context.Context, c nodeConfig) (*node, error) {
 	}
 	k, err := kubelet.New(kubelet.Config{
 		Client:                   kubeletClient,
+		EventClient:              eventClient,
 		NodeName:                 c.nodeName,
 		NodeIP:                   c.nodeIP,
 		DataDir:                  c.dataDir,
