@@ -146,7 +146,7 @@ func newResourceTable(s *Server) *resourceTable {
 		prepareForCreate: defaultEndpoints, prepareForUpdate: func(obj, _ runtime.Object) { defaultEndpoints(obj) },
 		table: endpointsTable()})
 	t.add(&resource{gvr: coreV1.WithResource("events"), kind: "Event", singular: "event", namespaced: true,
-		shortNames: []string{"ev"}, nameValidation: subdomain, keepStatusOnCreate: true, allowCreateOnUpdate: true,
+		shortNames: []string{"ev"}, nameValidation: coreEventNameValidation, keepStatusOnCreate: true, allowCreateOnUpdate: true,
 		selectableFields: coreEventFields, validate: validateCoreEvent, admit: s.admitEvent, table: coreEventTable()})
 	t.add(&resource{gvr: coreV1.WithResource("namespaces"), kind: "Namespace", singular: "namespace",
 		shortNames: []string{"ns"}, subresources: []string{"status", "finalize"},

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
+	"k8s.io/apimachinery/pkg/api/validation/path"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -20,6 +21,11 @@ const (
 	eventReasonLimit            = 128
 	eventNoteLimit              = 1024
 )
+
+// coreEventNameValidation: core/v1 Events get no name rules of their own
+// upstream, only the generic ones of every object's path segment, so old
+// clients' names such as "pod.Name_1" keep working.
+var coreEventNameValidation = path.ValidatePathSegmentName
 
 // validateCoreEvent is upstream's event validation for requests through
 // core/v1: only the legacy rules, for compatibility with old clients.

@@ -26,6 +26,18 @@ func TestEventValidation(t *testing.T) {
 				`"deprecatedCount":3,"deprecatedSource":{"component":"x"},"series":{"count":1}}`,
 			`[series.count: Invalid value: "": should be at least 2, series.lastObservedTime: Required value, deprecatedCount: Invalid value: "": needs to be unset, deprecatedSource: Invalid value: "": needs to be unset]`},
 	})
+	legacyName := `{"metadata":{"name":"web-1.Node_A"},"involvedObject":{"kind":"Node","name":"Node_A"},"reason":"R"}`
+	if resp := ts.do("POST", coreEvents, "application/json", legacyName); resp.code != 201 {
+		t.Fatalf("core event with a name that is no DNS subdomain refused, upstream takes it: %d %s", resp.code, resp.body)
+	}
+	runInvalidCases(t, ts, "POST", []invalidCase{
+		{"core event name with a slash", coreEvents, `{"metadata":{"name":"a/b"},"involvedObject":{"kind":"Node","name":"n"}}`,
+			`metadata.name: Invalid value: "a/b": may not contain '/'`},
+		{"events.k8s.io event names are DNS subdomains", events,
+			`{"metadata":{"name":"Web_1"},"regarding":{"kind":"Pod","namespace":"default","name":"p"},` + eventTime +
+				`,"type":"Normal","reason":"R","action":"A","reportingController":"example.com/c","reportingInstance":"i"}`,
+			`metadata.name: Invalid value: "Web_1": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`},
+	})
 	good := `{"metadata":{"name":"ok"},"regarding":{"kind":"Pod","namespace":"default","name":"p"},` + eventTime +
 		`,"type":"Normal","reason":"Started","action":"Start","reportingController":"example.com/c","reportingInstance":"i","note":"n"}`
 	if resp := ts.do("POST", events, "application/json", good); resp.code != 201 {
