@@ -9,6 +9,10 @@ import (
 )
 
 // validateLease is upstream's ValidateLease (pkg/apis/coordination/validation).
+// spec.strategy and spec.preferredHolder are served as by a kube-apiserver
+// with CoordinatedLeaderElection enabled: checked and kept. With the gate
+// off (upstream's default) they would be dropped silently, which tinykube
+// does to no field.
 func validateLease(obj, _ runtime.Object) field.ErrorList {
 	spec := obj.(*coordinationv1.Lease).Spec
 	path := field.NewPath("spec")
