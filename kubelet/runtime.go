@@ -3,6 +3,7 @@ package kubelet
 import (
 	"context"
 	"io"
+	"net"
 	"time"
 
 	"github.com/tinykube/tinykube/kubelet/containers"
@@ -44,6 +45,9 @@ type PodNetwork interface {
 	Teardown(ctx context.Context, uid string) error
 	// List returns the UIDs of pods that have a sandbox.
 	List() ([]string, error)
+	// DialLocal connects to localhost:port inside the pod's network
+	// namespace.
+	DialLocal(ctx context.Context, uid string, port string) (net.Conn, error)
 }
 
 var (

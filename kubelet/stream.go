@@ -246,13 +246,18 @@ func (k *Kubelet) servePortForward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pod := obj.(*corev1.Pod)
-	ip := pod.Status.PodIP
-	if pod.Spec.HostNetwork {
-		ip = "127.0.0.1"
-	}
-	if ip == "" {
+	if pod.Status.PodIP == "" {
 		writeStatus(w, http.StatusBadRequest, fmt.Sprintf("pod %s has no IP yet", name))
 		return
+	}
+	// The pod's own localhost, as upstream's runtimes forward: servers
+	// that listen only on 127.0.0.1 in the pod are reachable too.
+	dial := func(ctx context.Context, port string) (net.Conn, error) {
+		if pod.Spec.HostNetwork {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", port))
+		}
+		return k.network.DialLocal(ctx, string(pod.UID), port)
 	}
 	if _, err := httpstream.Handshake(r, w, []string{portForwardProtocol}); err != nil {
 		return
@@ -291,7 +296,7 @@ func (k *Kubelet) servePortForward(w http.ResponseWriter, r *http.Request) {
 			go func() {
 				defer wg.Done()
 				<-replySent
-				forward(r.Context(), ip, port, p.data, p.errs)
+				forward(r.Context(), pod, port, p.data, p.errs, dial)
 			}()
 		}
 		return nil
@@ -308,18 +313,17 @@ func (k *Kubelet) servePortForward(w http.ResponseWriter, r *http.Request) {
 	wg.Wait()
 }
 
-// forward pipes one port-forward connection to ip:port.
-func forward(ctx context.Context, ip, port string, data, errs httpstream.Stream) {
+// forward pipes one port-forward connection to the pod's port.
+func forward(ctx context.Context, pod *corev1.Pod, port string, data, errs httpstream.Stream, dial func(context.Context, string) (net.Conn, error)) {
 	defer data.Close()
 	defer errs.Close()
 	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 		fmt.Fprintf(errs, "invalid port %q", port)
 		return
 	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ip, port))
+	c, err := dial(ctx, port)
 	if err != nil {
-		fmt.Fprintf(errs, "error forwarding port %s to pod: %v", port, err)
+		fmt.Fprintf(errs, "error forwarding port %s to pod %s, uid %s: %v", port, pod.Name, pod.UID, err)
 		return
 	}
 	defer c.Close()

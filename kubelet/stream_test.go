@@ -126,26 +126,60 @@ func TestExecThroughTheAPIServer(t *testing.T) {
 	}
 }
 
+// kubectl port-forward tunnels SPDY in WebSocket first and falls back to
+// SPDY. Both reach the pod's own localhost, as upstream's runtimes
+// forward: a server listening only on 127.0.0.1 in the pod is reachable.
 func TestPortForwardThroughTheAPIServer(t *testing.T) {
 	n := startNodeWithAPI(t)
-	req := n.client.CoreV1().RESTClient().Post().Resource("pods").Namespace("default").Name("web").SubResource("portforward")
-	rt, upgrader, err := spdy.RoundTripperFor(n.api.Config)
-	if err != nil {
-		t.Fatal(err)
+	n.create(newPod("web", testimage.ServerRef).readiness("/healthz").obj())
+	local := newPod("local", testimage.BusyboxRef).command("sh", "-c",
+		"mkdir /tmp/www && echo only on localhost > /tmp/www/index.html && exec busybox httpd -f -p 127.0.0.1:9090 -h /tmp/www")
+	local.p.Spec.Containers[0].ReadinessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9090/"}}},
+		PeriodSeconds: 1,
 	}
-	n.checkPortForward(spdy.NewDialer(upgrader, &http.Client{Transport: rt}, "POST", (*url.URL)(req.URL())))
+	n.create(local.obj())
+	n.waitPod("web", 60*time.Second, "Ready", podReady)
+	n.waitPod("local", 60*time.Second, "Ready", podReady)
+
+	dialers := map[string]func(pod string) httpstream.Dialer{
+		"SPDY": func(pod string) httpstream.Dialer {
+			req := n.client.CoreV1().RESTClient().Post().Resource("pods").Namespace("default").Name(pod).SubResource("portforward")
+			rt, upgrader, err := spdy.RoundTripperFor(n.api.Config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return spdy.NewDialer(upgrader, &http.Client{Transport: rt}, "POST", (*url.URL)(req.URL()))
+		},
+		"WebSocket": func(pod string) httpstream.Dialer {
+			req := n.client.CoreV1().RESTClient().Get().Resource("pods").Namespace("default").Name(pod).SubResource("portforward")
+			dialer, err := portforward.NewSPDYOverWebsocketDialer((*url.URL)(req.URL()), n.api.Config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return dialer
+		},
+	}
+	for transport, dialer := range dialers {
+		for _, tt := range []struct {
+			pod, port, want string
+		}{
+			{"web", "8080", "hello from web\n"},
+			{"local", "9090", "only on localhost\n"},
+		} {
+			t.Run(transport+"/"+tt.pod, func(t *testing.T) {
+				n.checkPortForward(t, dialer(tt.pod), tt.port, tt.want)
+			})
+		}
+	}
 }
 
-// checkPortForward runs the test server as pod "web" and forwards a local
-// port to its 8080 through dialer: two connections over one forward get
-// the pod's answer.
-func (n *testNode) checkPortForward(dialer httpstream.Dialer) {
-	t := n.t
+// checkPortForward forwards a local port to the pod's port through
+// dialer: two connections over one forward get the answer want.
+func (n *testNode) checkPortForward(t *testing.T, dialer httpstream.Dialer, port, want string) {
 	t.Helper()
-	n.create(newPod("web", testimage.ServerRef).readiness("/healthz").obj())
-	n.waitPod("web", 60*time.Second, "Ready", podReady)
 	stop, ready := make(chan struct{}), make(chan struct{})
-	fw, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{"0:8080"}, stop, ready, io.Discard, io.Discard)
+	fw, err := portforward.NewOnAddresses(dialer, []string{"127.0.0.1"}, []string{"0:" + port}, stop, ready, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,20 +201,9 @@ func (n *testNode) checkPortForward(dialer httpstream.Dialer) {
 		t.Fatalf("ports %v, %v", ports, err)
 	}
 	for i := 0; i < 2; i++ {
-		got := httpGet(t.(*testing.T), fmt.Sprintf("http://%s/", net.JoinHostPort("127.0.0.1", fmt.Sprint(ports[0].Local))))
-		if got != "hello from web\n" {
-			t.Errorf("through the forward: %q", got)
+		got := httpGet(t, fmt.Sprintf("http://%s/", net.JoinHostPort("127.0.0.1", fmt.Sprint(ports[0].Local))))
+		if got != want {
+			t.Errorf("through the forward: %q, want %q", got, want)
 		}
 	}
-}
-
-// kubectl port-forward tunnels SPDY in WebSocket first.
-func TestWebSocketPortForwardThroughTheAPIServer(t *testing.T) {
-	n := startNodeWithAPI(t)
-	req := n.client.CoreV1().RESTClient().Get().Resource("pods").Namespace("default").Name("web").SubResource("portforward")
-	dialer, err := portforward.NewSPDYOverWebsocketDialer((*url.URL)(req.URL()), n.api.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.checkPortForward(dialer)
 }

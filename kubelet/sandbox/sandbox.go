@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -281,6 +282,30 @@ func podIP(res types.Result) (netip.Addr, error) {
 		}
 	}
 	return netip.Addr{}, errors.New("sandbox: CNI returned no IP")
+}
+
+// DialLocal connects to the pod's own loopback on port, from inside its
+// network namespace (port-forward's target, as upstream's runtimes do:
+// servers that listen only on localhost are reachable), IPv4 first, then
+// IPv6.
+func (m *Manager) DialLocal(ctx context.Context, uid string, port string) (net.Conn, error) {
+	dir, err := m.podDir(uid)
+	if err != nil {
+		return nil, err
+	}
+	netns := filepath.Join(dir, "net")
+	if !isNamespaceMount(netns) {
+		return nil, fmt.Errorf("sandbox: pod %s has no network namespace", uid)
+	}
+	conn, err4 := dialIn(ctx, netns, "tcp4", net.JoinHostPort("127.0.0.1", port))
+	if err4 == nil {
+		return conn, nil
+	}
+	conn, err6 := dialIn(ctx, netns, "tcp6", net.JoinHostPort("::1", port))
+	if err6 == nil {
+		return conn, nil
+	}
+	return nil, fmt.Errorf("failed to connect to localhost:%s inside the pod's network namespace, IPv4: %v IPv6: %v", port, err4, err6)
 }
 
 // Teardown detaches the pod from the network (CNI DEL frees its IP and
