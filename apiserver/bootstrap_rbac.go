@@ -338,6 +338,9 @@ func tinykubeControllersRole() *rbacv1.ClusterRole {
 		rule(verbCreate, apiAuthn, "tokenreviews"),
 		rule(verbCreate, apiAuthz, "subjectaccessreviews"),
 		rule([]string{"approve", "sign"}, apiCertificates, "signers"),
+		// The ClusterRole aggregation controller writes rules it does not
+		// hold, as upstream's clusterrole-aggregation-controller may.
+		rule([]string{"escalate"}, apiRBAC, "clusterroles"),
 	}}
 }
 

@@ -22,6 +22,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/tinykube/tinykube/controller/clusterdns"
+	"github.com/tinykube/tinykube/controller/clusterroleaggregation"
 	"github.com/tinykube/tinykube/controller/csrapproving"
 	"github.com/tinykube/tinykube/controller/csrsigning"
 	"github.com/tinykube/tinykube/controller/deployment"
@@ -211,6 +212,10 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		{"nodelifecycle", 1, func() (func(context.Context, int), error) {
 			c, err := nodelifecycle.New(nodelifecycle.Config{Client: client, Informers: f, Recorder: rec(nodelifecycle.Component), Clock: cfg.Clock,
 				NodeMonitorGracePeriod: cfg.NodeMonitorGracePeriod, NodeMonitorPeriod: cfg.NodeMonitorPeriod})
+			return runOf(c, err)
+		}},
+		{"clusterroleaggregation", 5, func() (func(context.Context, int), error) {
+			c, err := clusterroleaggregation.New(clusterroleaggregation.Config{Client: client, Informers: f})
 			return runOf(c, err)
 		}},
 		{"serviceaccount", 1, func() (func(context.Context, int), error) {
