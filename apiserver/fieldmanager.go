@@ -55,7 +55,11 @@ func (f *fieldManagers) forResource(res *resource, subresource string) (*managed
 	version := fieldpath.APIVersion(res.gvr.GroupVersion().String())
 	switch {
 	case subresource == "status":
-		reset = map[fieldpath.APIVersion]fieldpath.Filter{version: fieldpath.NewExcludeSetFilter(fieldpath.NewSet(fieldpath.MakePathOrDie("spec")))}
+		paths := []fieldpath.Path{fieldpath.MakePathOrDie("spec")}
+		for _, name := range statusResetMetadata[res.groupResource()] {
+			paths = append(paths, fieldpath.MakePathOrDie("metadata", name))
+		}
+		reset = map[fieldpath.APIVersion]fieldpath.Filter{version: fieldpath.NewExcludeSetFilter(fieldpath.NewSet(paths...))}
 	case res.hasSubresource("status"):
 		reset = map[fieldpath.APIVersion]fieldpath.Filter{version: fieldpath.NewExcludeSetFilter(fieldpath.NewSet(fieldpath.MakePathOrDie("status")))}
 	}

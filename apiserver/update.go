@@ -151,12 +151,10 @@ func (s *Server) prepareForUpdate(res *resource, subresource string, obj, old ru
 		m.SetGeneration(om.GetGeneration())
 	case "status", "approval":
 		// Upstream's status strategies reset spec and keep the client's
-		// metadata changes, except what statusKeepsStored names.
+		// metadata changes, except what statusResetMetadata names.
 		copyField(obj, old, "Spec")
 		m.SetGeneration(om.GetGeneration())
-		if keep := statusKeepsStored[res.groupResource()]; keep != nil {
-			keep(m, om)
-		}
+		resetStatusMetadata(res, m, om)
 	default:
 		if res.hasSubresource("status") {
 			copyField(obj, old, "Status")
@@ -172,13 +170,26 @@ func (s *Server) prepareForUpdate(res *resource, subresource string, obj, old ru
 	return nil
 }
 
-// statusKeepsStored lists the metadata a write through /status may not
-// change, per resource, as upstream's status strategies: a Deployment's
-// labels, and a pod's ownerReferences (old kubelets corrupted them in a
-// way that broke garbage collection).
-var statusKeepsStored = map[schema.GroupResource]func(m, stored metav1.Object){
-	{Group: "apps", Resource: "deployments"}: func(m, stored metav1.Object) { m.SetLabels(stored.GetLabels()) },
-	{Resource: "pods"}:                       func(m, stored metav1.Object) { m.SetOwnerReferences(stored.GetOwnerReferences()) },
+// statusResetMetadata lists the metadata a write through /status may not
+// change, per resource, as upstream's status strategies (PrepareForUpdate
+// and GetResetFields): a Deployment's labels, and a pod's ownerReferences
+// (old kubelets corrupted them in a way that broke garbage collection).
+var statusResetMetadata = map[schema.GroupResource][]string{
+	{Group: "apps", Resource: "deployments"}: {"labels"},
+	{Resource: "pods"}:                       {"ownerReferences"},
+}
+
+// resetStatusMetadata carries over from stored what statusResetMetadata
+// names for res.
+func resetStatusMetadata(res *resource, m, stored metav1.Object) {
+	for _, name := range statusResetMetadata[res.groupResource()] {
+		switch name {
+		case "labels":
+			m.SetLabels(stored.GetLabels())
+		case "ownerReferences":
+			m.SetOwnerReferences(stored.GetOwnerReferences())
+		}
+	}
 }
 
 func (s *Server) validateUpdate(res *resource, obj, old runtime.Object) field.ErrorList {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -109,4 +110,37 @@ func getJSON(t *testing.T, ts *testServer, path string) map[string]any {
 		t.Fatal(err)
 	}
 	return obj
+}
+
+// Server-side apply through /status owns what the write may change: not a
+// Deployment's labels, which upstream's GetResetFields names.
+func TestStatusApplyDoesNotOwnResetMetadata(t *testing.T) {
+	ts := newTestServer(t)
+	deploys := "/apis/apps/v1/namespaces/default/deployments"
+	body := `{"metadata":{"name":"d","labels":{"tier":"web"}},"spec":{"replicas":1,"selector":{"matchLabels":{"app":"w"}},"template":{"metadata":{"labels":{"app":"w"}},"spec":{"containers":[{"name":"c","image":"busybox"}]}}}}`
+	if resp := ts.do("POST", deploys, "application/json", body); resp.code != http.StatusCreated {
+		t.Fatalf("create: %d %s", resp.code, resp.body)
+	}
+	apply := `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d","labels":{"tier":"db"},"annotations":{"seen":"yes"}},"status":{"observedGeneration":1}}`
+	if resp := ts.do("PATCH", deploys+"/d/status?fieldManager=status-writer", "application/apply-patch+yaml", apply); resp.code != http.StatusOK {
+		t.Fatalf("status apply: %d %s", resp.code, resp.body)
+	}
+	got := getJSON(t, ts, deploys+"/d")
+	meta := got["metadata"].(map[string]any)
+	if meta["labels"].(map[string]any)["tier"] != "web" {
+		t.Fatalf("labels changed through /status: %v", meta["labels"])
+	}
+	for _, entry := range meta["managedFields"].([]any) {
+		e := entry.(map[string]any)
+		if e["manager"] != "status-writer" {
+			continue
+		}
+		owned, _ := json.Marshal(e["fieldsV1"])
+		if e["subresource"] != "status" || !strings.Contains(string(owned), `"f:annotations"`) ||
+			!strings.Contains(string(owned), `"f:status"`) || strings.Contains(string(owned), `"f:labels"`) {
+			t.Fatalf("status-writer's managed fields %v %s; want subresource status, annotations and status, no labels", e["subresource"], owned)
+		}
+		return
+	}
+	t.Fatalf("no managedFields entry for status-writer: %v", meta["managedFields"])
 }
