@@ -266,3 +266,22 @@ func TestSidecarOutlivesTheAppContainerOnDeletion(t *testing.T) {
 		t.Errorf("the sidecar did not get its SIGTERM")
 	}
 }
+
+func TestPodPastItsActiveDeadlineFails(t *testing.T) {
+	n := startNode(t, nil)
+	b := newPod("deadline", testimage.BusyboxRef).command("sleep", "3600")
+	b.p.Spec.TerminationGracePeriodSeconds = ptr(int64(1))
+	b.p.Spec.ActiveDeadlineSeconds = ptr(int64(2))
+	p := n.create(b.obj())
+	failed := n.waitPod("deadline", 60*time.Second, "Failed", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodFailed })
+	if failed.Status.Reason != "DeadlineExceeded" || failed.Status.Message != "Pod was active on the node longer than the specified deadline" {
+		t.Errorf("reason %q message %q", failed.Status.Reason, failed.Status.Message)
+	}
+	if st := failed.Status.ContainerStatuses[0]; st.State.Terminated == nil || st.Ready {
+		t.Errorf("container %+v, want terminated", st.State)
+	}
+	n.waitEvents(p, "Normal DeadlineExceeded : Pod was active on the node longer than the specified deadline")
+	if err := waitFor(30*time.Second, func() bool { return len(n.runningTasks()) == 0 }); err != nil {
+		t.Errorf("tasks still running: %v", n.runningTasks())
+	}
+}

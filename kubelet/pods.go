@@ -76,6 +76,10 @@ func (k *Kubelet) syncPod(ctx context.Context, uid string) (time.Duration, error
 		// Terminal: nothing runs again; free the address.
 		return 0, k.stopPod(ctx, uid, pod, cs, false)
 	}
+	untilDeadline, exceeded := k.activeDeadline(pod)
+	if exceeded {
+		return 0, k.failPastDeadline(ctx, pod, cs)
+	}
 
 	var sb sandbox.Sandbox
 	if !pod.Spec.HostNetwork {
@@ -115,6 +119,7 @@ func (k *Kubelet) syncPod(ctx context.Context, uid string) (time.Duration, error
 			requeue = d
 		}
 	}
+	wake(untilDeadline)
 	started := false // a container may have been created: list again
 	// start starts the next attempt of c unless it must wait (back-off,
 	// image, config), and notes when to look again and why it waits.
@@ -225,6 +230,43 @@ func (k *Kubelet) syncPod(ctx context.Context, uid string) (time.Duration, error
 		k.queue.Add(uid) // stop what is left and free the address
 	}
 	return requeue, nil
+}
+
+// Upstream's reason and message for a pod past its activeDeadlineSeconds.
+const (
+	reasonDeadlineExceeded  = "DeadlineExceeded"
+	messageDeadlineExceeded = "Pod was active on the node longer than the specified deadline"
+)
+
+// activeDeadline returns how long the pod may still run under its
+// activeDeadlineSeconds (counted from its startTime, as upstream), or that
+// it is past it.
+func (k *Kubelet) activeDeadline(pod *corev1.Pod) (time.Duration, bool) {
+	if pod.Spec.ActiveDeadlineSeconds == nil || pod.Status.StartTime == nil {
+		return 0, false
+	}
+	left := pod.Status.StartTime.Add(time.Duration(*pod.Spec.ActiveDeadlineSeconds) * time.Second).Sub(k.clock.Now())
+	return left, left <= 0
+}
+
+// failPastDeadline stops a pod past its activeDeadlineSeconds and marks it
+// Failed with reason DeadlineExceeded, as upstream's kubelet.
+func (k *Kubelet) failPastDeadline(ctx context.Context, pod *corev1.Pod, cs []containers.Status) error {
+	k.recorder.Event(pod, corev1.EventTypeNormal, reasonDeadlineExceeded, messageDeadlineExceeded)
+	k.probes.stopPod(string(pod.UID))
+	if err := k.stopContainers(ctx, pod, cs, max(terminationGrace(pod, nil), minimumGracePeriod)); err != nil {
+		return err
+	}
+	cs, err := k.runtime.ListPod(ctx, string(pod.UID))
+	if err != nil {
+		return err
+	}
+	latest := latestAttempts(cs)
+	status := k.podStatus(ctx, pod, sandbox.Sandbox{}, latest, cs, nil, hasAppContainer(pod, latest), false)
+	status.Phase = corev1.PodFailed
+	status.Reason, status.Message = reasonDeadlineExceeded, messageDeadlineExceeded
+	status.PodIP, status.PodIPs = pod.Status.PodIP, pod.Status.PodIPs
+	return k.updateStatus(ctx, pod, status)
 }
 
 // isSidecar reports whether an init container is a sidecar: one with
