@@ -297,7 +297,18 @@ func (k *Kubelet) killIfUnhealthy(ctx context.Context, pod *corev1.Pod, st conta
 	msg := fmt.Sprintf("Container %s failed %s probe, will be restarted", st.Name, failed)
 	klog.Infof("pod %s: %s", podDesc(pod), msg)
 	k.probes.forget(uid, st.Name)
-	if err := k.killContainer(ctx, pod, st, msg, terminationGrace(pod, nil)); err != nil {
+	// The probe's own terminationGracePeriodSeconds wins over the pod's.
+	var probeGrace *int64
+	if c := podContainer(pod, st.Name); c != nil {
+		p := c.LivenessProbe
+		if failed == "startup" {
+			p = c.StartupProbe
+		}
+		if p != nil {
+			probeGrace = p.TerminationGracePeriodSeconds
+		}
+	}
+	if err := k.killContainer(ctx, pod, st, msg, terminationGrace(pod, probeGrace)); err != nil {
 		return err
 	}
 	k.queue.Add(uid)
