@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -167,9 +168,12 @@ func (s *Server) supportedBodyMediaTypes() []string {
 }
 
 // addWarning adds an RFC 7234 warning header, which kubectl prints as
-// "Warning: <text>".
+// "Warning: <text>"; once per text, as upstream's warning recorder.
 func addWarning(w http.ResponseWriter, text string) {
-	w.Header().Add("Warning", fmt.Sprintf("299 - %q", text))
+	header := fmt.Sprintf("299 - %q", text)
+	if !slices.Contains(w.Header().Values("Warning"), header) {
+		w.Header().Add("Warning", header)
+	}
 }
 
 // responseFormat is what the client asked to get back.

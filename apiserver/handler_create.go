@@ -92,6 +92,9 @@ func (s *Server) createObject(ctx context.Context, res *resource, namespace stri
 	if errs := s.validateCreate(res, obj); len(errs) > 0 {
 		return nil, apierrors.NewInvalid(res.gvk().GroupKind(), m.GetName(), errs)
 	}
+	if res.warnings != nil {
+		warn(ctx, res.warnings(obj, nil))
+	}
 	if res.admit != nil {
 		if err := res.admit(ctx, obj, nil, dryRun); err != nil {
 			return nil, err

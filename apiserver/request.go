@@ -104,6 +104,7 @@ func (s *Server) serveResourceRequest(groupParam string) http.HandlerFunc {
 // dispatch picks the verb handler for a resolved target.
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, t requestTarget) {
 	warnIfDeprecated(w, t.res)
+	r = r.WithContext(withWarningSink(r.Context(), w))
 	var err error
 	switch {
 	case t.res.createOnly != nil && (r.Method != http.MethodPost || t.name != "" || t.subresource != ""):

@@ -49,6 +49,9 @@ type resource struct {
 	prepareForUpdate func(obj, old runtime.Object)
 	// validate returns field errors; old is nil on create.
 	validate func(obj, old runtime.Object) field.ErrorList
+	// warnings returns warnings for a valid write, sent as Warning
+	// headers; old is nil on create (may be nil).
+	warnings func(obj, old runtime.Object) []string
 	// admit performs stateful admission (allocations) after validation; old
 	// is nil on create. It must not persist anything when dryRun is set.
 	admit func(ctx context.Context, obj, old runtime.Object, dryRun bool) error
@@ -142,7 +145,7 @@ func newResourceTable(s *Server) *resourceTable {
 	t.add(&resource{gvr: coreV1.WithResource("configmaps"), kind: "ConfigMap", singular: "configmap", namespaced: true,
 		shortNames: []string{"cm"}, nameValidation: subdomain, validate: validateConfigMap, table: configMapTable()})
 	t.add(&resource{gvr: coreV1.WithResource("endpoints"), kind: "Endpoints", singular: "endpoints", namespaced: true,
-		shortNames: []string{"ep"}, nameValidation: subdomain, allowCreateOnUpdate: true, validate: s.validateEndpoints,
+		shortNames: []string{"ep"}, nameValidation: subdomain, allowCreateOnUpdate: true, validate: s.validateEndpoints, warnings: endpointsWarnings,
 		prepareForCreate: defaultEndpoints, prepareForUpdate: func(obj, _ runtime.Object) { defaultEndpoints(obj) },
 		table: endpointsTable()})
 	t.add(&resource{gvr: coreV1.WithResource("events"), kind: "Event", singular: "event", namespaced: true,
@@ -207,7 +210,7 @@ func newResourceTable(s *Server) *resourceTable {
 		nameValidation: subdomain, allowCreateOnUpdate: true, validate: validateLease, table: leaseTable()})
 	t.add(&resource{gvr: discoveryV1.WithResource("endpointslices"), kind: "EndpointSlice", singular: "endpointslice", namespaced: true,
 		nameValidation: subdomain, prepareForCreate: prepareEndpointSlice, prepareForUpdate: prepareEndpointSliceUpdate,
-		validate: s.validateEndpointSlice, table: endpointSliceTable()})
+		validate: s.validateEndpointSlice, warnings: endpointSliceWarnings, table: endpointSliceTable()})
 	t.add(&resource{gvr: eventsV1.WithResource("events"), kind: "Event", singular: "event", namespaced: true,
 		shortNames: []string{"ev"}, nameValidation: subdomain, keepStatusOnCreate: true, allowCreateOnUpdate: true,
 		validate: validateEventsV1Event, admit: s.admitEvent, table: eventsV1Table(), storedAs: eventsAsCoreEvents()})

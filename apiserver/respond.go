@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"context"
 	"net/http"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -41,6 +42,29 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *resource, 
 // apiserver's deprecation.WarningMessage wording.
 var deprecatedResources = map[schema.GroupVersionResource]string{
 	coreV1.WithResource("endpoints"): "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice",
+}
+
+// warningSinkKey keys the response whose Warning headers the code below
+// the HTTP handlers adds to.
+type warningSinkKey struct{}
+
+// withWarningSink lets warn, given the returned context, add warnings to
+// w.
+func withWarningSink(ctx context.Context, w http.ResponseWriter) context.Context {
+	return context.WithValue(ctx, warningSinkKey{}, w)
+}
+
+// warn adds warnings to the response of the request ctx belongs to, as
+// upstream's strategies' WarningsOnCreate and WarningsOnUpdate do; server
+// writes of its own (bootstrap) have no response and drop them.
+func warn(ctx context.Context, texts []string) {
+	w, ok := ctx.Value(warningSinkKey{}).(http.ResponseWriter)
+	if !ok {
+		return
+	}
+	for _, text := range texts {
+		addWarning(w, text)
+	}
 }
 
 // warnIfDeprecated adds the deprecation warning of res, if any, before

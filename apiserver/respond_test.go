@@ -93,3 +93,28 @@ func TestEndpointsRequestsCarryTheDeprecationWarning(t *testing.T) {
 		t.Errorf("raw list: %d, Warning headers %q", resp.code, got)
 	}
 }
+
+// Valid IPs written in a non-canonical form are taken with upstream's
+// warning.
+func TestNonCanonicalEndpointIPsGetWarnings(t *testing.T) {
+	ts := newTestServer(t)
+	resp := ts.do("POST", "/api/v1/namespaces/default/endpoints", "application/json",
+		`{"metadata":{"name":"e"},"subsets":[{"addresses":[{"ip":"2001:DB8::1"}],"ports":[{"port":80}]}]}`)
+	want := []string{
+		`299 - "` + endpointsDeprecation + `"`,
+		`299 - "subsets[0].addresses[0].ip: IPv6 address \"2001:DB8::1\" should be in RFC 5952 canonical format (\"2001:db8::1\")"`,
+	}
+	if got := resp.header.Values("Warning"); resp.code != http.StatusCreated || !slices.Equal(got, want) {
+		t.Fatalf("create Endpoints: %d, Warning headers %q\nwant %q", resp.code, got, want)
+	}
+	slice := `{"metadata":{"name":"s"},"addressType":"IPv6","endpoints":[{"addresses":["2001:db8:0::2"]}]}`
+	resp = ts.do("POST", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices", "application/json", slice)
+	want = []string{`299 - "endpoints[0].addresses[0]: IPv6 address \"2001:db8:0::2\" should be in RFC 5952 canonical format (\"2001:db8::2\")"`}
+	if got := resp.header.Values("Warning"); resp.code != http.StatusCreated || !slices.Equal(got, want) {
+		t.Fatalf("create EndpointSlice: %d, Warning headers %q\nwant %q", resp.code, got, want)
+	}
+	resp = ts.do("PUT", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/s", "application/json", slice)
+	if got := resp.header.Values("Warning"); resp.code != http.StatusOK || !slices.Equal(got, want) {
+		t.Fatalf("update EndpointSlice: %d, Warning headers %q\nwant %q", resp.code, got, want)
+	}
+}

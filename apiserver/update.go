@@ -83,6 +83,9 @@ func (s *Server) updateObject(ctx context.Context, u updateRequest) (runtime.Obj
 		if errs = append(errs, s.validateUpdate(u.res, desired, current)...); len(errs) > 0 {
 			return nil, false, apierrors.NewInvalid(u.res.gvk().GroupKind(), u.name, errs)
 		}
+		if u.res.warnings != nil {
+			warn(ctx, u.res.warnings(desired, current))
+		}
 		if u.res.admit != nil {
 			if err := u.res.admit(ctx, desired, current, u.dryRun); err != nil {
 				return nil, false, err

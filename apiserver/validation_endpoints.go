@@ -333,3 +333,36 @@ func validateHintNames(names []string, limit int, path *field.Path, validate fun
 	}
 	return errs
 }
+
+// endpointsWarnings is upstream's endpointsWarnings: IPs that are valid
+// but not in canonical form.
+func endpointsWarnings(obj, _ runtime.Object) []string {
+	var warnings []string
+	for i, ss := range obj.(*corev1.Endpoints).Subsets {
+		path := field.NewPath("subsets").Index(i)
+		for j, a := range ss.Addresses {
+			warnings = append(warnings, validation.GetWarningsForIP(path.Child("addresses").Index(j).Child("ip"), a.IP)...)
+		}
+		for j, a := range ss.NotReadyAddresses {
+			warnings = append(warnings, validation.GetWarningsForIP(path.Child("notReadyAddresses").Index(j).Child("ip"), a.IP)...)
+		}
+	}
+	return warnings
+}
+
+// endpointSliceWarnings is upstream's warnOnBadIPs, which trusts its own
+// EndpointSlice controller's slices.
+func endpointSliceWarnings(obj, _ runtime.Object) []string {
+	slice := obj.(*discoveryv1.EndpointSlice)
+	if slice.Labels[discoveryv1.LabelManagedBy] == "endpointslice-controller.k8s.io" ||
+		(slice.AddressType != discoveryv1.AddressTypeIPv4 && slice.AddressType != discoveryv1.AddressTypeIPv6) {
+		return nil
+	}
+	var warnings []string
+	for i, endpoint := range slice.Endpoints {
+		for j, address := range endpoint.Addresses {
+			warnings = append(warnings, validation.GetWarningsForIP(field.NewPath("endpoints").Index(i).Child("addresses").Index(j), address)...)
+		}
+	}
+	return warnings
+}
