@@ -100,8 +100,8 @@ func fromStorage(err error, res *resource, name string) error {
 // errNamespaceTerminating is the 403 upstream's NamespaceLifecycle
 // admission answers a create in a namespace being deleted with, including
 // its NamespaceTerminating cause, which clients such as the namespace
-// controllers of operators look for. name is "" for an object whose name
-// is still to be generated.
+// controllers of operators look for. name is "" when the object has
+// neither a name nor a generateName.
 func errNamespaceTerminating(gr schema.GroupResource, name, namespace string) error {
 	if name == "" {
 		name = "Unknown"

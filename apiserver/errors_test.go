@@ -128,7 +128,7 @@ func TestCreateInTerminatingNamespaceHasUpstreamCause(t *testing.T) {
 		{`{"metadata":{"name":"cm"}}`,
 			`{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"configmaps \"cm\" is forbidden: unable to create new content in namespace leaving because it is being terminated","reason":"Forbidden","details":{"name":"cm","kind":"configmaps","causes":[{"reason":"NamespaceTerminating","message":"namespace leaving is being terminated","field":"metadata.namespace"}]},"code":403}`},
 		{`{"metadata":{"generateName":"cm-"}}`,
-			`{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"configmaps \"Unknown\" is forbidden: unable to create new content in namespace leaving because it is being terminated","reason":"Forbidden","details":{"name":"Unknown","kind":"configmaps","causes":[{"reason":"NamespaceTerminating","message":"namespace leaving is being terminated","field":"metadata.namespace"}]},"code":403}`},
+			`{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"configmaps \"cm-\" is forbidden: unable to create new content in namespace leaving because it is being terminated","reason":"Forbidden","details":{"name":"cm-","kind":"configmaps","causes":[{"reason":"NamespaceTerminating","message":"namespace leaving is being terminated","field":"metadata.namespace"}]},"code":403}`},
 	} {
 		resp := ts.do("POST", "/api/v1/namespaces/leaving/configmaps", "application/json", tt.body)
 		if resp.code != http.StatusForbidden || strings.TrimSpace(string(resp.body)) != tt.want {

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -78,7 +79,9 @@ func (s *Server) createObject(ctx context.Context, res *resource, namespace stri
 		if m.GetNamespace() != namespace {
 			return nil, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
 		}
-		if err := s.checkNamespaceAcceptsCreate(ctx, res, namespace, m.GetName()); err != nil {
+		// The name is not generated yet: upstream's admission names the
+		// object by its generateName then.
+		if err := s.checkNamespaceAcceptsCreate(ctx, res, namespace, cmp.Or(m.GetName(), m.GetGenerateName())); err != nil {
 			return nil, err
 		}
 	} else {
