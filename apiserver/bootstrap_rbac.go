@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/tinykube/tinykube/apiserver/authz"
+	"github.com/tinykube/tinykube/pki"
 )
 
 // The default policy's well-known subjects, as upstream names them.
@@ -257,6 +258,13 @@ func bootstrapClusterRoles() []*rbacv1.ClusterRole {
 			rule(verbsRead, apiNetworking, "networkpolicies", "ingresses", "ingresses/status"),
 			rule(verbsRead, apiCoordination, "leases")}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "system:node"}, Rules: authz.NodeRules()},
+		// Full use of the kubelet API (logs, exec, attach, port-forward,
+		// health, stats): what the API server's kubelet client needs.
+		{ObjectMeta: metav1.ObjectMeta{Name: "system:kubelet-api-admin"}, Rules: []rbacv1.PolicyRule{
+			rule(verbsRead, apiCore, "nodes"),
+			rule([]string{"proxy"}, apiCore, "nodes"),
+			rule(verbsAll, apiCore, "nodes/proxy", "nodes/metrics", "nodes/stats", "nodes/log"),
+			rule(verbsAll, apiCore, "nodes/pods", "nodes/healthz", "nodes/configz")}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "system:node-proxier"}, Rules: []rbacv1.PolicyRule{
 			rule([]string{"list", "watch"}, apiCore, "services", "endpoints"),
 			rule(verbsRead, apiCore, "nodes"),
@@ -376,6 +384,10 @@ func bootstrapClusterRoleBindings() []*rbacv1.ClusterRoleBinding {
 		clusterBinding("system:kube-controller-manager", "system:kube-controller-manager", userSubject(userControllers)),
 		clusterBinding("system:tinykube:controllers", "system:tinykube:controllers", userSubject(userControllers)),
 		clusterBinding("system:kube-scheduler", "system:kube-scheduler", userSubject(userScheduler)),
+		// The API server calls kubelets (logs, exec, attach, port-forward)
+		// as kube-apiserver-kubelet-client, which kubelets authorize
+		// through SubjectAccessReviews.
+		clusterBinding("system:tinykube:kube-apiserver-kubelet-client", "system:kubelet-api-admin", userSubject(pki.KubeletClientUser)),
 		clusterBinding("system:volume-scheduler", "system:volume-scheduler", userSubject(userScheduler)),
 		// Bound to nobody: the Node authorizer decides for nodes.
 		clusterBinding("system:node", "system:node"),

@@ -97,6 +97,10 @@ type Config struct {
 	// ClientCAs verifies clients of the kubelet API; required with
 	// ServingCert.
 	ClientCAs *x509.CertPool
+	// Authorizer decides what callers of the kubelet API may do
+	// (upstream's --authorization-mode); default Webhook: a
+	// SubjectAccessReview through Client, see NewWebhookAuthorizer.
+	Authorizer Authorizer
 	// ListenAddress is the kubelet API's address; default ":10250". Its
 	// port is advertised in the Node's daemonEndpoints.
 	ListenAddress string
@@ -202,6 +206,9 @@ func New(cfg Config) (*Kubelet, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.Authorizer == nil {
+		cfg.Authorizer, _ = NewWebhookAuthorizer(WebhookAuthorizerConfig{Client: cfg.Client, Clock: cfg.Clock})
 	}
 	abs, err := filepath.Abs(cfg.DataDir)
 	if err != nil {

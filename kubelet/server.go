@@ -8,22 +8,20 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"slices"
 	"sort"
 	"strconv"
 	"time"
 
 	"github.com/tinykube/tinykube/kubelet/containers"
 	"github.com/tinykube/tinykube/kubelet/logs"
-	"github.com/tinykube/tinykube/pki"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 )
 
 // serve runs the kubelet's HTTPS API until ctx ends. Only clients with a
-// certificate from ClientCAs naming the API server's kubelet client (or an
-// admin, group system:masters) get in.
+// certificate from ClientCAs get in, and only to what Config.Authorizer
+// allows them (auth.go).
 func (k *Kubelet) serve(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{
 		Handler:           k.authorize(k.Handler()),
@@ -48,21 +46,6 @@ func (k *Kubelet) serve(ctx context.Context, l net.Listener) error {
 		return nil
 	}
 	return err
-}
-
-func (k *Kubelet) authorize(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-			http.Error(w, "Unauthorized", http.StatusUnauthorized)
-			return
-		}
-		subj := r.TLS.PeerCertificates[0].Subject
-		if subj.CommonName != pki.KubeletClientUser && !slices.Contains(subj.Organization, pki.AdminGroup) {
-			http.Error(w, fmt.Sprintf("Forbidden (user=%s, verb=get, resource=nodes, subresource=proxy)", subj.CommonName), http.StatusForbidden)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // Handler is the kubelet API without TLS and authorization, for tests and
