@@ -112,6 +112,10 @@ func TestEndpointSliceValidation(t *testing.T) {
 		{"ports", slices,
 			`{"metadata":{"name":"s"},"addressType":"IPv4","ports":[{"name":"http","protocol":"ICMP"},{"name":"http","protocol":"TCP"},{"name":"dns","port":53}]}`,
 			`[ports[0].protocol: Unsupported value: "ICMP": supported values: "SCTP", "TCP", "UDP", ports[1].name: Duplicate value: "http"]`},
+		{"hints", slices,
+			`{"metadata":{"name":"s"},"addressType":"IPv4","endpoints":[{"addresses":["10.0.0.1"],"hints":{"forZones":[{"name":"a"},{"name":"a"}],"forNodes":[{"name":"Node_1"}]}}]}`,
+			`[endpoints[0].hints.forZones[1].name: Duplicate value: "a", ` +
+				`endpoints[0].hints.forNodes[0].name: Invalid value: "Node_1": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')]`},
 		{"too many endpoints", slices, `{"metadata":{"name":"s"},"addressType":"IPv4","endpoints":[` + strings.Join(many, ",") + `]}`,
 			`endpoints: Too many: 1001: must have at most 1000 items`},
 	})
