@@ -202,7 +202,7 @@ func (k *Kubelet) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, groups, ok := apiUser(r)
 		if !ok {
-			http.Error(w, "Unauthorized", http.StatusUnauthorized)
+			writeText(w, http.StatusUnauthorized, "Unauthorized")
 			return
 		}
 		verb := apiVerb(r.Method)
