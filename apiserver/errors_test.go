@@ -31,6 +31,8 @@ func TestBadRequestsGetUpstreamStatus(t *testing.T) {
 			`the object provided is unrecognized (must be of type Pod): couldn't get version/kind; json parse error: unexpected end of JSON input ({"metadata":{"name":"a-rather- ...)`},
 		{"malformed yaml", "POST", pods, "application/yaml", "metadata: [", 400, "BadRequest",
 			`the object provided is unrecognized (must be of type Pod): yaml: line 1: did not find expected node content (6d657461646174613a205b)`},
+		{"body that is not protobuf", "POST", pods, "application/vnd.kubernetes.protobuf", "xyz", 400, "BadRequest",
+			`the object provided is unrecognized (must be of type Pod): provided data does not appear to be a protobuf message, expected prefix [107 56 115 0] (78797a)`},
 		{"empty body", "POST", pods, "application/json", "", 400, "BadRequest",
 			`the object provided is unrecognized (must be of type Pod): couldn't get version/kind; json parse error: unexpected end of JSON input (<empty>)`},
 		{"wrong type of a field", "POST", pods, "application/json", `{"metadata":{"name":"p"},"spec":{"containers":"busybox"}}`, 400, "BadRequest",
