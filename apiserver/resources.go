@@ -215,6 +215,7 @@ func newResourceTable(s *Server) *resourceTable {
 		shortNames: []string{"ev"}, nameValidation: subdomain, keepStatusOnCreate: true, allowCreateOnUpdate: true,
 		validate: validateEventsV1Event, admit: s.admitEvent, table: eventsV1Table(), storedAs: eventsAsCoreEvents()})
 	t.add(s.certificateSigningRequests())
+	t.add(podDisruptionBudgets())
 	return t
 }
 

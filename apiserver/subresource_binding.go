@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -119,26 +118,4 @@ func setPodCondition(pod *corev1.Pod, c corev1.PodCondition) {
 		}
 	}
 	pod.Status.Conditions = append(pod.Status.Conditions, c)
-}
-
-// serveEviction deletes a pod through the eviction API. There are no
-// PodDisruptionBudgets yet, so every eviction is allowed.
-func (s *Server) serveEviction(w http.ResponseWriter, r *http.Request, t requestTarget) error {
-	obj, err := s.readObject(w, r, policyv1.SchemeGroupVersion.WithKind("Eviction"))
-	if err != nil {
-		return err
-	}
-	eviction := obj.(*policyv1.Eviction)
-	if eviction.Name != "" && eviction.Name != t.name {
-		return apierrors.NewBadRequest(fmt.Sprintf("name in URL does not match name in Eviction object"))
-	}
-	opts := metav1.DeleteOptions{}
-	if eviction.DeleteOptions != nil {
-		opts = *eviction.DeleteOptions
-	}
-	if _, _, err := s.deleteObject(r.Context(), t.res, t.namespace, t.name, opts); err != nil {
-		return err
-	}
-	s.encode(w, http.StatusCreated, mediaJSON, createdStatus())
-	return nil
 }
