@@ -199,6 +199,9 @@ func newResourceTable(s *Server) *resourceTable {
 
 	t.add(&resource{gvr: appsV1.WithResource("controllerrevisions"), kind: "ControllerRevision", singular: "controllerrevision", namespaced: true,
 		nameValidation: subdomain, table: controllerRevisionTable()})
+	for _, r := range batchResources() {
+		t.add(r)
+	}
 	for _, r := range rbacResources() {
 		t.add(r)
 	}
