@@ -545,19 +545,38 @@ func TestRBACEscalationIsPrevented(t *testing.T) {
 
 func TestGarbageCollectorMayDropOwnersOfRolesItCouldNotWrite(t *testing.T) {
 	s := newAuthServer(t)
-	admin, controllers := s.as(t, "admin"), s.as(t, "controller")
-	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "impersonator", Finalizers: []string{"example.com/keep"}},
+	admin, controllers, alice := s.as(t, "admin"), s.as(t, "controller"), s.as(t, "alice")
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "impersonator", Finalizers: []string{"example.com/keep", "example.com/other"}},
 		Rules: []rbacv1.PolicyRule{{Verbs: []string{"impersonate"}, APIGroups: []string{""}, Resources: []string{"users"}}}}
 	created, err := admin.RbacV1().ClusterRoles().Create(ctx(t), role, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	created.Finalizers = nil
+	created.Finalizers = created.Finalizers[1:]
 	if created, err = controllers.RbacV1().ClusterRoles().Update(ctx(t), created, metav1.UpdateOptions{}); err != nil {
-		t.Fatalf("dropping a finalizer: %v", err)
+		t.Fatalf("the controllers dropping a finalizer: %v", err)
+	}
+
+	// alice may update ClusterRoles but holds none of their rules: she
+	// too may drop a finalizer, but not put the role's rules into admin.
+	// (The controllers' one identity holds escalate on ClusterRoles, as
+	// upstream's aggregation controller does, so it is not the example.)
+	updater := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "clusterrole-updater"},
+		Rules: []rbacv1.PolicyRule{{Verbs: []string{"get", "update"}, APIGroups: []string{rbacv1.GroupName}, Resources: []string{"clusterroles"}}}}
+	if _, err := admin.RbacV1().ClusterRoles().Create(ctx(t), updater, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.RbacV1().ClusterRoleBindings().Create(ctx(t), &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "alice-updates"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "clusterrole-updater"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "alice"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	created.Finalizers = nil
+	if created, err = alice.RbacV1().ClusterRoles().Update(ctx(t), created, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("alice dropping a finalizer: %v", err)
 	}
 	created.Labels = map[string]string{"rbac.authorization.k8s.io/aggregate-to-admin": "true"}
-	_, err = controllers.RbacV1().ClusterRoles().Update(ctx(t), created, metav1.UpdateOptions{})
+	_, err = alice.RbacV1().ClusterRoles().Update(ctx(t), created, metav1.UpdateOptions{})
 	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `is attempting to grant RBAC permissions not currently held:
 {APIGroups:[""], Resources:["users"], Verbs:["impersonate"]}`) {
 		t.Fatalf("aggregating it into admin: %v", err)
