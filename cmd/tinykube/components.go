@@ -80,6 +80,9 @@ func (l *loopback) config(url string, caPEM []byte, user string) *rest.Config {
 		// a limit of 100/s made a 1,000-replica Deployment take 9 s and
 		// capped scheduling at about 100 pods/s.
 		QPS: -1,
+		// The endpoints controllers write v1 Endpoints, whose every request
+		// carries the deprecation warning: not news for the server's log.
+		WarningHandler: rest.NoWarnings{},
 	}
 }
 
