@@ -26,6 +26,7 @@ import (
 	"github.com/tinykube/tinykube/controller/csrapproving"
 	"github.com/tinykube/tinykube/controller/csrsigning"
 	"github.com/tinykube/tinykube/controller/deployment"
+	"github.com/tinykube/tinykube/controller/disruption"
 	"github.com/tinykube/tinykube/controller/endpointslice"
 	"github.com/tinykube/tinykube/controller/endpointslicemirroring"
 	"github.com/tinykube/tinykube/controller/garbagecollector"
@@ -216,6 +217,10 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		}},
 		{"clusterroleaggregation", 5, func() (func(context.Context, int), error) {
 			c, err := clusterroleaggregation.New(clusterroleaggregation.Config{Client: client, Informers: f})
+			return runOf(c, err)
+		}},
+		{"disruption", 1, func() (func(context.Context, int), error) {
+			c, err := disruption.New(disruption.Config{Client: client, Informers: f, Recorder: rec(disruption.Component), Clock: cfg.Clock})
 			return runOf(c, err)
 		}},
 		{"serviceaccount", 1, func() (func(context.Context, int), error) {
