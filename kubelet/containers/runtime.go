@@ -55,6 +55,7 @@ type Runtime struct {
 	cfg    Config
 	ctx    context.Context // ends exit watchers and log copiers on Close
 	cancel context.CancelFunc
+	began  time.Time // containers created before were created by an earlier runtime
 
 	mu      sync.Mutex
 	watched map[string]bool // container IDs with an exit watcher
@@ -79,7 +80,7 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(namespaces.WithNamespace(context.Background(), cfg.Namespace))
-	return &Runtime{cfg: cfg, ctx: ctx, cancel: cancel, watched: map[string]bool{}, finalized: map[string]chan struct{}{}, locks: map[string]*sync.Mutex{}, stdio: map[string]*stdio{}}, nil
+	return &Runtime{cfg: cfg, ctx: ctx, cancel: cancel, began: time.Now(), watched: map[string]bool{}, finalized: map[string]chan struct{}{}, locks: map[string]*sync.Mutex{}, stdio: map[string]*stdio{}}, nil
 }
 
 // Close stops watching exits and copying logs; containers keep running.
@@ -311,12 +312,14 @@ func (r *Runtime) startTask(ctx context.Context, c client.Container, logPath str
 	s.task = task
 	exitc, err := task.Wait(r.ctx)
 	if err != nil {
-		task.Delete(ctx, client.WithProcessKill)
+		// Not with ctx: a kubelet stopping mid-start must not leave a
+		// task behind whose FIFOs it took with it.
+		task.Delete(context.WithoutCancel(ctx), client.WithProcessKill)
 		closeLog()
 		return fmt.Errorf("containers: wait task: %w", err)
 	}
 	if err := task.Start(ctx); err != nil {
-		task.Delete(ctx, client.WithProcessKill)
+		task.Delete(context.WithoutCancel(ctx), client.WithProcessKill)
 		closeLog()
 		return fmt.Errorf("containers: start: %w", err)
 	}
@@ -442,9 +445,17 @@ func (r *Runtime) status(ctx context.Context, c client.Container) (Status, error
 		st.State = StateRunning
 		return st, nil
 	}
+	// A container that an earlier kubelet created but never got running
+	// (it stopped mid-start) is discarded: its output FIFOs went with that
+	// kubelet, and the pod worker starts the same attempt afresh.
+	// Containers of this runtime may be starting right now.
+	stale := info.CreatedAt.Before(r.began)
 	task, err := c.Task(ctx, nil)
 	if errdefs.IsNotFound(err) {
-		return st, nil // created, never started
+		if stale {
+			return Status{}, r.discard(ctx, c, nil)
+		}
+		return st, nil // created, not started yet
 	}
 	if err != nil {
 		return Status{}, fmt.Errorf("containers: task of %s: %w", c.ID(), err)
@@ -452,6 +463,9 @@ func (r *Runtime) status(ctx context.Context, c client.Container) (Status, error
 	ts, err := task.Status(ctx)
 	if err != nil {
 		return Status{}, fmt.Errorf("containers: task status of %s: %w", c.ID(), err)
+	}
+	if ts.Status == client.Created && stale {
+		return Status{}, r.discard(ctx, c, task)
 	}
 	if ts.Status == client.Stopped {
 		if err := r.finalize(ctx, c, task, ts.ExitStatus, ts.ExitTime); err != nil {
@@ -466,10 +480,41 @@ func (r *Runtime) status(ctx context.Context, c client.Container) (Status, error
 	// Running and not watched: this kubelet has just started. Re-attach the
 	// log copier and watch for the exit.
 	if err := r.adopt(c, info.Labels); err != nil {
-		return Status{}, err
+		// Its output cannot be collected any more: end it as killed, and
+		// the pod's restartPolicy decides what follows.
+		klog.Warningf("container %s: cannot re-attach its output (%v); killing it", c.ID(), err)
+		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return Status{}, fmt.Errorf("containers: kill %s: %w", c.ID(), err)
+		}
+		if _, err := c.SetLabels(ctx, map[string]string{
+			labelExitCode:   "137",
+			labelFinishedAt: r.cfg.Now().UTC().Format(time.RFC3339Nano),
+			labelReason:     "Error",
+		}); err != nil {
+			return Status{}, fmt.Errorf("containers: record end of %s: %w", c.ID(), err)
+		}
+		if info, err = c.Info(ctx); err != nil {
+			return Status{}, err
+		}
+		return statusFromInfo(info), nil
 	}
 	st.State = StateRunning
 	return st, nil
+}
+
+// discard deletes a container (and its task, if any) that never ran, and
+// reports it as not found, so that listings skip it.
+func (r *Runtime) discard(ctx context.Context, c client.Container, task client.Task) error {
+	klog.Infof("container %s was created by an earlier kubelet that stopped before it ran; removing it", c.ID())
+	if task != nil {
+		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("containers: remove %s: %w", c.ID(), err)
+		}
+	}
+	if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("containers: remove %s: %w", c.ID(), err)
+	}
+	return fmt.Errorf("containers: %s: %w", c.ID(), errdefs.ErrNotFound)
 }
 
 func (r *Runtime) adopt(c client.Container, labels map[string]string) error {
