@@ -23,7 +23,13 @@ const budgetRefusal = "Cannot evict pod as it would violate the pod's disruption
 
 func startCluster(t *testing.T) kubernetes.Interface {
 	t.Helper()
-	s := apiservertest.Start(t, apiservertest.Options{})
+	return startClusterOn(t, apiservertest.Start(t, apiservertest.Options{}))
+}
+
+// startClusterOn runs the controller manager against s until the test
+// ends.
+func startClusterOn(t *testing.T, s *apiservertest.Server) kubernetes.Interface {
+	t.Helper()
 	m, err := controller.NewManager(controller.ManagerConfig{RESTConfig: s.Config})
 	if err != nil {
 		t.Fatal(err)
@@ -91,9 +97,21 @@ func evict(ctx context.Context, client kubernetes.Interface, name string) error 
 	return client.PolicyV1().Evictions("default").Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}})
 }
 
-// createWeb creates a Deployment "web" of 3 pods and a budget "web" over
-// them with spec (its selector filled in).
+// createWeb creates the Deployment "web" and a budget "web" over its
+// pods with spec (its selector filled in).
 func createWeb(t *testing.T, client kubernetes.Interface, spec policyv1.PodDisruptionBudgetSpec) {
+	t.Helper()
+	createDeployment(t, client, 30)
+	spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}
+	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"}, Spec: spec}
+	if _, err := client.PolicyV1().PodDisruptionBudgets("default").Create(context.Background(), pdb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// createDeployment creates the Deployment "web" of 3 pods labelled
+// app=web, with the given termination grace period.
+func createDeployment(t *testing.T, client kubernetes.Interface, grace int64) {
 	t.Helper()
 	ctx := context.Background()
 	labels := map[string]string{"app": "web"}
@@ -101,14 +119,9 @@ func createWeb(t *testing.T, client kubernetes.Interface, spec policyv1.PodDisru
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
 		Spec: appsv1.DeploymentSpec{Replicas: ptr.To(int32(3)), Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "web:1"}}}}},
+				Spec: corev1.PodSpec{TerminationGracePeriodSeconds: &grace, Containers: []corev1.Container{{Name: "web", Image: "web:1"}}}}},
 	}
 	if _, err := client.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	spec.Selector = &metav1.LabelSelector{MatchLabels: labels}
-	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"}, Spec: spec}
-	if _, err := client.PolicyV1().PodDisruptionBudgets("default").Create(ctx, pdb, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
