@@ -30,6 +30,7 @@ import (
 	"github.com/tinykube/tinykube/controller/endpointslice"
 	"github.com/tinykube/tinykube/controller/endpointslicemirroring"
 	"github.com/tinykube/tinykube/controller/garbagecollector"
+	"github.com/tinykube/tinykube/controller/job"
 	"github.com/tinykube/tinykube/controller/namespace"
 	"github.com/tinykube/tinykube/controller/nodeipam"
 	"github.com/tinykube/tinykube/controller/nodelifecycle"
@@ -187,6 +188,11 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		}},
 		{"replicaset", 5, func() (func(context.Context, int), error) {
 			c, err := replicaset.New(replicaset.Config{Client: client, Informers: f, Recorder: rec(replicaset.Name), Clock: cfg.Clock})
+			return runOf(c, err)
+		}},
+		{"job", 5, func() (func(context.Context, int), error) {
+			clk, _ := cfg.Clock.(clock.WithTicker) // nil: the real clock
+			c, err := job.New(job.Config{Client: client, Informers: f, Recorder: rec(job.Name), Clock: clk})
 			return runOf(c, err)
 		}},
 		{"endpointslice", 5, func() (func(context.Context, int), error) {
