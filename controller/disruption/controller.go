@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -62,6 +63,9 @@ type Controller struct {
 	synced       []cache.InformerSynced
 
 	queue workqueue.TypedRateLimitingInterface[string]
+	// staleQueue holds pods whose DisruptionTarget condition is or will
+	// be stale (stale.go).
+	staleQueue workqueue.TypedRateLimitingInterface[string]
 }
 
 // New validates cfg and registers the event handlers; the caller starts
@@ -86,6 +90,8 @@ func New(cfg Config) (*Controller, error) {
 			rs.Informer().HasSynced, deploy.Informer().HasSynced, sts.Informer().HasSynced},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "disruption"}),
+		staleQueue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "disruption_recheck"}),
 	}
 	onBudget := func(obj any) {
 		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
@@ -105,12 +111,18 @@ func New(cfg Config) (*Controller, error) {
 			c.enqueueBudgetsOf(pod)
 		}
 	}
+	onLivePod := func(obj any) {
+		onPod(obj)
+		if pod, ok := obj.(*corev1.Pod); ok {
+			c.watchStaleDisruption(pod)
+		}
+	}
 	if _, err := pods.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: onPod,
+		AddFunc: onLivePod,
 		UpdateFunc: func(old, obj any) {
 			// A pod whose labels changed may have left a budget.
 			onPod(old)
-			onPod(obj)
+			onLivePod(obj)
 		},
 		DeleteFunc: onPod,
 	}); err != nil {
@@ -138,9 +150,14 @@ func (c *Controller) enqueueBudgetsOf(pod *corev1.Pod) {
 	}
 }
 
-// Run works the queue until ctx ends.
+// Run works the budget and stale-condition queues until ctx ends.
 func (c *Controller) Run(ctx context.Context, workers int) {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		workloop.Loop{Name: "disruption", KeyKind: "pod", Queue: c.staleQueue, Synced: c.synced, Sync: c.syncStaleDisruption}.Run(ctx, workers)
+	})
 	workloop.Loop{Name: "disruption", KeyKind: "poddisruptionbudget", Queue: c.queue, Synced: c.synced, Sync: c.sync}.Run(ctx, workers)
+	wg.Wait()
 }
 
 // sync brings one budget's status up to date. A failure other than a

@@ -42,7 +42,7 @@ func newHarness(t *testing.T, objs ...runtime.Object) *harness {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); factory.Shutdown(); c.queue.ShutDown() })
+	t.Cleanup(func() { cancel(); factory.Shutdown(); c.queue.ShutDown(); c.staleQueue.ShutDown() })
 	factory.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		t.Fatal("caches did not sync")
@@ -174,5 +174,34 @@ func TestUnmanagedPodsAreLeftOutOfTheScale(t *testing.T) {
 		}
 	default:
 		t.Fatal("no UnmanagedPods event")
+	}
+}
+
+func TestStaleDisruptionTargetConditionsAreReset(t *testing.T) {
+	evicted := func(name string, ago time.Duration, reason string) *corev1.Pod {
+		p := pod(name, true, nil)
+		p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue,
+			Reason: reason, LastTransitionTime: metav1.NewTime(testNow.Add(-ago))})
+		return p
+	}
+	h := newHarness(t, evicted("stale", 3*time.Minute, "EvictionByEvictionAPI"), evicted("fresh", time.Minute, "EvictionByEvictionAPI"),
+		evicted("kubelet", 3*time.Minute, corev1.PodReasonTerminationByKubelet))
+	for name, want := range map[string]corev1.ConditionStatus{"stale": corev1.ConditionFalse, "fresh": corev1.ConditionTrue, "kubelet": corev1.ConditionTrue} {
+		if err := h.c.syncStaleDisruption(context.Background(), "default/"+name); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got, err := h.client.CoreV1().Pods("default").Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var status corev1.ConditionStatus
+		for _, c := range got.Status.Conditions {
+			if c.Type == corev1.DisruptionTarget {
+				status = c.Status
+			}
+		}
+		if status != want {
+			t.Errorf("%s: DisruptionTarget %q, want %q", name, status, want)
+		}
 	}
 }

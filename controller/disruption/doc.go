@@ -11,6 +11,8 @@
 // disruptionsAllowed, observedGeneration, the DisruptionAllowed condition
 // (SufficientPods, InsufficientPods, SyncFailed), and dropping entries of
 // disruptedPods once the pod is gone or has not gone within two minutes.
+// It also resets a pod's DisruptionTarget condition that an eviction set
+// but no deletion followed within two minutes.
 //
 // It does not own evictions (the API server takes a disruption from the
 // budget when it evicts) nor deleting pods.

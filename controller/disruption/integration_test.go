@@ -17,6 +17,7 @@ import (
 
 	"github.com/tinykube/tinykube/apiserver/apiservertest"
 	"github.com/tinykube/tinykube/controller"
+	"github.com/tinykube/tinykube/controller/disruption"
 )
 
 const budgetRefusal = "Cannot evict pod as it would violate the pod's disruption budget."
@@ -241,4 +242,36 @@ func TestDrainEvictsEveryPodOneDisruptionAtATime(t *testing.T) {
 			t.Fatalf("drained pod %s: %v", p.Name, err)
 		}
 	}
+}
+
+// An eviction whose delete never happened leaves a DisruptionTarget
+// condition; the controller resets it once stale, through a server-side
+// apply of the pod's status.
+func TestStaleDisruptionTargetIsResetOnTheRealAPIServer(t *testing.T) {
+	client := startCluster(t)
+	ctx := context.Background()
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "left", Namespace: "default"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "c:1"}}}}
+	p, err := client.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Status.Phase = corev1.PodRunning
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: "EvictionByEvictionAPI",
+		Message: "Eviction API: evicting", LastTransitionTime: metav1.NewTime(time.Now().Add(-disruption.StalePodDisruptionTimeout - time.Minute))}}
+	if _, err := client.CoreV1().Pods("default").UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the DisruptionTarget condition to be reset", func(ctx context.Context) (bool, error) {
+		got, err := client.CoreV1().Pods("default").Get(ctx, "left", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range got.Status.Conditions {
+			if c.Type == corev1.DisruptionTarget {
+				return c.Status == corev1.ConditionFalse, nil
+			}
+		}
+		return false, nil
+	})
 }
