@@ -70,6 +70,16 @@ func fakeKubelet(t *testing.T, client kubernetes.Interface) {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 }
 
+// manifestDir writes manifest to pdb.yaml in a new directory.
+func manifestDir(t *testing.T, manifest string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "pdb.yaml"), []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 const budgetYAML = `apiVersion: policy/v1
 kind: PodDisruptionBudget
 metadata:
@@ -86,10 +96,7 @@ func TestKubectlAppliesExplainsListsAndDrainsWithinBudgets(t *testing.T) {
 	client := startClusterOn(t, s)
 	ctx := context.Background()
 
-	manifest := filepath.Join(t.TempDir(), "pdb.yaml")
-	if err := os.WriteFile(manifest, []byte(budgetYAML), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	manifest := filepath.Join(manifestDir(t, budgetYAML), "pdb.yaml")
 	kubectl(t, s, "apply", "-f", manifest)
 	if out, _ := kubectl(t, s, "explain", "pdb.spec.unhealthyPodEvictionPolicy"); !strings.Contains(out, "IfHealthyBudget") {
 		t.Fatalf("explain:\n%s", out)
@@ -120,6 +127,24 @@ func TestKubectlAppliesExplainsListsAndDrainsWithinBudgets(t *testing.T) {
 		return strings.Contains(out, "NAME   MIN AVAILABLE   MAX UNAVAILABLE   ALLOWED DISRUPTIONS   AGE") &&
 			strings.Contains(out, "web    2               N/A               1"), nil
 	})
+
+	out, _ := kubectl(t, s, "describe", "pdb", "web")
+	for _, want := range []string{"Min available:  2", "Allowed disruptions:  1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("describe lacks %q:\n%s", want, out)
+		}
+	}
+	// A server-side apply by another manager takes over minAvailable.
+	if err := os.WriteFile(manifest, []byte(strings.Replace(budgetYAML, "minAvailable: 2", "minAvailable: 1", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kubectl(t, s, "apply", "--server-side", "--force-conflicts", "--field-manager=ops", "-f", manifest)
+	poll(t, "the budget to allow 2 disruptions", func(ctx context.Context) (bool, error) {
+		out, _ := kubectl(t, s, "get", "pdb", "web", "--no-headers")
+		return strings.Contains(out, "web   1     N/A   2"), nil
+	})
+	// And back to 2 for the drain.
+	kubectl(t, s, "apply", "--server-side", "--force-conflicts", "--field-manager=ops", "-f", filepath.Join(manifestDir(t, budgetYAML), "pdb.yaml"))
 
 	out, errOut := kubectl(t, s, "drain", "n1", "--timeout=60s")
 	if !strings.Contains(out, "node/n1 drained") {
