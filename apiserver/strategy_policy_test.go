@@ -271,3 +271,28 @@ func TestEvictionOfAnUnreadyPodUnderAnUnhealthyApplication(t *testing.T) {
 		t.Fatalf("AlwaysAllow: %v", err)
 	}
 }
+
+func TestConcurrentEvictionsTakeOneDisruptionEach(t *testing.T) {
+	ts := newTestServer(t)
+	evictionFixture(t, ts, 4, policyv1.PodDisruptionBudgetStatus{ObservedGeneration: 1, DisruptionsAllowed: 2, CurrentHealthy: 4, DesiredHealthy: 2, ExpectedPods: 4})
+	errs := make(chan error, 4)
+	for i := range 4 {
+		go func() { errs <- evict(t, ts, "web-"+string(rune('0'+i))) }()
+	}
+	evicted := 0
+	for range 4 {
+		switch err := <-errs; {
+		case err == nil:
+			evicted++
+		case !apierrors.IsTooManyRequests(err):
+			t.Fatalf("eviction: %v", err)
+		}
+	}
+	pdb, err := ts.client.PolicyV1().PodDisruptionBudgets("default").Get(ctx(t), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evicted != 2 || len(pdb.Status.DisruptedPods) != 2 || pdb.Status.DisruptionsAllowed != 0 {
+		t.Fatalf("%d evicted, budget %+v; want 2 and both recorded", evicted, pdb.Status)
+	}
+}
