@@ -21,7 +21,7 @@ var policyV1 = policyv1.SchemeGroupVersion
 // serves it. policy/v1 has no defaults (v1beta1's minAvailable: 1 is
 // gone): a budget with neither minAvailable nor maxUnavailable allows
 // every disruption. Status is the disruption controller's, through
-// /status, and the eviction subresource's (subresource_binding.go).
+// /status, and the eviction subresource's (strategy_policy_eviction.go).
 func podDisruptionBudgets() *resource {
 	return &resource{gvr: policyV1.WithResource("poddisruptionbudgets"), kind: "PodDisruptionBudget",
 		singular: "poddisruptionbudget", namespaced: true, shortNames: []string{"pdb"},
