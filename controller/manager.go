@@ -23,6 +23,7 @@ import (
 
 	"github.com/tinykube/tinykube/controller/clusterdns"
 	"github.com/tinykube/tinykube/controller/clusterroleaggregation"
+	"github.com/tinykube/tinykube/controller/cronjob"
 	"github.com/tinykube/tinykube/controller/csrapproving"
 	"github.com/tinykube/tinykube/controller/csrsigning"
 	"github.com/tinykube/tinykube/controller/deployment"
@@ -193,6 +194,11 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		{"job", 5, func() (func(context.Context, int), error) {
 			clk, _ := cfg.Clock.(clock.WithTicker) // nil: the real clock
 			c, err := job.New(job.Config{Client: client, Informers: f, Recorder: rec(job.Name), Clock: clk})
+			return runOf(c, err)
+		}},
+		{"cronjob", 5, func() (func(context.Context, int), error) {
+			clk, _ := cfg.Clock.(clock.WithTicker)
+			c, err := cronjob.New(cronjob.Config{Client: client, Informers: f, Recorder: rec(cronjob.Name), Clock: clk})
 			return runOf(c, err)
 		}},
 		{"endpointslice", 5, func() (func(context.Context, int), error) {

@@ -1,0 +1,123 @@
+package cronjob
+
+import (
+	"errors"
+	"fmt"
+
+	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	batchlisters "k8s.io/client-go/listers/batch/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+
+	"github.com/tinykube/tinykube/controller/internal/workloop"
+)
+
+// Name is the component name events are recorded under, as upstream.
+const Name = "cronjob-controller"
+
+var controllerKind = batchv1.SchemeGroupVersion.WithKind("CronJob")
+
+// Config is what New needs.
+type Config struct {
+	// Client creates and deletes Jobs and writes CronJob status. Required.
+	Client kubernetes.Interface
+	// Informers gives the CronJob and Job informers; whoever owns it
+	// starts it. Required.
+	Informers informers.SharedInformerFactory
+	// Recorder records events as "cronjob-controller". Required.
+	Recorder record.EventRecorder
+	// Clock decides when schedules are due; nil is the real clock. The
+	// queue's delays follow it, so a fake clock drives the schedule.
+	Clock clock.WithTicker
+}
+
+// Controller runs CronJobs. Create it with New, start it with Run.
+type Controller struct {
+	client   kubernetes.Interface
+	recorder record.EventRecorder
+	clock    clock.WithTicker
+
+	cronJobLister batchlisters.CronJobLister
+	jobLister     batchlisters.JobLister
+	queue         workqueue.TypedRateLimitingInterface[string]
+	workloop.Loop
+}
+
+// New validates cfg and registers the controller's event handlers.
+func New(cfg Config) (*Controller, error) {
+	switch {
+	case cfg.Client == nil:
+		return nil, errors.New("cronjob: Config.Client is required")
+	case cfg.Informers == nil:
+		return nil, errors.New("cronjob: Config.Informers is required")
+	case cfg.Recorder == nil:
+		return nil, errors.New("cronjob: Config.Recorder is required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	cjInformer := cfg.Informers.Batch().V1().CronJobs()
+	jobInformer := cfg.Informers.Batch().V1().Jobs()
+	c := &Controller{
+		client:        cfg.Client,
+		recorder:      cfg.Recorder,
+		clock:         cfg.Clock,
+		cronJobLister: cjInformer.Lister(),
+		jobLister:     jobInformer.Lister(),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "cronjob", Clock: cfg.Clock}),
+	}
+	if _, err := cjInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueue,
+		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
+		DeleteFunc: c.enqueue,
+	}); err != nil {
+		return nil, fmt.Errorf("cronjob: %w", err)
+	}
+	if _, err := jobInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.jobChanged,
+		UpdateFunc: func(_, obj any) { c.jobChanged(obj) },
+		DeleteFunc: c.jobChanged,
+	}); err != nil {
+		return nil, fmt.Errorf("cronjob: %w", err)
+	}
+	c.Loop = workloop.Loop{Name: Name, KeyKind: "cronjob", Queue: c.queue,
+		Synced: []cache.InformerSynced{cjInformer.Informer().HasSynced, jobInformer.Informer().HasSynced},
+		Sync:   c.sync}
+	return c, nil
+}
+
+func (c *Controller) enqueue(obj any) {
+	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	c.queue.Add(key)
+}
+
+// jobChanged wakes the CronJob that controls the Job.
+func (c *Controller) jobChanged(obj any) {
+	job, ok := obj.(*batchv1.Job)
+	if !ok {
+		tomb, ok := obj.(cache.DeletedFinalStateUnknown)
+		if !ok {
+			return
+		}
+		if job, ok = tomb.Obj.(*batchv1.Job); !ok {
+			return
+		}
+	}
+	ref := metav1.GetControllerOf(job)
+	if ref == nil || ref.Kind != controllerKind.Kind || ref.APIVersion != controllerKind.GroupVersion().String() {
+		return
+	}
+	c.queue.Add(job.Namespace + "/" + ref.Name)
+}
