@@ -40,6 +40,10 @@ const (
 
 var controllerKind = batchv1.SchemeGroupVersion.WithKind("Job")
 
+// orphanPodPrefix marks queue keys that name a pod (not a Job) whose Job
+// is gone and whose tracking finalizer must be removed.
+const orphanPodPrefix = "orphan-pod:"
+
 // Config is what New needs.
 type Config struct {
 	// Client writes pods, Jobs and their status. Required.
@@ -163,6 +167,14 @@ func (c *Controller) podChanged(obj any, added, deleted bool) {
 		return
 	}
 	key := pod.Namespace + "/" + ref.Name
+	if hasTrackingFinalizer(pod) && !deleted {
+		if job, err := c.jobLister.Jobs(pod.Namespace).Get(ref.Name); err != nil || job.UID != ref.UID {
+			// Its Job is gone: nothing will count the pod, which must
+			// not be kept by the finalizer.
+			c.queue.Add(orphanPodPrefix + pod.Namespace + "/" + pod.Name)
+			return
+		}
+	}
 	c.mu.Lock()
 	if p := c.pending[key]; p != nil {
 		if added && p.creations > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -33,6 +34,9 @@ type podSets struct {
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {
+	if podKey, ok := strings.CutPrefix(key, orphanPodPrefix); ok {
+		return c.releaseOrphan(ctx, podKey)
+	}
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
 		return nil
@@ -40,10 +44,14 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	shared, err := c.jobLister.Jobs(ns).Get(name)
 	if apierrors.IsNotFound(err) {
 		c.forget(key, "")
+		c.releaseOrphansOf(ns, name)
 		return nil
 	}
 	if err != nil {
 		return err
+	}
+	if m := shared.Spec.ManagedBy; m != nil && *m != batchv1.JobControllerName {
+		return nil // another controller runs this Job, as upstream allows
 	}
 	job := shared.DeepCopy()
 	pods, err := c.ownedPods(job)
@@ -137,6 +145,48 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		c.queue.AddAfter(key, requeueAfter)
 	}
 	return nil
+}
+
+// releaseOrphansOf queues the tracked pods of the gone Job ns/name for
+// release: their events may have come before the Job's deletion.
+func (c *Controller) releaseOrphansOf(ns, name string) {
+	pods, err := c.podLister.Pods(ns).List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, p := range pods {
+		if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == controllerKind.Kind && ref.Name == name && hasTrackingFinalizer(p) {
+			c.queue.Add(orphanPodPrefix + ns + "/" + p.Name)
+		}
+	}
+}
+
+// releaseOrphan removes the tracking finalizer of a pod whose Job is
+// gone (asking the API server, not the cache, before it does).
+func (c *Controller) releaseOrphan(ctx context.Context, podKey string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(podKey)
+	if err != nil {
+		return nil
+	}
+	pod, err := c.podLister.Pods(ns).Get(name)
+	if apierrors.IsNotFound(err) || (err == nil && !hasTrackingFinalizer(pod)) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ref := metav1.GetControllerOf(pod)
+	if ref != nil {
+		job, err := c.client.BatchV1().Jobs(ns).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err == nil && job.UID == ref.UID {
+			c.queue.Add(ns + "/" + ref.Name)
+			return nil
+		}
+		if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	return c.removeTrackingFinalizer(ctx, pod)
 }
 
 // ownedPods lists the pods of job's namespace that job controls.
@@ -345,20 +395,28 @@ func (c *Controller) releasePods(ctx context.Context, key string, pods []*corev1
 		if c.finalizerRemovalPending(key, p.UID) {
 			continue
 		}
-		var kept []string
-		for _, f := range p.Finalizers {
-			if f != batchv1.JobTrackingFinalizer {
-				kept = append(kept, f)
-			}
-		}
-		patch := fmt.Sprintf(`{"metadata":{"resourceVersion":%q,"finalizers":%s}}`, p.ResourceVersion, jsonStrings(kept))
-		_, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
+		if err := c.removeTrackingFinalizer(ctx, p); err != nil {
 			return err
 		}
 		c.expectFinalizerRemoval(key, p.UID)
 	}
 	return nil
+}
+
+func (c *Controller) removeTrackingFinalizer(ctx context.Context, p *corev1.Pod) error {
+	var kept []string
+	for _, f := range p.Finalizers {
+		if f != batchv1.JobTrackingFinalizer {
+			kept = append(kept, f)
+		}
+	}
+	// The resourceVersion makes this a compare-and-swap of the list.
+	patch := fmt.Sprintf(`{"metadata":{"resourceVersion":%q,"finalizers":%s}}`, p.ResourceVersion, jsonStrings(kept))
+	_, err := c.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
 }
 
 // deletePods deletes pods; release first lets them go uncounted (a
@@ -400,7 +458,10 @@ func (c *Controller) writeStatus(ctx context.Context, stored, job *batchv1.Job) 
 	if apiequality.Semantic.DeepEqual(stored.Status, job.Status) {
 		return nil
 	}
-	return c.updateStatus(ctx, job)
+	if err := c.updateStatus(ctx, job); !apierrors.IsNotFound(err) {
+		return err
+	}
+	return nil // deleted meanwhile: its deletion wakes us again
 }
 
 func (c *Controller) updateStatus(ctx context.Context, job *batchv1.Job) error {
