@@ -8,6 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/openapi3"
 )
 
 func makeJob(name string, restart corev1.RestartPolicy) *batchv1.Job {
@@ -180,5 +182,35 @@ func TestBatchDiscoveryNamesAsUpstream(t *testing.T) {
 		if _, ok := got[name]; !ok {
 			t.Fatalf("%s not served: %v", name, list.APIResources)
 		}
+	}
+}
+
+// kubectl explain job and kubectl apply of Jobs and CronJobs need their
+// kinds in the batch/v1 OpenAPI v3 document.
+func TestBatchOpenAPIHasJobAndCronJob(t *testing.T) {
+	ts := newTestServer(t)
+	dc, _ := discovery.NewDiscoveryClientForConfig(ts.config)
+	doc, err := openapi3.NewRoot(dc.OpenAPIV3()).GVSpec(batchv1.SchemeGroupVersion)
+	if err != nil {
+		t.Fatalf("batch/v1 spec: %v", err)
+	}
+	for path, kind := range map[string]string{
+		"/apis/batch/v1/namespaces/{namespace}/jobs/{name}":     "Job",
+		"/apis/batch/v1/namespaces/{namespace}/cronjobs/{name}": "CronJob",
+	} {
+		item := doc.Paths.Paths[path]
+		if item == nil || item.Patch == nil {
+			t.Fatalf("no PATCH for %s", path)
+		}
+		if gvk, _ := item.Patch.Extensions["x-kubernetes-group-version-kind"].(map[string]any); gvk["kind"] != kind {
+			t.Fatalf("%s: gvk %v", path, item.Patch.Extensions)
+		}
+	}
+	job := doc.Components.Schemas["io.k8s.api.batch.v1.Job"]
+	if job == nil || !strings.Contains(job.Description, "Job represents the configuration of a single job") {
+		t.Fatalf("Job schema %+v", job)
+	}
+	if doc.Components.Schemas["io.k8s.api.batch.v1.CronJobSpec"] == nil {
+		t.Fatal("no CronJobSpec schema")
 	}
 }

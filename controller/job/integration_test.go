@@ -182,3 +182,16 @@ func TestFailingJobStopsAtItsBackoffLimitOnTheRealAPIServer(t *testing.T) {
 		return err == nil && len(l.Items) == 1, err
 	})
 }
+
+func TestIndexedJobPodsAreAcceptedByTheRealAPIServer(t *testing.T) {
+	j := newJob("indexed", 2, 2, 6)
+	j.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+	s, _, pods := runJob(t, j)
+	for _, p := range pods {
+		setPhase(t, s.Client, p, corev1.PodSucceeded)
+	}
+	poll(t, "Complete with both indexes", func(ctx context.Context) (bool, error) {
+		got, err := s.Client.BatchV1().Jobs("default").Get(ctx, "indexed", metav1.GetOptions{})
+		return err == nil && got.Status.CompletedIndexes == "0-1" && got.Status.Succeeded == 2 && condition(got, batchv1.JobComplete) != nil, err
+	})
+}
