@@ -163,6 +163,12 @@ func (c *Controller) podChanged(obj any, added, deleted bool) {
 		}
 	}
 	ref := metav1.GetControllerOf(pod)
+	if ref == nil && hasTrackingFinalizer(pod) && !deleted {
+		// Orphaned (its Job deleted with propagationPolicy Orphan):
+		// nothing will count it.
+		c.queue.Add(orphanPodPrefix + pod.Namespace + "/" + pod.Name)
+		return
+	}
 	if ref == nil || ref.Kind != controllerKind.Kind || ref.APIVersion != controllerKind.GroupVersion().String() {
 		return
 	}

@@ -77,3 +77,35 @@ func TestDeletingARunningJobDeletesItsPodsThroughTheManager(t *testing.T) {
 		return err == nil && len(l.Items) == 0, err
 	})
 }
+
+func TestPodsOrphanedByTheirJobLoseTheTrackingFinalizer(t *testing.T) {
+	s := startManager(t)
+	ctx := context.Background()
+	j, err := s.Client.BatchV1().Jobs("default").Create(ctx, newJob("kept", 1, 1, 6), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the pod", func(ctx context.Context) (bool, error) {
+		pods, err := activePods(ctx, s.Client, j)
+		return err == nil && len(pods) == 1, err
+	})
+	if err := s.Client.BatchV1().Jobs("default").Delete(ctx, "kept", metav1.DeleteOptions{
+		PropagationPolicy: ptr.To(metav1.DeletePropagationOrphan)}); err != nil {
+		t.Fatal(err)
+	}
+	var last corev1.Pod
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last seen: owners %v finalizers %v deletion %v", last.OwnerReferences, last.Finalizers, last.DeletionTimestamp)
+		}
+	})
+	poll(t, "the pod orphaned, without the finalizer", func(ctx context.Context) (bool, error) {
+		l, err := s.Client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=kept"})
+		if err != nil || len(l.Items) != 1 {
+			return false, err
+		}
+		p := l.Items[0]
+		last = p
+		return len(p.OwnerReferences) == 0 && len(p.Finalizers) == 0, nil
+	})
+}

@@ -101,7 +101,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		if err != nil {
 			return err
 		}
-		if len(sets.tracked) == 0 && len(st.UncountedTerminatedPods.Succeeded)+len(st.UncountedTerminatedPods.Failed) == 0 {
+		// Finished only once every pod it made is seen and gone.
+		if len(sets.tracked) == 0 && len(st.UncountedTerminatedPods.Succeeded)+len(st.UncountedTerminatedPods.Failed) == 0 &&
+			c.creationsSettled(key) {
 			c.finish(job, cond, now)
 		}
 		sets.active = nil
