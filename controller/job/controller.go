@@ -73,8 +73,8 @@ type Controller struct {
 	// pending is what each Job (by key) wrote and its informer has not
 	// reported yet, so a lagging cache cannot make it act twice.
 	pending map[string]*pendingWrites
-	// backOff is each Job's (by UID) failures since its last success.
-	backOff map[types.UID]backOffRecord
+	// backOff is each Job's (by key) failures since its last success.
+	backOff map[string]backOffRecord
 }
 
 // pendingWrites are pod creations not yet seen, and the pods whose
@@ -86,6 +86,7 @@ type pendingWrites struct {
 }
 
 type backOffRecord struct {
+	uid         types.UID // of the Job: a new Job of the same name starts afresh
 	failures    int
 	lastFailure time.Time
 }
@@ -115,7 +116,7 @@ func New(cfg Config) (*Controller, error) {
 			workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "job", Clock: cfg.Clock}),
 		pending: map[string]*pendingWrites{},
-		backOff: map[types.UID]backOffRecord{},
+		backOff: map[string]backOffRecord{},
 	}
 	if _, err := jobInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
@@ -243,12 +244,11 @@ func (c *Controller) expectFinalizerRemoval(key string, uid types.UID) {
 	c.pendingFor(key).finalizers.Insert(uid)
 }
 
-// forget drops what the controller remembers of a deleted Job.
-func (c *Controller) forget(key string, uid types.UID) {
+// forget drops what the controller remembers of a finished or deleted
+// Job.
+func (c *Controller) forget(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.pending, key)
-	if uid != "" {
-		delete(c.backOff, uid)
-	}
+	delete(c.backOff, key)
 }

@@ -43,7 +43,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	shared, err := c.jobLister.Jobs(ns).Get(name)
 	if apierrors.IsNotFound(err) {
-		c.forget(key, "")
+		c.forget(key)
 		c.releaseOrphansOf(ns, name)
 		return nil
 	}
@@ -65,7 +65,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 			return err
 		}
 		if job.DeletionTimestamp != nil {
-			c.forget(key, job.UID)
+			c.forget(key)
 			return nil
 		}
 		return c.expireFinished(ctx, key, job)
@@ -348,9 +348,10 @@ func (c *Controller) countTerminated(ctx context.Context, key string, job *batch
 func (c *Controller) recordOutcomes(job *batchv1.Job, succeeded bool, failures []*corev1.Pod) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	rec := c.backOff[job.UID]
-	if succeeded {
-		rec = backOffRecord{}
+	key := job.Namespace + "/" + job.Name
+	rec := c.backOff[key]
+	if succeeded || rec.uid != job.UID {
+		rec = backOffRecord{uid: job.UID}
 	}
 	for _, p := range failures {
 		rec.failures++
@@ -358,7 +359,7 @@ func (c *Controller) recordOutcomes(job *batchv1.Job, succeeded bool, failures [
 			rec.lastFailure = t
 		}
 	}
-	c.backOff[job.UID] = rec
+	c.backOff[key] = rec
 }
 
 // finishTime is when the last container of p finished (or now).
@@ -379,9 +380,9 @@ func finishTime(p *corev1.Pod, now time.Time) time.Time {
 // failed pod.
 func (c *Controller) backOffRemaining(job *batchv1.Job, now time.Time) time.Duration {
 	c.mu.Lock()
-	rec := c.backOff[job.UID]
+	rec := c.backOff[job.Namespace+"/"+job.Name]
 	c.mu.Unlock()
-	if rec.failures == 0 {
+	if rec.failures == 0 || rec.uid != job.UID {
 		return 0
 	}
 	delay := defaultBackOff
@@ -452,7 +453,7 @@ func (c *Controller) finish(job *batchv1.Job, cond *batchv1.JobCondition, now ti
 		setCondition(&job.Status, batchv1.JobFailed, cond.Reason, cond.Message, now)
 		c.recorder.Event(job, corev1.EventTypeWarning, cond.Reason, cond.Message)
 	}
-	c.forget(job.Namespace+"/"+job.Name, job.UID)
+	c.forget(job.Namespace + "/" + job.Name)
 }
 
 // writeStatus writes job's status when it differs from what is stored.
