@@ -154,8 +154,21 @@ func validateJob(obj, old runtime.Object) field.ErrorList {
 	errs = append(errs, validateJobSpec(&job.Spec, spec)...)
 	if old != nil {
 		errs = append(errs, validateJobSpecUpdate(job, old.(*batchv1.Job), spec)...)
+		errs = append(errs, validateJobStatus(&job.Status)...)
 	}
 	return errs
+}
+
+// validateJobStatus holds upstream's non-negative status counters (a
+// write through the main resource carries the stored status).
+func validateJobStatus(st *batchv1.JobStatus) field.ErrorList {
+	status := field.NewPath("status")
+	var errs field.ErrorList
+	errs = append(errs, nonNegative(status, "active", &st.Active)...)
+	errs = append(errs, nonNegative(status, "succeeded", &st.Succeeded)...)
+	errs = append(errs, nonNegative(status, "failed", &st.Failed)...)
+	errs = append(errs, nonNegative(status, "ready", st.Ready)...)
+	return append(errs, nonNegative(status, "terminating", st.Terminating)...)
 }
 
 // validateGeneratedJobSelector checks that a generated selector was not
@@ -204,15 +217,10 @@ func validateJobSelector(spec *batchv1.JobSpec, path *field.Path) field.ErrorLis
 // selector, shared with CronJob templates.
 func validateJobSpec(spec *batchv1.JobSpec, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	nonNegative := func(name string, v *int32) {
-		if v != nil {
-			errs = append(errs, apimachineryvalidation.ValidateNonnegativeField(int64(*v), path.Child(name))...)
-		}
-	}
-	nonNegative("parallelism", spec.Parallelism)
-	nonNegative("completions", spec.Completions)
-	nonNegative("backoffLimit", spec.BackoffLimit)
-	nonNegative("ttlSecondsAfterFinished", spec.TTLSecondsAfterFinished)
+	errs = append(errs, nonNegative(path, "parallelism", spec.Parallelism)...)
+	errs = append(errs, nonNegative(path, "completions", spec.Completions)...)
+	errs = append(errs, nonNegative(path, "backoffLimit", spec.BackoffLimit)...)
+	errs = append(errs, nonNegative(path, "ttlSecondsAfterFinished", spec.TTLSecondsAfterFinished)...)
 	if spec.ActiveDeadlineSeconds != nil {
 		errs = append(errs, apimachineryvalidation.ValidateNonnegativeField(*spec.ActiveDeadlineSeconds, path.Child("activeDeadlineSeconds"))...)
 	}
@@ -331,11 +339,8 @@ func validateCronJob(obj, old runtime.Object) field.ErrorList {
 		errs = append(errs, field.NotSupported(spec.Child("concurrencyPolicy"), cj.Spec.ConcurrencyPolicy,
 			[]batchv1.ConcurrencyPolicy{batchv1.AllowConcurrent, batchv1.ForbidConcurrent, batchv1.ReplaceConcurrent}))
 	}
-	for name, v := range map[string]*int32{"successfulJobsHistoryLimit": cj.Spec.SuccessfulJobsHistoryLimit, "failedJobsHistoryLimit": cj.Spec.FailedJobsHistoryLimit} {
-		if v != nil {
-			errs = append(errs, apimachineryvalidation.ValidateNonnegativeField(int64(*v), spec.Child(name))...)
-		}
-	}
+	errs = append(errs, nonNegative(spec, "successfulJobsHistoryLimit", cj.Spec.SuccessfulJobsHistoryLimit)...)
+	errs = append(errs, nonNegative(spec, "failedJobsHistoryLimit", cj.Spec.FailedJobsHistoryLimit)...)
 	tmpl := spec.Child("jobTemplate")
 	errs = append(errs, metavalidation.ValidateLabels(cj.Spec.JobTemplate.Labels, tmpl.Child("metadata", "labels"))...)
 	errs = append(errs, apimachineryvalidation.ValidateAnnotations(cj.Spec.JobTemplate.Annotations, tmpl.Child("metadata", "annotations"))...)
@@ -344,6 +349,14 @@ func validateCronJob(obj, old runtime.Object) field.ErrorList {
 		errs = append(errs, field.NotSupported(tmpl.Child("spec", "manualSelector"), cj.Spec.JobTemplate.Spec.ManualSelector, []string{"nil", "false"}))
 	}
 	return errs
+}
+
+// nonNegative checks an optional int32 field of parent.
+func nonNegative(parent *field.Path, name string, v *int32) field.ErrorList {
+	if v == nil {
+		return nil
+	}
+	return apimachineryvalidation.ValidateNonnegativeField(int64(*v), parent.Child(name))
 }
 
 func validateSchedule(schedule string, path *field.Path) field.ErrorList {

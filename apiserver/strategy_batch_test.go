@@ -94,6 +94,13 @@ func TestJobValidationAsUpstream(t *testing.T) {
 			t.Fatalf("%q lacks %q", msg, want)
 		}
 	}
+	// Status counters are checked.
+	job, _ = jobs.Get(ctx(t), "pi", metav1.GetOptions{})
+	job.Status.Failed = -1
+	_, err = jobs.UpdateStatus(ctx(t), job, metav1.UpdateOptions{})
+	if msg := invalidMessage(t, err); !strings.Contains(msg, "status.failed: Invalid value: -1: must be greater than or equal to 0") {
+		t.Fatalf("%q", msg)
+	}
 	// Parallelism may change.
 	job, _ = jobs.Get(ctx(t), "pi", metav1.GetOptions{})
 	job.Spec.Parallelism = ptr(int32(2))
