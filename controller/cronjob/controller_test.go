@@ -10,6 +10,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
@@ -68,7 +70,7 @@ func TestMostRecentScheduleTime(t *testing.T) {
 
 // run starts the controller on a fake clientset at now and returns the
 // client and the recorded events.
-func run(t *testing.T, now time.Time, objs ...*batchv1.CronJob) (*fake.Clientset, *record.FakeRecorder) {
+func run(t *testing.T, now time.Time, objs ...runtime.Object) (*fake.Clientset, *record.FakeRecorder) {
 	t.Helper()
 	client := fake.NewClientset()
 	for _, o := range objs {
@@ -125,10 +127,7 @@ func TestReplaceDeletesTheRunningJob(t *testing.T) {
 	running := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "cj-29539325", Namespace: "default", UID: "uid-old",
 		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(cj, controllerKind)}}}
 	cj.Status.Active = []corev1.ObjectReference{jobRef(running)}
-	client, rec := run(t, time.Date(2026, 3, 1, 10, 10, 1, 0, time.UTC), cj)
-	if err := client.Tracker().Add(running); err != nil {
-		t.Fatal(err)
-	}
+	client, rec := run(t, time.Date(2026, 3, 1, 10, 10, 1, 0, time.UTC), cj, running)
 	waitForEvent(t, rec, "Normal SuccessfulDelete Deleted job cj-29539325")
 	waitForEvent(t, rec, "Normal SuccessfulCreate Created job cj-29539330")
 	if got := jobNames(t, client); len(got) != 1 || got[0] != "cj-29539330" {
@@ -165,6 +164,26 @@ func TestSuspendedAndUnparseableCronJobsCreateNothing(t *testing.T) {
 	waitForEvent(t, rec, `Warning UnknownTimeZone invalid timeZone: "Mars/Olympus"`)
 	waitForEvent(t, rec, "Normal SuccessfulCreate Created job due-")
 	if got := jobNames(t, client); len(got) != 1 || !strings.HasPrefix(got[0], "due-") {
+		t.Fatalf("jobs %v", got)
+	}
+}
+
+func TestAJobCreatedByALostSyncCountsAsScheduled(t *testing.T) {
+	cj := testCronJob("*/5 * * * *")
+	cj.Status.LastScheduleTime = &metav1.Time{Time: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+	// The Job of 10:05 exists (its status write was lost) and finished.
+	done := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "cj-29539325", Namespace: "default", UID: "uid-done",
+		OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(cj, controllerKind)}},
+		Status: batchv1.JobStatus{Conditions: []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}}}
+	client, _ := run(t, time.Date(2026, 3, 1, 10, 6, 0, 0, time.UTC), cj, done)
+	err := wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		got, err := client.BatchV1().CronJobs("default").Get(ctx, "cj", metav1.GetOptions{})
+		return err == nil && got.Status.LastScheduleTime.Equal(&metav1.Time{Time: time.Date(2026, 3, 1, 10, 5, 0, 0, time.UTC)}), err
+	})
+	if err != nil {
+		t.Fatalf("lastScheduleTime not moved to 10:05: %v", err)
+	}
+	if got := jobNames(t, client); len(got) != 1 {
 		t.Fatalf("jobs %v", got)
 	}
 }

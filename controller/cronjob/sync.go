@@ -180,8 +180,15 @@ func (c *Controller) schedule(ctx context.Context, cj *batchv1.CronJob) (time.Du
 	job, err := c.client.BatchV1().Jobs(cj.Namespace).Create(ctx, newJob(cj, jobName, *scheduled), metav1.CreateOptions{})
 	switch {
 	case apierrors.IsAlreadyExists(err):
-		// Created by an earlier sync whose status write was lost: the
-		// Job itself puts it back in active.
+		// Created by an earlier sync whose status write was lost: that
+		// time is done (reconcileActive puts the Job back in active).
+		existing, err := c.client.BatchV1().Jobs(cj.Namespace).Get(ctx, jobName, metav1.GetOptions{})
+		if err != nil {
+			return 0, err
+		}
+		if ref := metav1.GetControllerOf(existing); ref != nil && ref.UID == cj.UID {
+			cj.Status.LastScheduleTime = &metav1.Time{Time: *scheduled}
+		}
 		return next, nil
 	case err != nil:
 		c.recorder.Eventf(cj, corev1.EventTypeWarning, "FailedCreate", "Error creating job: %v", err)
