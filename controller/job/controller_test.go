@@ -90,11 +90,16 @@ func (f *fixture) waitFor(what string, cond func(job *batchv1.Job, pods []corev1
 
 func (f *fixture) setPhase(stale corev1.Pod, phase corev1.PodPhase) {
 	f.t.Helper()
+	f.updatePodStatus(stale, func(st *corev1.PodStatus) { st.Phase = phase })
+}
+
+func (f *fixture) updatePodStatus(stale corev1.Pod, change func(*corev1.PodStatus)) {
+	f.t.Helper()
 	p, err := f.client.CoreV1().Pods("default").Get(context.Background(), stale.Name, metav1.GetOptions{})
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	p.Status.Phase = phase
+	change(&p.Status)
 	if _, err := f.client.CoreV1().Pods("default").UpdateStatus(context.Background(), p, metav1.UpdateOptions{}); err != nil {
 		f.t.Fatal(err)
 	}
@@ -255,4 +260,40 @@ func TestFinishedJobIsDeletedAfterItsTTL(t *testing.T) {
 	}); err != nil {
 		t.Fatal("the Job was not deleted after its TTL")
 	}
+}
+
+func TestPodFailurePolicyIgnoresDisruptionsAndFailsTheJobOnAnExitCode(t *testing.T) {
+	job := testJob(1, 1)
+	job.Spec.PodReplacementPolicy = ptr.To(batchv1.Failed)
+	job.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{
+		{Action: batchv1.PodFailurePolicyActionFailJob, OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
+			ContainerName: ptr.To("c"), Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{42}}},
+		{Action: batchv1.PodFailurePolicyActionIgnore, OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{
+			{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue}}},
+	}}
+	f := newFixture(t, job)
+	var pods []corev1.Pod
+	f.waitFor("a pod", func(_ *batchv1.Job, all []corev1.Pod) bool { pods = all; return len(all) == 1 })
+	f.updatePodStatus(pods[0], func(st *corev1.PodStatus) {
+		st.Phase = corev1.PodFailed
+		st.Conditions = []corev1.PodCondition{{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue}}
+	})
+	f.waitFor("a replacement at once, the disruption not counted", func(job *batchv1.Job, all []corev1.Pod) bool {
+		pods = active(all)
+		return len(pods) == 1 && job.Status.Failed == 0
+	})
+	f.updatePodStatus(pods[0], func(st *corev1.PodStatus) {
+		st.Phase = corev1.PodFailed
+		st.ContainerStatuses = []corev1.ContainerStatus{{Name: "c", State: corev1.ContainerState{
+			Terminated: &corev1.ContainerStateTerminated{ExitCode: 42}}}}
+	})
+	want := "Container c for pod default/" + pods[0].Name + " failed with exit code 42 matching FailJob rule at index 0"
+	f.waitFor("Failed by the policy", func(job *batchv1.Job, _ []corev1.Pod) bool {
+		for _, c := range job.Status.Conditions {
+			if c.Type == batchv1.JobFailed && c.Reason == batchv1.JobReasonPodFailurePolicy && c.Message == want {
+				return job.Status.Failed == 1
+			}
+		}
+		return false
+	})
 }

@@ -15,8 +15,9 @@
 // ttlSecondsAfterFinished has passed (upstream's
 // ttl-after-finished-controller).
 //
-// It does not own pod failure policies, success policies or
-// backoffLimitPerIndex (such Jobs are run as if they had none), nor
-// garbage collection of the pods of a deleted Job (the garbage collector
-// does).
+// It runs pod failure policies' FailJob, Ignore and Count actions
+// (FailIndex counts, since backoffLimitPerIndex is not supported). It
+// does not own success policies or backoffLimitPerIndex (such Jobs run
+// as if they had none), nor garbage collection of the pods of a deleted
+// Job (the garbage collector does).
 package job

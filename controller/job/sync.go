@@ -300,6 +300,15 @@ func (c *Controller) countTerminated(ctx context.Context, key string, job *batch
 			if slices.Contains(uncounted.Failed, p.UID) || slices.Contains(uncounted.Succeeded, p.UID) {
 				continue
 			}
+			action, message := matchPodFailurePolicy(job.Spec.PodFailurePolicy, p)
+			switch action {
+			case batchv1.PodFailurePolicyActionIgnore:
+				continue // neither counted nor a reason to back off
+			case batchv1.PodFailurePolicyActionFailJob:
+				if finishingCondition(job) == nil {
+					setCondition(st, batchv1.JobFailureTarget, batchv1.JobReasonPodFailurePolicy, message, c.clock.Now())
+				}
+			}
 			uncounted.Failed = append(uncounted.Failed, p.UID)
 			newFailures = append(newFailures, p)
 			recorded = true
