@@ -103,6 +103,12 @@ func (s *Server) deleteObject(ctx context.Context, res *resource, namespace, nam
 	if res.gvr == coreV1.WithResource("namespaces") && immortalNamespaces[name] {
 		return nil, false, apierrors.NewForbidden(res.groupResource(), name, errors.New("this namespace may not be deleted"))
 	}
+	//nolint:staticcheck // OrphanDependents is deprecated but still sent by old clients.
+	if res.orphanByDefault && opts.PropagationPolicy == nil && opts.OrphanDependents == nil {
+		orphan := metav1.DeletePropagationOrphan
+		opts.PropagationPolicy = &orphan
+		warn(ctx, []string{res.orphanWarning})
+	}
 	key := res.key(namespace, name)
 	for {
 		kv, err := s.store.Get(ctx, key, 0)

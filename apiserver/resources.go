@@ -72,6 +72,11 @@ type resource struct {
 	// storedAs, when set, stores this resource as another one's objects
 	// (events.k8s.io/v1 Events are core/v1 Events in storage).
 	storedAs *storageConversion
+	// orphanByDefault: a delete that names no propagation policy orphans
+	// the dependents, as upstream's batch/v1 Jobs (their
+	// DefaultGarbageCollectionPolicy), and gets orphanWarning.
+	orphanByDefault bool
+	orphanWarning   string
 }
 
 // storageConversion stores a resource in another resource's keys and

@@ -51,7 +51,10 @@ func batchResources() []*resource {
 			nameValidation: apimachineryvalidation.NameIsDNSSubdomain, generation: true,
 			selectableFields: jobFields, prepareForCreate: prepareJob,
 			prepareForUpdate: func(obj, _ runtime.Object) { defaultJob(obj.(*batchv1.Job)) },
-			validate:         validateJob, table: jobTable()},
+			validate:         validateJob, table: jobTable(),
+			orphanByDefault: true,
+			orphanWarning: "child pods are preserved by default when jobs are deleted; " +
+				"set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning"},
 	}
 }
 
