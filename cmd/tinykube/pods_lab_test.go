@@ -180,6 +180,32 @@ func TestPodsEndToEnd(t *testing.T) {
 			return len(bridgePorts(t, node)) == len(before)-1, nil
 		})
 	})
+	t.Run("a Job runs to completion", func(t *testing.T) {
+		node := node.in(t)
+		// A manifest rather than `kubectl create job`: busybox is :latest,
+		// which would be pulled (Always), and no registry is reachable.
+		node.kubectlOK(`apiVersion: batch/v1
+kind: Job
+metadata: {name: once}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: once
+        image: busybox
+        imagePullPolicy: Never
+        command: [sh, -c, "echo the job ran"]
+`, "apply", "-f", "-")
+		node.kubectlOK("", "wait", "--for=condition=complete", "job/once", "--timeout=120s")
+		if out := node.kubectlOK("", "logs", "job/once"); out != "the job ran\n" {
+			t.Fatalf("kubectl logs job/once: %q", out)
+		}
+		if out := node.kubectlOK("", "get", "job", "once"); !strings.Contains(out, "Complete") || !strings.Contains(out, "1/1") {
+			t.Fatalf("kubectl get job once:\n%s", out)
+		}
+		node.kubectlOK("", "delete", "job", "once")
+	})
 	t.Run("SIGKILLed server: pods keep running, adopted without duplicates", func(t *testing.T) {
 		node := node.in(t)
 		before := map[string]string{} // pod name -> container ID
