@@ -32,7 +32,10 @@ func (l *objectLookup) lookup(ctx context.Context, namespace, resource, name str
 	if l.handler == nil {
 		return "", errors.New("the API is not serving yet")
 	}
-	path := "/api/v1/namespaces/" + url.PathEscape(namespace) + "/" + resource + "/" + url.PathEscape(name)
+	path := "/api/v1/" + resource + "/" + url.PathEscape(name)
+	if namespace != "" {
+		path = "/api/v1/namespaces/" + url.PathEscape(namespace) + "/" + resource + "/" + url.PathEscape(name)
+	}
 	req, err := http.NewRequestWithContext(authn.WithUser(ctx, lookupUser()), http.MethodGet, path, nil)
 	if err != nil {
 		return "", err

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -396,6 +397,27 @@ func TestServerSecurityAndRestart(t *testing.T) {
 		})
 		if err != nil {
 			t.Errorf("token of the default ServiceAccount bound to view: %v", listWith(defaultSA))
+		}
+		// A TokenRequest bound to a Node (cluster-scoped): valid while the
+		// Node exists.
+		node, err := admin.CoreV1().Nodes().Create(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "token-node"}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := admin.CoreV1().ServiceAccounts("default").CreateToken(context.Background(), "default", &authenticationv1.TokenRequest{
+			Spec: authenticationv1.TokenRequestSpec{BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Node", APIVersion: "v1", Name: node.Name, UID: node.UID}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodeBound := rest.AnonymousClientConfig(cfg)
+		nodeBound.BearerToken = tr.Status.Token
+		nbClient, err := kubernetes.NewForConfig(nodeBound)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nbClient.CoreV1().ConfigMaps("default").List(context.Background(), metav1.ListOptions{}); err != nil {
+			t.Errorf("a Node-bound token while its Node exists: %v", err)
 		}
 		if err := listWith(authn.ServiceAccountClaims{Namespace: "default", ServiceAccount: authn.ObjectRef{Name: "ghost", UID: "x"}}); !apierrors.IsUnauthorized(err) {
 			t.Errorf("token of a ServiceAccount that does not exist: %v, want Unauthorized", err)
