@@ -57,11 +57,18 @@ func selfSubjectReview(r *http.Request, _ requestTarget, _ runtime.Object) (runt
 	if !ok {
 		user = authn.User{Name: authn.UserAnonymous, Groups: []string{authn.GroupUnauthenticated}}
 	}
+	var extra map[string]authenticationv1.ExtraValue
+	for k, v := range user.Extra {
+		if extra == nil {
+			extra = map[string]authenticationv1.ExtraValue{}
+		}
+		extra[k] = v
+	}
 	return &authenticationv1.SelfSubjectReview{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "authentication.k8s.io/v1", Kind: "SelfSubjectReview"},
 		ObjectMeta: metav1.ObjectMeta{CreationTimestamp: metav1.Now()},
 		Status: authenticationv1.SelfSubjectReviewStatus{UserInfo: authenticationv1.UserInfo{
-			Username: user.Name, UID: user.UID, Groups: user.Groups,
+			Username: user.Name, UID: user.UID, Groups: user.Groups, Extra: extra,
 		}},
 	}, nil
 }
