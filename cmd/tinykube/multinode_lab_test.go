@@ -5,12 +5,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // The lab's three nodes: the server and two agents.
@@ -109,6 +115,38 @@ func threeNodeCluster(t *testing.T, backend string) {
 		}
 		answerers(t, "nginx-service from a pod", func() (string, error) { return fetch("http://nginx-service/") }, want)
 	})
+	t.Run("a node's certificate cannot touch another node's pod", func(t *testing.T) {
+		// node2's own client certificate, issued through the join.
+		cfg, err := clientcmd.BuildConfigFromFlags("", server.kubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg = rest.AnonymousClientConfig(cfg)
+		cfg.Dial = server.ns.DialContext
+		cfg.CertFile = filepath.Join(nodes[1].dataDir, "agent", "tls", "kubelet-client.crt")
+		cfg.KeyFile = filepath.Join(nodes[1].dataDir, "agent", "tls", "kubelet-client.key")
+		asNode2, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := asNode2.CoreV1().Nodes().Get(ctx, labNodes[1].name, metav1.GetOptions{}); err != nil {
+			t.Fatalf("node2 reading its own Node: %v", err)
+		}
+		other := byNode[labNodes[0].name]
+		_, err = asNode2.CoreV1().Pods("default").Patch(ctx, other.Name, types.MergePatchType,
+			[]byte(`{"status":{"conditions":[{"type":"Ready","status":"False"}]}}`), metav1.PatchOptions{}, "status")
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("node2 patching the status of %s on node1: %v, want Forbidden", other.Name, err)
+		}
+		if err := asNode2.CoreV1().Pods("default").Delete(ctx, other.Name, metav1.DeleteOptions{}); !apierrors.IsForbidden(err) {
+			t.Errorf("node2 deleting %s on node1: %v, want Forbidden", other.Name, err)
+		}
+		if _, err := asNode2.CoreV1().Nodes().Patch(ctx, labNodes[0].name, types.MergePatchType,
+			[]byte(`{"metadata":{"labels":{"stolen":"yes"}}}`), metav1.PatchOptions{}); !apierrors.IsForbidden(err) {
+			t.Errorf("node2 labelling node1: %v, want Forbidden", err)
+		}
+	})
+
 	lost := nodes[2]
 	t.Run("a lost agent's pods move to the other nodes", func(t *testing.T) {
 		stalePod := byNode[lost.name]
