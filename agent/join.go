@@ -1,4 +1,4 @@
-package main
+package agent
 
 import (
 	"context"
@@ -24,46 +24,49 @@ import (
 	"github.com/tinykube/tinykube/pki"
 )
 
-// joinConfig is what a host needs to join a cluster as a node.
-type joinConfig struct {
-	// server is the API server's URL, https://HOST:6443.
-	server string
-	// token is the join token, K10<CA hash>::<id>.<secret>.
-	token string
-	// dir keeps the node's keys and certificates (DATA_DIR/agent/tls).
-	dir      string
-	nodeName string
-	nodeIP   netip.Addr
-	logger   *slog.Logger
-	// now is the clock for the certificates' validity; time.Now when nil.
-	now func() time.Time
+// JoinConfig is what a host needs to join a cluster as a node.
+type JoinConfig struct {
+	// Server is the API server's URL, https://HOST:6443.
+	Server string
+	// Token is the join token, K10<CA hash>::<id>.<secret>.
+	Token string
+	// Dir keeps the node's keys and certificates (DATA_DIR/agent/tls).
+	Dir      string
+	NodeName string
+	NodeIP   netip.Addr
+	Logger   *slog.Logger
+	// Now is the clock for the certificates' validity; time.Now when nil.
+	Now func() time.Time
 }
 
-// joined is what a node gets from joining.
-type joined struct {
-	// api reaches the API server as system:node:NAME.
-	api         *rest.Config
-	caPEM       []byte
-	servingCert tls.Certificate
-	clientCAs   *x509.CertPool
+// Joined is what a node gets from joining.
+type Joined struct {
+	// API reaches the API server as system:node:NAME.
+	API         *rest.Config
+	CAPEM       []byte
+	ServingCert tls.Certificate
+	ClientCAs   *x509.CertPool
 }
 
-// errTokenRefused: the server does not accept the join token's credential.
-var errTokenRefused = errors.New("the server refused the join token: it is wrong, expired or deleted (create a new one with `tinykube token create` on the server)")
+// ErrTokenRefused: the server does not accept the join token's credential.
+var ErrTokenRefused = errors.New("the server refused the join token: it is wrong, expired or deleted (create a new one with `tinykube token create` on the server)")
 
-// join gets the node's certificates, as upstream's TLS bootstrapping with
+// Join gets the node's certificates, as upstream's TLS bootstrapping with
 // k3s's token: it fetches the cluster CA without trusting it, checks it
 // against the hash the token carries, then, trusting only that CA, asks
 // for a client certificate for system:node:NAME with the token's bootstrap
 // credential and for a serving certificate as the node. Certificates still
 // valid from an earlier join are reused. Nothing is registered here: a
 // refused token leaves no trace but a log line on the server.
-func join(ctx context.Context, c joinConfig) (*joined, error) {
-	if err := pki.CheckNodeAddress(c.nodeIP); err != nil {
+func Join(ctx context.Context, c JoinConfig) (*Joined, error) {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := pki.CheckNodeAddress(c.NodeIP); err != nil {
 		// The serving certificate would never be approved.
 		return nil, fmt.Errorf("--node-ip: %w", err)
 	}
-	t, err := pki.ParseJoinToken(c.token)
+	t, err := pki.ParseJoinToken(c.Token)
 	if err != nil {
 		return nil, fmt.Errorf("--token: %w", err)
 	}
@@ -73,37 +76,37 @@ func join(ctx context.Context, c joinConfig) (*joined, error) {
 	if t.CAHash == "" {
 		return nil, t.VerifyCA(nil)
 	}
-	caPEM, err := fetchCACerts(ctx, c.server)
+	caPEM, err := fetchCACerts(ctx, c.Server)
 	if err != nil {
 		return nil, err
 	}
 	if err := t.VerifyCA(caPEM); err != nil {
-		return nil, fmt.Errorf("%s: %w", c.server, err)
+		return nil, fmt.Errorf("%s: %w", c.Server, err)
 	}
 	clientCAs := x509.NewCertPool()
 	if !clientCAs.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("%s%s holds no certificate", c.server, apiserver.CACertsPath)
+		return nil, fmt.Errorf("%s%s holds no certificate", c.Server, apiserver.CACertsPath)
 	}
-	node := pki.JoinedNode{Dir: c.dir, NodeName: c.nodeName, IPs: []netip.Addr{c.nodeIP}, CACertPEM: caPEM, Now: c.now}
+	node := pki.JoinedNode{Dir: c.Dir, NodeName: c.NodeName, IPs: []netip.Addr{c.NodeIP}, CACertPEM: caPEM, Now: c.Now}
 
 	// The node's next client certificate is asked for as the node while
 	// its current one is valid, else with the token.
-	requestor := &rest.Config{Host: c.server, BearerToken: t.Credential,
+	requestor := &rest.Config{Host: c.Server, BearerToken: t.Credential,
 		TLSClientConfig: rest.TLSClientConfig{CAData: caPEM}, UserAgent: "tinykube/kubelet-bootstrap"}
 	if certPEM, keyPEM, ok := node.Current(pki.NodeClient); ok {
-		requestor = &rest.Config{Host: c.server, UserAgent: "tinykube/kubelet",
+		requestor = &rest.Config{Host: c.Server, UserAgent: "tinykube/kubelet",
 			TLSClientConfig: rest.TLSClientConfig{CAData: caPEM, CertData: certPEM, KeyData: keyPEM}}
 	}
-	if _, _, err := ensureNodeCert(ctx, c.logger, node, pki.NodeClient, requestor); err != nil {
+	if _, _, err := ensureNodeCert(ctx, c.Logger, node, pki.NodeClient, requestor); err != nil {
 		return nil, err
 	}
 	// The node's clients read the certificate from its files, and read
 	// them again when they change (client-go looks every few minutes), so
 	// a certificate renewed while the node runs is used without a restart.
 	certFile, keyFile := node.Paths(pki.NodeClient)
-	api := &rest.Config{Host: c.server, UserAgent: "tinykube/kubelet", QPS: 50, Burst: 100,
+	api := &rest.Config{Host: c.Server, UserAgent: "tinykube/kubelet", QPS: 50, Burst: 100,
 		TLSClientConfig: rest.TLSClientConfig{CAData: caPEM, CertFile: certFile, KeyFile: keyFile}}
-	certPEM, keyPEM, err := ensureNodeCert(ctx, c.logger, node, pki.NodeServing, api)
+	certPEM, keyPEM, err := ensureNodeCert(ctx, c.Logger, node, pki.NodeServing, api)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +114,7 @@ func join(ctx context.Context, c joinConfig) (*joined, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &joined{api: api, caPEM: caPEM, servingCert: serving, clientCAs: clientCAs}, nil
+	return &Joined{API: api, CAPEM: caPEM, ServingCert: serving, ClientCAs: clientCAs}, nil
 }
 
 // fetchCACerts reads the server's CA bundle from /cacerts without
@@ -167,17 +170,17 @@ const pendingHintAfter = 30 * time.Second
 
 // keepCertificates joins again every certificateCheckInterval until ctx
 // ends.
-func keepCertificates(ctx context.Context, c joinConfig) {
+func keepCertificates(ctx context.Context, c JoinConfig) error {
 	t := time.NewTicker(certificateCheckInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
-		if _, err := join(ctx, c); err != nil && ctx.Err() == nil {
-			c.logger.Warn("renewing the node's certificates failed; will retry", "err", err, "in", certificateCheckInterval)
+		if _, err := Join(ctx, c); err != nil && ctx.Err() == nil {
+			c.Logger.Warn("renewing the node's certificates failed; will retry", "err", err, "in", certificateCheckInterval)
 		}
 	}
 }
@@ -200,7 +203,7 @@ func ensureNodeCert(ctx context.Context, logger *slog.Logger, node pki.JoinedNod
 	how := nodeCertRequest[kind]
 	name, uid, err := certcsr.RequestCertificate(client, req.CSRPEM, "", how.signer, nil, how.usages, req.Key)
 	if apierrors.IsUnauthorized(err) {
-		return nil, nil, errTokenRefused
+		return nil, nil, ErrTokenRefused
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("requesting the node's certificate: %w", err)

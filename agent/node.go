@@ -1,82 +1,53 @@
-package main
+package agent
 
 import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
-	"fmt"
-	"log/slog"
-	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/tinykube/tinykube/internal/lifecycle"
 	"github.com/tinykube/tinykube/kubelet"
 	"github.com/tinykube/tinykube/nodenet"
-	"github.com/tinykube/tinykube/pki"
 	"github.com/tinykube/tinykube/proxy"
-	"github.com/tinykube/tinykube/proxy/dns"
 )
 
-// backendNone is the --flannel-backend that runs no node routing.
-const backendNone = "none"
+// BackendNone is the node routing backend that runs no node routing: pod
+// traffic between nodes is left to the user.
+const BackendNone = "none"
 
-// nodeStopTimeout bounds how long shutdown waits for the node's parts.
-const nodeStopTimeout = 15 * time.Second
+// NodeStopTimeout bounds how long shutdown waits for each of the node's
+// components.
+const NodeStopTimeout = 15 * time.Second
 
-// nodeSettings are the flags every node takes, on `server` and `agent`
-// alike (k3s's names).
-type nodeSettings struct {
-	nodeName          string
-	nodeIP            netip.Addr
-	serviceCIDR       netip.Prefix
-	clusterCIDR       netip.Prefix
-	clusterDNS        netip.Addr
-	clusterDomain     string
-	nodePortAddresses []netip.Prefix
-	flushRules        bool
-	runtimeEndpoint   string
-	privateRegistry   string
-	// backend routes pod traffic between nodes; "none" leaves it to the
-	// user.
-	backend string
+// Settings are what every node is told, on `server` and `agent` alike
+// (k3s's flag names in brackets).
+type Settings struct {
+	NodeName          string       // --node-name
+	NodeIP            netip.Addr   // --node-ip
+	ServiceCIDR       netip.Prefix // --service-cidr
+	ClusterCIDR       netip.Prefix // --cluster-cidr
+	ClusterDNS        netip.Addr   // --cluster-dns
+	ClusterDomain     string       // --cluster-domain
+	NodePortAddresses []netip.Prefix
+	FlushRules        bool
+	RuntimeEndpoint   string // --container-runtime-endpoint
+	PrivateRegistry   string // --private-registry
+	// Backend routes pod traffic between nodes (nodenet.Backend), or
+	// BackendNone.
+	Backend string
 }
 
-// nodeConfig is what a node needs: its settings, its identity and where
-// the API is.
-type nodeConfig struct {
-	nodeSettings
-	dataDir string
-	// api is the node's client configuration: credentials of
-	// system:node:NAME.
-	api         *rest.Config
-	servingCert *tls.Certificate
-	clientCAs   *x509.CertPool
-	logger      *slog.Logger
-}
-
-// node is a running kubelet, proxy and cluster DNS server.
-type node struct {
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	logger *slog.Logger
-}
-
-// defaultNodeName is the host name, lower-cased, as the kubelet defaults
+// DefaultNodeName is the host name, lower-cased, as the kubelet defaults
 // it.
-func defaultNodeName() (string, error) {
+func DefaultNodeName() (string, error) {
 	host, err := os.Hostname()
 	if err != nil {
 		return "", err
@@ -84,83 +55,67 @@ func defaultNodeName() (string, error) {
 	return strings.ToLower(host), nil
 }
 
-// serverNodeConfig is the node of the server's own host: it authenticates
-// as system:node:NAME with a certificate the cluster CA issues directly.
-func serverNodeConfig(s nodeSettings, dataDir, caDir, url string, caPEM []byte, logger *slog.Logger) (nodeConfig, error) {
-	nb, err := pki.EnsureNode(pki.NodeConfig{
-		CADir:    caDir,
-		Dir:      filepath.Join(dataDir, "agent", "tls"),
-		NodeName: s.nodeName,
-		IPs:      []netip.Addr{s.nodeIP},
-	})
-	if err != nil {
-		return nodeConfig{}, err
-	}
-	return nodeConfig{
-		nodeSettings: s,
-		dataDir:      dataDir,
-		api: &rest.Config{
-			Host: url,
-			TLSClientConfig: rest.TLSClientConfig{
-				CAData:   caPEM,
-				CertData: nb.ClientCertPEM,
-				KeyData:  nb.ClientKeyPEM,
-			},
-		},
-		servingCert: &nb.Serving,
-		clientCAs:   nb.ClientCAs,
-		logger:      logger,
-	}, nil
+// NodeConfig is what a node needs: its settings, its identity and where
+// the API is.
+type NodeConfig struct {
+	Settings
+	DataDir string
+	// API is the node's client configuration: credentials of
+	// system:node:NAME.
+	API         *rest.Config
+	ServingCert *tls.Certificate
+	ClientCAs   *x509.CertPool
 }
 
 // clientFor is a clientset of the node's identity, named for a component.
-func (c nodeConfig) clientFor(component string, qps float32) (kubernetes.Interface, error) {
-	rc := rest.CopyConfig(c.api)
+func (c NodeConfig) clientFor(component string, qps float32) (kubernetes.Interface, error) {
+	rc := rest.CopyConfig(c.API)
 	rc.UserAgent = component + "/tinykube"
 	rc.QPS, rc.Burst = qps, int(2*qps)
 	return kubernetes.NewForConfig(rc)
 }
 
-// startNode starts the kubelet, the proxy and the DNS server of a node.
-// Missing packages fail here, in one line; the parts then run in the
-// background until stop.
-func startNode(ctx context.Context, c nodeConfig) (*node, error) {
+// StartNode builds the node's components and starts them in g, in order,
+// each once the one before is ready: node routing, the kubelet, the proxy
+// and cluster DNS. Missing packages fail here, in one error; the
+// components then run until g stops them.
+func StartNode(ctx context.Context, g *lifecycle.Group, c NodeConfig) error {
 	kubeletClient, err := c.clientFor("kubelet", 50)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// Events get their own rate limit, as upstream's eventRecordQPS.
 	eventClient, err := c.clientFor("kubelet", 50)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// Without tinykube's node routing the bridge masquerades whatever
 	// leaves the node, as a single node needs.
-	ipMasq, mtu := c.backend == backendNone, 0
-	if c.backend == string(nodenet.VXLAN) {
+	ipMasq, mtu := c.Backend == BackendNone, 0
+	if c.Backend == string(nodenet.VXLAN) {
 		mtu = nodenet.VXLANMTU
 	}
 	k, err := kubelet.New(kubelet.Config{
 		Client:                   kubeletClient,
 		EventClient:              eventClient,
-		NodeName:                 c.nodeName,
-		NodeIP:                   c.nodeIP,
-		DataDir:                  c.dataDir,
-		ContainerRuntimeEndpoint: c.runtimeEndpoint,
-		RegistriesFile:           c.privateRegistry,
-		ClusterDNS:               []netip.Addr{c.clusterDNS},
-		ClusterDomain:            c.clusterDomain,
+		NodeName:                 c.NodeName,
+		NodeIP:                   c.NodeIP,
+		DataDir:                  c.DataDir,
+		ContainerRuntimeEndpoint: c.RuntimeEndpoint,
+		RegistriesFile:           c.PrivateRegistry,
+		ClusterDNS:               []netip.Addr{c.ClusterDNS},
+		ClusterDomain:            c.ClusterDomain,
 		IPMasq:                   ipMasq,
 		MTU:                      mtu,
-		ServingCert:              c.servingCert,
-		ClientCAs:                c.clientCAs,
+		ServingCert:              c.ServingCert,
+		ClientCAs:                c.ClientCAs,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	proxyClient, err := c.clientFor("kube-proxy", 50)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	// The proxy, the DNS server and the node routing share one cache of
 	// Services, EndpointSlices and Nodes.
@@ -168,137 +123,59 @@ func startNode(ctx context.Context, c nodeConfig) (*node, error) {
 	p, err := proxy.New(proxy.Config{
 		Client:            proxyClient,
 		Informers:         svcInformers,
-		NodeName:          c.nodeName,
-		NodeIPs:           []netip.Addr{c.nodeIP},
-		NodePortAddresses: c.nodePortAddresses,
-		ServiceCIDR:       c.serviceCIDR,
-		ClusterCIDR:       c.clusterCIDR,
-		FlushOnShutdown:   c.flushRules,
+		NodeName:          c.NodeName,
+		NodeIPs:           []netip.Addr{c.NodeIP},
+		NodePortAddresses: c.NodePortAddresses,
+		ServiceCIDR:       c.ServiceCIDR,
+		ClusterCIDR:       c.ClusterCIDR,
+		FlushOnShutdown:   c.FlushRules,
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var routing *nodenet.NodeNet
-	if c.backend != backendNone {
+	if c.Backend != BackendNone {
 		routingClient, err := c.clientFor("tinykube-nodenet", 20)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if routing, err = nodenet.New(nodenet.Config{
 			Nodes:       svcInformers.Core().V1().Nodes(),
 			Client:      routingClient,
-			NodeName:    c.nodeName,
-			NodeIP:      c.nodeIP,
-			ClusterCIDR: c.clusterCIDR,
-			Backend:     nodenet.Backend(c.backend),
+			NodeName:    c.NodeName,
+			NodeIP:      c.NodeIP,
+			ClusterCIDR: c.ClusterCIDR,
+			Backend:     nodenet.Backend(c.Backend),
 		}); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	n := &node{cancel: cancel, logger: c.logger}
-	run := func(name string, f func(context.Context) error) {
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			if err := f(ctx); err != nil && ctx.Err() == nil {
-				c.logger.Error(name+" stopped", "err", err)
-			}
-		}()
+	dns, err := newClusterDNS(c, proxyClient, svcInformers)
+	if err != nil {
+		return err
+	}
+
+	if err := g.Start(ctx, lifecycle.Component{Name: "kubelet", Run: k.Run, Ready: k.Ready(), StopTimeout: NodeStopTimeout}); err != nil {
+		return err
+	}
+	// The proxy's component runs the shared informers: node routing and
+	// DNS start after it and stop before it.
+	if err := g.Start(ctx, lifecycle.Component{Name: "proxy", Ready: p.Ready(), StopTimeout: NodeStopTimeout,
+		Run: func(ctx context.Context) error {
+			svcInformers.Start(ctx.Done())
+			defer svcInformers.Shutdown()
+			return p.Run(ctx)
+		}}); err != nil {
+		return err
 	}
 	if routing != nil {
-		run("node routing", func(ctx context.Context) error {
-			defer routing.Close()
-			return routing.Run(ctx)
-		})
-	}
-	run("kubelet", k.Run)
-	run("proxy", p.Run)
-	run("dns", func(ctx context.Context) error { return c.runDNS(ctx, proxyClient, svcInformers) })
-	svcInformers.Start(ctx.Done())
-	go func() {
-		select {
-		case <-k.Ready():
-			c.logger.Info("kubelet ready", "node", c.nodeName)
-		case <-ctx.Done():
+		if err := g.Start(ctx, lifecycle.Component{Name: "nodenet", Ready: routing.Ready(), StopTimeout: NodeStopTimeout,
+			Run: func(ctx context.Context) error {
+				defer routing.Close()
+				return routing.Run(ctx)
+			}}); err != nil {
+			return err
 		}
-	}()
-	return n, nil
-}
-
-// runDNS serves cluster DNS on the gateway address of the node's pod
-// bridge, where kube-system/kube-dns's slice for this node points. It
-// waits for the node's pod CIDR; the address may not exist yet (the
-// bridge comes with the first pod), hence IP_FREEBIND.
-func (c nodeConfig) runDNS(ctx context.Context, client kubernetes.Interface, f informers.SharedInformerFactory) error {
-	var gateway netip.Addr
-	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
-		n, err := client.CoreV1().Nodes().Get(ctx, c.nodeName, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		cidr, err := netip.ParsePrefix(n.Spec.PodCIDR)
-		if err != nil {
-			return false, nil
-		}
-		gateway = cidr.Masked().Addr().Next()
-		return true, nil
-	})
-	if err != nil {
-		return err
 	}
-	lc := net.ListenConfig{Control: func(network, _ string, rc syscall.RawConn) error {
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			level, opt := unix.IPPROTO_IP, unix.IP_FREEBIND
-			if strings.HasSuffix(network, "6") {
-				level, opt = unix.IPPROTO_IPV6, unix.IPV6_FREEBIND
-			}
-			serr = unix.SetsockoptInt(int(fd), level, opt, 1)
-		})
-		return errors.Join(err, serr)
-	}}
-	s, err := dns.New(dns.Config{
-		Informers: f,
-		Addr:      net.JoinHostPort(gateway.String(), "53"),
-		Domain:    c.clusterDomain,
-		ListenPacket: func(network, address string) (net.PacketConn, error) {
-			return lc.ListenPacket(ctx, network, address)
-		},
-		Listen: func(network, address string) (net.Listener, error) {
-			return lc.Listen(ctx, network, address)
-		},
-	})
-	if err != nil {
-		return err
-	}
-	// The factory was started before this informer was asked for.
-	f.Start(ctx.Done())
-	go func() {
-		select {
-		case <-s.Ready():
-			c.logger.Info("cluster DNS ready", "addr", s.Addr())
-		case <-ctx.Done():
-		}
-	}()
-	if err := s.Run(ctx); err != nil {
-		return fmt.Errorf("cluster DNS on %s: %w", gateway, err)
-	}
-	return nil
-}
-
-// stop ends the node's parts; running containers keep running, and so do
-// the proxy's rules unless --flush-rules.
-func (n *node) stop() {
-	n.cancel()
-	done := make(chan struct{})
-	go func() {
-		n.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(nodeStopTimeout):
-		n.logger.Warn("node still stopping; not waiting for it", "after", nodeStopTimeout)
-	}
+	return g.Start(ctx, lifecycle.Component{Name: "dns", Run: dns.run, Ready: dns.ready, StopTimeout: NodeStopTimeout})
 }

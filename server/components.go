@@ -1,15 +1,12 @@
-package main
+package server
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
 	utilnet "k8s.io/apimachinery/pkg/util/net"
@@ -19,6 +16,7 @@ import (
 
 	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/controller"
+	"github.com/tinykube/tinykube/internal/lifecycle"
 	"github.com/tinykube/tinykube/pki"
 	"github.com/tinykube/tinykube/scheduler"
 )
@@ -96,34 +94,29 @@ type componentsConfig struct {
 	// clusterDNS is the ClusterIP of kube-system/kube-dns.
 	clusterDNS netip.Addr
 	serviceLB  bool
-	logger     *slog.Logger
 	// Node lifecycle settings (upstream's flag names).
 	nodeMonitorGracePeriod time.Duration
 }
 
-// components are the in-process API clients: the controllers, as
-// upstream's kube-controller-manager runs them, and the scheduler. They
-// start after the API serves and stop before it does.
-type components struct {
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	stops  []func()
-}
+// componentsStopTimeout bounds how long shutdown waits for each in-process
+// component to finish its work in flight; a component with a long backlog
+// (say, the scheduler with thousands of status updates queued) must not
+// keep the server from exiting.
+const componentsStopTimeout = 5 * time.Second
 
-// startComponents builds every component, starts them, and returns at
-// once; they run until stop.
-func startComponents(ctx context.Context, cfg componentsConfig) (*components, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	c := &components{cancel: cancel}
-	// The controllers, as upstream's kube-controller-manager runs them:
-	// one manager, one informer factory, one event broadcaster.
+// startComponents starts the in-process API clients in g, after the API
+// serves: the controllers, as upstream's kube-controller-manager runs
+// them, and the scheduler. Their connections are closed when they stop:
+// the server's graceful shutdown waits for every open HTTP/2 connection,
+// and one that a client opened but never used would hold it up until its
+// timeout.
+func startComponents(ctx context.Context, g *lifecycle.Group, cfg componentsConfig) error {
+	// One manager, one informer factory, one event broadcaster.
 	rc := cfg.loopback.config(cfg.url, cfg.caPEM, userControllerManager)
 	hc, err := rest.HTTPClientFor(rc)
 	if err != nil {
-		cancel()
-		return nil, err
+		return err
 	}
-	c.stops = append(c.stops, func() { utilnet.CloseIdleConnectionsFor(hc.Transport) })
 	manager, err := controller.NewManager(controller.ManagerConfig{
 		RESTConfig:             rc,
 		HTTPClient:             hc,
@@ -133,81 +126,39 @@ func startComponents(ctx context.Context, cfg componentsConfig) (*components, er
 		ClusterDNS:             cfg.clusterDNS,
 		ServiceLB:              cfg.serviceLB,
 		NodeMonitorGracePeriod: cfg.nodeMonitorGracePeriod,
-		Logger:                 cfg.logger,
+		Logger:                 g.Logger("controller-manager"),
 	})
 	if err != nil {
-		c.stop()
-		return nil, fmt.Errorf("controller manager: %w", err)
+		return fmt.Errorf("controller manager: %w", err)
+	}
+	if err := g.Start(ctx, lifecycle.Component{Name: "controller-manager", StopTimeout: componentsStopTimeout,
+		Run: func(ctx context.Context) error {
+			defer utilnet.CloseIdleConnectionsFor(hc.Transport)
+			return manager.Run(ctx)
+		}}); err != nil {
+		return err
 	}
 
 	// The scheduler is its own client with its own informers, as the
-	// separate process it is upstream; it starts them itself.
-	schedClient, err := c.client(cfg, userScheduler)
+	// separate process it is upstream.
+	src := cfg.loopback.config(cfg.url, cfg.caPEM, userScheduler)
+	shc, err := rest.HTTPClientFor(src)
 	if err != nil {
-		c.stop()
-		return nil, err
+		return err
+	}
+	schedClient, err := kubernetes.NewForConfigAndClient(src, shc)
+	if err != nil {
+		return err
 	}
 	schedInformers := informers.NewSharedInformerFactory(schedClient, 0)
-	c.stops = append(c.stops, schedInformers.Shutdown)
 	sched, err := scheduler.New(scheduler.Config{Client: schedClient, Informers: schedInformers})
 	if err != nil {
-		c.stop()
-		return nil, fmt.Errorf("scheduler: %w", err)
+		return fmt.Errorf("scheduler: %w", err)
 	}
-
-	c.run(func() { _ = manager.Run(ctx) })
-	c.run(func() {
-		if err := sched.Run(ctx); err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
-			cfg.logger.Error("scheduler stopped", "err", err)
-		}
-	})
-	return c, nil
-}
-
-// client is a clientset for user. Its connections are closed when the
-// components stop: the server's graceful shutdown waits for every open
-// HTTP/2 connection, and one that a client opened but never used would
-// hold it up until its timeout.
-func (c *components) client(cfg componentsConfig, user string) (kubernetes.Interface, error) {
-	rc := cfg.loopback.config(cfg.url, cfg.caPEM, user)
-	hc, err := rest.HTTPClientFor(rc)
-	if err != nil {
-		return nil, err
-	}
-	c.stops = append(c.stops, func() { utilnet.CloseIdleConnectionsFor(hc.Transport) })
-	return kubernetes.NewForConfigAndClient(rc, hc)
-}
-
-func (c *components) run(f func()) {
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		f()
-	}()
-}
-
-// componentsStopTimeout bounds how long shutdown waits for components to
-// finish their work in flight; a component with a long backlog (say, the
-// scheduler with thousands of status updates queued) must not keep the
-// server from exiting.
-const componentsStopTimeout = 5 * time.Second
-
-// stop ends every component and waits for them, at most
-// componentsStopTimeout; it reports whether they all finished.
-func (c *components) stop() bool {
-	c.cancel()
-	done := make(chan struct{})
-	go func() {
-		c.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(componentsStopTimeout):
-		return false
-	}
-	for i := len(c.stops) - 1; i >= 0; i-- {
-		c.stops[i]()
-	}
-	return true
+	return g.Start(ctx, lifecycle.Component{Name: "scheduler", Ready: sched.Ready(), StopTimeout: componentsStopTimeout,
+		Run: func(ctx context.Context) error {
+			defer utilnet.CloseIdleConnectionsFor(shc.Transport)
+			defer schedInformers.Shutdown()
+			return sched.Run(ctx)
+		}})
 }

@@ -1,9 +1,11 @@
-package main
+package server
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 
@@ -13,10 +15,13 @@ import (
 	"github.com/tinykube/tinykube/storage/bolt"
 )
 
-// openStore opens the bbolt store at path. It is the first thing the
+// StorePath is where a server keeps its store in dataDir.
+func StorePath(dataDir string) string { return filepath.Join(dataDir, "server", "db", "state.db") }
+
+// OpenStore opens the bbolt store at path. It is the first thing the
 // server touches in the data dir: the store's file lock is what keeps a
 // second server off the same data dir, before either writes keys.
-func openStore(path string) (*bolt.Store, error) {
+func OpenStore(path string) (*bolt.Store, error) {
 	return bolt.Open(path, bolt.Options{})
 }
 
@@ -31,6 +36,7 @@ type coreConfig struct {
 	// tolerations new pods get.
 	notReadyTolerationSeconds    int64
 	unreachableTolerationSeconds int64
+	logger                       *slog.Logger
 	// serviceAccounts issues service account tokens (TokenRequest). With
 	// it, pods get upstream's ServiceAccount admission and their
 	// kube-api-access volume; without it there would be no token to put

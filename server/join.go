@@ -1,11 +1,9 @@
-package main
+package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,8 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/tinykube/tinykube/apiserver"
 	"github.com/tinykube/tinykube/apiserver/authn"
@@ -145,31 +141,6 @@ func ensureJoinSecret(ctx context.Context, core http.Handler, token, previous st
 	_, err = secrets.Update(ctx, want, metav1.UpdateOptions{})
 	return err
 }
-
-// inProcessClient is a clientset that calls core directly, as the API
-// server calling itself (system:apiserver): no network, no
-// authentication. It serves single requests, not watches.
-func inProcessClient(core http.Handler) kubernetes.Interface {
-	cfg := &rest.Config{
-		Host:      "http://in-process",
-		UserAgent: "tinykube/apiserver",
-		Transport: roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-			w := &recorder{header: http.Header{}, code: http.StatusOK}
-			core.ServeHTTP(w, req.WithContext(authn.WithUser(req.Context(), lookupUser())))
-			return &http.Response{
-				StatusCode: w.code, Status: http.StatusText(w.code), Header: w.header,
-				Body: io.NopCloser(bytes.NewReader(w.body.Bytes())), ContentLength: int64(w.body.Len()), Request: req,
-				Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-			}, nil
-		}),
-	}
-	// Only fails on a malformed config, and this one is fixed.
-	return kubernetes.NewForConfigOrDie(cfg)
-}
-
-type roundTripperFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // signingFile is the CA file in dir, or "" without a dir.
 func signingFile(dir string, file func(string) string) string {

@@ -11,12 +11,12 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tinykube/tinykube/agent"
 )
 
 // agentOptions are the `tinykube agent` flags, named as k3s names them.
@@ -29,6 +29,7 @@ type agentOptions struct {
 	serviceCIDR string
 	clusterCIDR string
 	node        nodeFlags
+	log         logOptions
 }
 
 func newAgentCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -45,13 +46,21 @@ certificates through certificate signing requests, which the server
 approves and signs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
-			defer stop()
-			return runAgent(ctx, stop, o, stdout, stderr)
+			cfg, err := o.parse()
+			if err != nil {
+				return err
+			}
+			return runLogged(cmd.Context(), o.log, stderr, func(ctx context.Context, logger *slog.Logger) error {
+				return agent.Run(ctx, agent.Config{Node: cfg.node, Server: cfg.server, Token: cfg.token, DataDir: cfg.dataDir,
+					Logger: logger, Ready: func() {
+						fmt.Fprintf(stdout, "tinykube: node %s joined %s\n", cfg.node.NodeName, cfg.server)
+					}})
+			})
 		},
 	}
 	f := cmd.Flags()
 	f.SortFlags = false
+	addLogFlags(f, &o.log)
 	f.StringVar(&o.server, "server", os.Getenv("TINYKUBE_URL"), "URL of the API server to join, https://HOST:6443 ($TINYKUBE_URL)")
 	f.StringVar(&o.token, "token", os.Getenv("TINYKUBE_TOKEN"), "join token, K10<CA hash>::<id>.<secret> ($TINYKUBE_TOKEN)")
 	f.StringVar(&o.tokenFile, "token-file", "", "file holding the join token, such as a copy of DATA_DIR/server/token (keeps it out of the process list)")
@@ -68,7 +77,7 @@ type agentConfig struct {
 	server  string
 	token   string
 	dataDir string
-	node    nodeSettings
+	node    agent.Settings
 }
 
 func (o *agentOptions) parse() (*agentConfig, error) {
@@ -112,7 +121,7 @@ func (o *agentOptions) parse() (*agentConfig, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.node.nodeName += "-" + id
+		c.node.NodeName += "-" + id
 	}
 	return c, nil
 }
@@ -136,41 +145,4 @@ func ensureNodeID(path string) (string, error) {
 		return "", err
 	}
 	return id, os.WriteFile(path, []byte(id+"\n"), 0o644)
-}
-
-// runAgent joins the cluster and runs the node until ctx ends. stop
-// releases the signal handler once shutdown begins.
-func runAgent(ctx context.Context, stop func(), o *agentOptions, stdout, stderr io.Writer) error {
-	cfg, err := o.parse()
-	if err != nil {
-		return err
-	}
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	jc := joinConfig{server: cfg.server, token: cfg.token, dir: filepath.Join(cfg.dataDir, "agent", "tls"),
-		nodeName: cfg.node.nodeName, nodeIP: cfg.node.nodeIP, logger: logger}
-	j, err := join(ctx, jc)
-	if err != nil && ctx.Err() != nil {
-		// Stopped while waiting for the certificates: not a failure.
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	n, err := startNode(ctx, nodeConfig{nodeSettings: cfg.node, dataDir: cfg.dataDir, api: j.api,
-		servingCert: &j.servingCert, clientCAs: j.clientCAs, logger: logger})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "tinykube: node %s joined %s\n", cfg.node.nodeName, cfg.server)
-	renewing := make(chan struct{})
-	go func() {
-		defer close(renewing)
-		keepCertificates(ctx, jc)
-	}()
-	<-ctx.Done()
-	<-renewing
-	stop()
-	logger.Info("shutting down")
-	n.stop()
-	return nil
 }

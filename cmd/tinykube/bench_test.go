@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tinykube/tinykube/server"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -134,7 +135,7 @@ func BenchmarkServerIdleRSS(b *testing.B) {
 	var rss float64
 	for b.Loop() {
 		p := startServer(b, b.TempDir())
-		time.Sleep(releaseStartupMemoryAfter + 5*time.Second) // the measurement's idle period
+		time.Sleep(server.ReleaseStartupMemoryAfter + 5*time.Second) // the measurement's idle period
 		rss = max(rss, vmRSSMiB(b, p.cmd.Process.Pid))
 		if err := p.stop(b); err != nil {
 			b.Fatal(err)

@@ -14,8 +14,8 @@ func newImagesCommand(stdout io.Writer) *cobra.Command {
 	images := &cobra.Command{
 		Use:   "images",
 		Short: "Manage the node's container images",
-		Args:  cobra.NoArgs,
 	}
+	commandGroup(images)
 	var dataDir, endpoint string
 	imp := &cobra.Command{
 		Use:   "import FILE...",

@@ -5,8 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"io"
-	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -20,8 +18,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/tinykube/tinykube/agent"
 	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/pki"
+	"github.com/tinykube/tinykube/server"
 )
 
 // joinTestServer is a `tinykube server --disable-agent` child process and
@@ -62,27 +62,27 @@ func startJoinTestServer(t *testing.T) *joinTestServer {
 
 // join joins as nodeName with token into a fresh agent dir, or dir when
 // given.
-func (s *joinTestServer) join(t *testing.T, token, nodeName, dir string) (*joined, error) {
+func (s *joinTestServer) join(t *testing.T, token, nodeName, dir string) (*agent.Joined, error) {
 	t.Helper()
 	return s.joinAt(t, token, nodeName, dir, nil)
 }
 
 // joinAt is join with the node's clock at now.
-func (s *joinTestServer) joinAt(t *testing.T, token, nodeName, dir string, now func() time.Time) (*joined, error) {
+func (s *joinTestServer) joinAt(t *testing.T, token, nodeName, dir string, now func() time.Time) (*agent.Joined, error) {
 	t.Helper()
 	if dir == "" {
 		dir = filepath.Join(t.TempDir(), "agent", "tls")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	return join(ctx, joinConfig{server: s.url, token: token, dir: dir, nodeName: nodeName,
-		nodeIP: netip.MustParseAddr("192.0.2.10"), logger: slog.New(slog.NewTextHandler(io.Discard, nil)), now: now})
+	return agent.Join(ctx, agent.JoinConfig{Server: s.url, Token: token, Dir: dir, NodeName: nodeName,
+		NodeIP: netip.MustParseAddr("192.0.2.10"), Now: now})
 }
 
 // whoami is `kubectl auth whoami` with the joined node's credentials.
-func whoami(t *testing.T, j *joined) string {
+func whoami(t *testing.T, j *agent.Joined) string {
 	t.Helper()
-	c, err := kubernetes.NewForConfig(j.api)
+	c, err := kubernetes.NewForConfig(j.API)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,11 +133,11 @@ func TestJoinWithTheServerTokenGetsNodeCertificates(t *testing.T) {
 			t.Errorf("%s: %v, mode %v, want 0600", key, err, fi.Mode())
 		}
 	}
-	if _, err := j.servingCert.Leaf.Verify(x509.VerifyOptions{Roots: j.clientCAs, DNSName: "node-a",
+	if _, err := j.ServingCert.Leaf.Verify(x509.VerifyOptions{Roots: j.ClientCAs, DNSName: "node-a",
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
 		t.Errorf("serving certificate: %v", err)
 	}
-	if err := j.servingCert.Leaf.VerifyHostname("192.0.2.10"); err != nil {
+	if err := j.ServingCert.Leaf.VerifyHostname("192.0.2.10"); err != nil {
 		t.Errorf("serving certificate: %v", err)
 	}
 
@@ -150,7 +150,7 @@ func TestJoinWithTheServerTokenGetsNodeCertificates(t *testing.T) {
 	if n := csrCount(t, s); n != before {
 		t.Errorf("restart made %d new certificate requests", n-before)
 	}
-	if string(readFile(t, again.api.CertFile)) != string(certPEM) {
+	if string(readFile(t, again.API.CertFile)) != string(certPEM) {
 		t.Error("restart did not reuse the client certificate")
 	}
 
@@ -167,7 +167,7 @@ func TestJoinWithTheServerTokenGetsNodeCertificates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(readFile(t, renewed.api.CertFile)) == string(certPEM) {
+	if string(readFile(t, renewed.API.CertFile)) == string(certPEM) {
 		t.Error("a client certificate close to expiry was not renewed")
 	}
 	csrs, err := s.admin.CertificatesV1().CertificateSigningRequests().List(context.Background(), metav1.ListOptions{})
@@ -190,7 +190,7 @@ func TestTokenCreatePrintsATokenThatJoins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, err := createJoinToken(context.Background(), cfg, tokenCreateOptions{ttl: time.Hour}, time.Now())
+	token, err := server.CreateJoinToken(context.Background(), cfg, server.TokenOptions{TTL: time.Hour}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,9 +239,9 @@ func TestJoinRefusesBadTokensAndRegistersNothing(t *testing.T) {
 		token string
 		want  error
 	}{
-		{"wrong secret", pki.FormatJoinToken(caPEM, id+".0000000000000000"), errTokenRefused},
-		{"unknown token", pki.FormatJoinToken(caPEM, "zzzzzz.0123456789abcdef"), errTokenRefused},
-		{"expired token", pki.FormatJoinToken(caPEM, expired), errTokenRefused},
+		{"wrong secret", pki.FormatJoinToken(caPEM, id+".0000000000000000"), agent.ErrTokenRefused},
+		{"unknown token", pki.FormatJoinToken(caPEM, "zzzzzz.0123456789abcdef"), agent.ErrTokenRefused},
+		{"expired token", pki.FormatJoinToken(caPEM, expired), agent.ErrTokenRefused},
 		{"token for another CA", pki.FormatJoinToken(other.CACertPEM, good.Credential), pki.ErrCAHashMismatch},
 	}
 	for _, tt := range tests {
@@ -267,79 +267,6 @@ func TestJoinRefusesBadTokensAndRegistersNothing(t *testing.T) {
 	}
 }
 
-func TestServerJoinTokenIsKeptAndReplacedByTokenFlag(t *testing.T) {
-	dir := t.TempDir()
-	store, err := openStore(filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	c, err := newCore(store, coreConfig{serviceCIDR: netip.MustParsePrefix("10.43.0.0/16"), advertiseAddress: netip.MustParseAddr("127.0.0.1")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := c.bootstrap(ctx); err != nil {
-		t.Fatal(err)
-	}
-	b, err := pki.Ensure(pki.Config{Dir: filepath.Join(dir, "tls"), ServiceIP: netip.MustParseAddr("10.43.0.1")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	secrets := inProcessClient(c.handler).CoreV1().Secrets("kube-system")
-	settle := func(given string) string {
-		t.Helper()
-		token, previous, err := ensureJoinToken(dir, b.CACertPEM, given)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := ensureJoinSecret(ctx, c.handler, token, previous); err != nil {
-			t.Fatal(err)
-		}
-		return token
-	}
-	secretOf := func(token string) error {
-		t.Helper()
-		jt, err := pki.ParseJoinToken(token)
-		if err != nil {
-			t.Fatal(err)
-		}
-		id, _, _ := authn.ParseBootstrapToken(jt.Credential)
-		_, err = secrets.Get(ctx, "bootstrap-token-"+id, metav1.GetOptions{})
-		return err
-	}
-
-	first := settle("")
-	if again := settle(""); again != first {
-		t.Fatalf("restart changed the join token: %q -> %q", first, again)
-	}
-	if err := secretOf(first); err != nil {
-		t.Fatalf("the join token's Secret: %v", err)
-	}
-	replaced := settle("abcdef.0123456789abcdef")
-	if replaced != pki.FormatJoinToken(b.CACertPEM, "abcdef.0123456789abcdef") {
-		t.Fatalf("--token gave %q", replaced)
-	}
-	if err := secretOf(replaced); err != nil {
-		t.Fatalf("the new join token's Secret: %v", err)
-	}
-	if err := secretOf(first); err == nil {
-		t.Error("the replaced token's Secret is still there")
-	}
-	data, err := os.ReadFile(filepath.Join(dir, "token"))
-	if err != nil || strings.TrimSpace(string(data)) != replaced {
-		t.Errorf("token file %q (%v), want %q", data, err, replaced)
-	}
-
-	other, err := pki.Ensure(pki.Config{Dir: filepath.Join(t.TempDir(), "tls"), ServiceIP: netip.MustParseAddr("10.43.0.1")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := ensureJoinToken(dir, b.CACertPEM, pki.FormatJoinToken(other.CACertPEM, "abcdef.0123456789abcdef")); !errors.Is(err, pki.ErrCAHashMismatch) {
-		t.Errorf("--token of another cluster: %v", err)
-	}
-}
-
 func TestTokenCreateCommandPrintsATokenThatAuthenticates(t *testing.T) {
 	s := startJoinTestServer(t)
 	var stdout, stderr strings.Builder
@@ -359,7 +286,7 @@ func TestTokenCreateCommandPrintsATokenThatAuthenticates(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.CertData, cfg.KeyData, cfg.BearerToken = nil, nil, jt.Credential
-	if got := whoami(t, &joined{api: cfg}); got != "system:bootstrap:"+id+" system:bootstrappers,system:bootstrappers:worker,system:authenticated" {
+	if got := whoami(t, &agent.Joined{API: cfg}); got != "system:bootstrap:"+id+" system:bootstrappers,system:bootstrappers:worker,system:authenticated" {
 		t.Errorf("the printed token authenticates as %q", got)
 	}
 	secret, err := s.admin.CoreV1().Secrets("kube-system").Get(context.Background(), "bootstrap-token-"+id, metav1.GetOptions{})
@@ -399,7 +326,7 @@ func TestTokenListAndDelete(t *testing.T) {
 	if strings.Contains(tokenCmd("list"), id) {
 		t.Error("deleted token still listed")
 	}
-	if _, err := s.join(t, token, "node-c", ""); !errors.Is(err, errTokenRefused) {
+	if _, err := s.join(t, token, "node-c", ""); !errors.Is(err, agent.ErrTokenRefused) {
 		t.Errorf("join with a deleted token: %v", err)
 	}
 }

@@ -101,6 +101,10 @@ type labServer struct {
 	apiNS *netlab.NS
 	// p is the running process, shared by the copies subtests use.
 	p *labProc
+	// mountNS pins the node's mount namespace, which every start of the
+	// server enters, as a host's restarted server finds the mounts its
+	// last run left (the pods' pinned network namespaces among them).
+	mountNS string
 }
 
 // labProc is one run of the server.
@@ -108,6 +112,8 @@ type labProc struct {
 	cmd    *exec.Cmd
 	exited chan error
 	stderr *lockedBuffer
+	// ready gets the first line of stdout.
+	ready chan string
 }
 
 // lockedBuffer collects a child's stderr for failure messages.
@@ -122,6 +128,13 @@ func (b *lockedBuffer) Write(p []byte) (int, error) {
 	b.mu <- struct{}{}
 	defer func() { <-b.mu }()
 	return b.buf.Write(p)
+}
+
+// All is everything written so far.
+func (b *lockedBuffer) All() string {
+	b.mu <- struct{}{}
+	defer func() { <-b.mu }()
+	return b.buf.String()
 }
 
 func (b *lockedBuffer) String() string {
@@ -156,10 +169,40 @@ func newLabServer(t *testing.T, n *labNet, name, ip string, args ...string) *lab
 			t.Fatal(err)
 		}
 	}
+	s.mountNS = newMountNS(t)
 	// Runs after the namespace's own cleanup was registered, so before it:
 	// pods are stopped while the node can still do it.
 	t.Cleanup(s.cleanUp)
 	return s
+}
+
+// newMountNS makes a mount namespace that outlives its processes, pinned
+// on a file (on a private mount of its own, as the kernel requires), and
+// whose mounts stay out of the host's view; it is removed at cleanup.
+func newMountNS(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, args := range [][]string{{"--bind", dir, dir}, {"--make-private", dir}} {
+		if out, err := exec.Command("mount", args...).CombinedOutput(); err != nil {
+			t.Fatalf("mount %v: %v: %s", args, err, out)
+		}
+	}
+	file := filepath.Join(dir, "mnt")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Runs after the server's cleanup, which ends the processes inside.
+	t.Cleanup(func() {
+		for _, path := range []string{file, dir} {
+			if out, err := exec.Command("umount", "--lazy", path).CombinedOutput(); err != nil {
+				t.Errorf("umount %s: %v: %s", path, err, out)
+			}
+		}
+	})
+	if out, err := exec.Command("unshare", "--mount="+file, "--propagation", "slave", "true").CombinedOutput(); err != nil {
+		t.Fatalf("unshare --mount=%s: %v: %s", file, err, out)
+	}
+	return file
 }
 
 // in is s for use in subtest t: failures end t, not the parent test.
@@ -180,15 +223,15 @@ func newLabAgent(t *testing.T, n *labNet, server *labServer, name, ip string, ar
 	return a
 }
 
-// start runs the server and waits for its ready line.
-func (s *labServer) start() {
+// startNoWait runs the server and returns at once.
+func (s *labServer) startNoWait() *labProc {
 	t := s.t
 	t.Helper()
-	// The server enters the node's network namespace and a mount namespace
-	// of its own, so the mounts of its pods stay out of the host's view.
+	// The server enters the node's network namespace and the node's mount
+	// namespace, so the mounts of its pods stay out of the host's view.
 	// (Not `ip netns exec`: it mounts a fresh /sys without the cgroup
 	// file systems runc needs.)
-	argv := []string{"--net=/var/run/netns/" + s.ns.Name, "unshare", "--mount", "--propagation", "slave", "--", os.Args[0]}
+	argv := []string{"--net=/var/run/netns/" + s.ns.Name, "--mount=" + s.mountNS, "--", os.Args[0]}
 	if s.joins == nil {
 		argv = append(argv, "server", "--write-kubeconfig", s.kubeconfig, "--advertise-address", s.ip)
 	} else {
@@ -209,20 +252,28 @@ func (s *labServer) start() {
 	if err := s.p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ready := make(chan string, 1)
+	s.p.ready = make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			select {
-			case ready <- sc.Text():
+			case s.p.ready <- sc.Text():
 			default:
 			}
 		}
 		s.p.exited <- s.p.cmd.Wait()
 		close(s.p.exited)
 	}()
+	return s.p
+}
+
+// start runs the server and waits for its ready line.
+func (s *labServer) start() {
+	t := s.t
+	t.Helper()
+	s.startNoWait()
 	select {
-	case line := <-ready:
+	case line := <-s.p.ready:
 		if !strings.HasPrefix(line, "tinykube: API server ready at ") && !strings.HasPrefix(line, "tinykube: node "+s.name+" joined ") {
 			t.Fatalf("unexpected first line %q", line)
 		}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"sort"
 	"strconv"
 
@@ -14,28 +13,21 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // newServiceCommand is `tinykube service url NAME [-n NS]`, as minikube
 // users know it: the URL of each port of a NodePort or LoadBalancer
 // Service on a node's address.
 func newServiceCommand(stdout io.Writer) *cobra.Command {
-	svc := &cobra.Command{Use: "service", Short: "Show how to reach Services from outside the cluster", Args: cobra.NoArgs}
+	svc := &cobra.Command{Use: "service", Short: "Show how to reach Services from outside the cluster"}
+	commandGroup(svc)
 	var namespace, kubeconfig string
 	url := &cobra.Command{
 		Use:   "url NAME",
 		Short: "Print http://NODE_IP:NODE_PORT for each port of a NodePort or LoadBalancer Service",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rules := clientcmd.NewDefaultClientConfigLoadingRules()
-			switch {
-			case kubeconfig != "":
-				rules.ExplicitPath = kubeconfig
-			case os.Getenv("KUBECONFIG") == "":
-				rules.ExplicitPath = defaultKubeconfig
-			}
-			cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+			cfg, err := restConfigFrom(kubeconfig)
 			if err != nil {
 				return err
 			}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,12 +18,14 @@ import (
 
 	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/pki"
+	"github.com/tinykube/tinykube/server"
 )
 
 // newTokenCommand is `tinykube token create|list|delete`, as `kubeadm
 // token` and `k3s token`: bootstrap tokens, printed as join tokens.
 func newTokenCommand(stdout io.Writer) *cobra.Command {
-	token := &cobra.Command{Use: "token", Short: "Manage join tokens", Args: cobra.NoArgs}
+	token := &cobra.Command{Use: "token", Short: "Manage join tokens"}
+	commandGroup(token)
 	var o tokenCreateOptions
 	create := &cobra.Command{
 		Use:   "create",
@@ -39,7 +39,7 @@ which an agent uses to verify the server and to get its node certificate.`,
 			if err != nil {
 				return err
 			}
-			t, err := createJoinToken(cmd.Context(), cfg, o, time.Now())
+			t, err := server.CreateJoinToken(cmd.Context(), cfg, server.TokenOptions{TTL: o.ttl, Description: o.description, Groups: o.groups}, time.Now())
 			if err != nil {
 				return err
 			}
@@ -174,47 +174,4 @@ func restConfigFrom(kubeconfig string) (*rest.Config, error) {
 		rules.ExplicitPath = defaultKubeconfig
 	}
 	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
-}
-
-// createJoinToken creates a bootstrap token valid for ttl (forever when
-// 0) and returns it as a join token carrying the hash of the CA that cfg
-// trusts: the cluster CA.
-func createJoinToken(ctx context.Context, cfg *rest.Config, o tokenCreateOptions, now time.Time) (string, error) {
-	if o.ttl < 0 {
-		return "", errors.New("--ttl must not be negative")
-	}
-	caPEM := cfg.CAData
-	if len(caPEM) == 0 && cfg.CAFile != "" {
-		var err error
-		if caPEM, err = os.ReadFile(cfg.CAFile); err != nil {
-			return "", err
-		}
-	}
-	if len(caPEM) == 0 {
-		return "", errors.New("the kubeconfig names no cluster CA, so the join token could not carry its hash")
-	}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return "", err
-	}
-	credential, err := authn.NewBootstrapToken()
-	if err != nil {
-		return "", err
-	}
-	var expires time.Time
-	if o.ttl > 0 {
-		expires = now.Add(o.ttl)
-	}
-	description := o.description
-	if description == "" {
-		description = "Join token created by `tinykube token create`."
-	}
-	secret, err := authn.BootstrapTokenSecret(credential, expires, description, o.groups)
-	if err != nil {
-		return "", err
-	}
-	if _, err := client.CoreV1().Secrets(secret.Namespace).Create(ctx, secret, metav1.CreateOptions{}); err != nil {
-		return "", fmt.Errorf("creating the bootstrap token: %w", err)
-	}
-	return pki.FormatJoinToken(caPEM, credential), nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"github.com/vishvananda/netlink"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/tinykube/tinykube/nodenet"
 	"github.com/tinykube/tinykube/proxy"
+	"github.com/tinykube/tinykube/server"
 )
 
 func newUninstallCommand(stdout io.Writer) *cobra.Command {
@@ -41,11 +41,11 @@ store, images) is left alone. The server or agent must be stopped first.`,
 // refuseWhileRunning fails when a server holds the data dir's store: its
 // proxy would only put the rules back.
 func refuseWhileRunning(dataDir string) error {
-	path := filepath.Join(dataDir, "server", "db", "state.db")
+	path := server.StorePath(dataDir)
 	if _, err := os.Stat(path); err != nil {
 		return nil // no server data here: an agent-only host, or nothing
 	}
-	store, err := openStore(path)
+	store, err := server.OpenStore(path)
 	if err != nil {
 		return fmt.Errorf("a tinykube server seems to be running on %s (stop it first): %w", dataDir, err)
 	}
