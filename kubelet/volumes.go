@@ -11,7 +11,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/tinykube/tinykube/apiserver/authn"
+	"github.com/tinykube/tinykube/internal/satoken"
 	"github.com/tinykube/tinykube/kubelet/sandbox"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -316,7 +316,7 @@ func (k *Kubelet) serviceAccountToken(ctx context.Context, pod *corev1.Pod, src 
 	// The token the volume holds is read back, not verified: it came
 	// from the API server.
 	old, _ := os.ReadFile(current)
-	oldClaims, err := authn.ParseTokenClaims(string(old))
+	oldClaims, err := satoken.ParseUnverified(string(old))
 	usable := err == nil && tokenBoundTo(oldClaims, pod.UID, src.Audience)
 	if usable && !tokenNeedsRefresh(oldClaims, time.Duration(seconds)*time.Second, now) {
 		return old, nil
@@ -345,13 +345,13 @@ func (k *Kubelet) serviceAccountToken(ctx context.Context, pod *corev1.Pod, src 
 
 // tokenBoundTo reports whether the token is the pod's and for audience
 // (any, when the projection names none and the API server chose).
-func tokenBoundTo(c *authn.TokenClaims, pod types.UID, audience string) bool {
+func tokenBoundTo(c *satoken.Claims, pod types.UID, audience string) bool {
 	return c.Kubernetes.Pod != nil && c.Kubernetes.Pod.UID == string(pod) && (audience == "" || slices.Contains(c.Audience, audience))
 }
 
 // tokenNeedsRefresh: 80% of the requested lifetime or a day has passed
 // since the token was issued.
-func tokenNeedsRefresh(c *authn.TokenClaims, requested time.Duration, now time.Time) bool {
+func tokenNeedsRefresh(c *satoken.Claims, requested time.Duration, now time.Time) bool {
 	issued := time.Unix(c.IssuedAt, 0)
 	return !now.Before(issued.Add(time.Duration(float64(requested)*tokenRefreshFraction))) || !now.Before(issued.Add(tokenMaxAge))
 }

@@ -132,7 +132,7 @@ func (a *Authenticator) fromToken(ctx context.Context, header string) (User, err
 		}
 		switch {
 		case err == nil:
-			u := c.user()
+			u := claimsUser(c)
 			u.Groups = withAuthenticated(u.Groups)
 			return u, nil
 		case !errors.Is(err, errNotServiceAccountToken):

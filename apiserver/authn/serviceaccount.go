@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/uuid"
+
+	"github.com/tinykube/tinykube/internal/satoken"
 )
 
 // Service account identities, as upstream names them.
@@ -31,7 +33,7 @@ const (
 
 // errNotServiceAccountToken: the bearer token is not a JWT of ours, so the
 // other token sets get their turn.
-var errNotServiceAccountToken = errors.New("authn: not a service account token")
+var errNotServiceAccountToken = satoken.ErrNotServiceAccountToken
 
 // ServiceAccountTokensConfig configures ServiceAccountTokens.
 type ServiceAccountTokensConfig struct {
@@ -103,10 +105,7 @@ func (s *ServiceAccountTokens) Issuer() string { return s.issuer }
 func (s *ServiceAccountTokens) Audiences() []string { return slices.Clone(s.audiences) }
 
 // ObjectRef names an object a token is bound to.
-type ObjectRef struct {
-	Name string `json:"name"`
-	UID  string `json:"uid"`
-}
+type ObjectRef = satoken.ObjectRef
 
 // ServiceAccountClaims is what one token says.
 type ServiceAccountClaims struct {
@@ -143,27 +142,11 @@ type jwtHeader struct {
 
 // KubernetesClaims is a token's `kubernetes.io` claim: whose it is and
 // what it is bound to.
-type KubernetesClaims struct {
-	Namespace      string     `json:"namespace"`
-	ServiceAccount ObjectRef  `json:"serviceaccount"`
-	Pod            *ObjectRef `json:"pod,omitempty"`
-	Secret         *ObjectRef `json:"secret,omitempty"`
-	Node           *ObjectRef `json:"node,omitempty"`
-	WarnAfter      int64      `json:"warnafter,omitempty"`
-}
+type KubernetesClaims = satoken.KubernetesClaims
 
 // TokenClaims are the claims of a service account token, as upstream
 // writes them.
-type TokenClaims struct {
-	Issuer     string           `json:"iss"`
-	Subject    string           `json:"sub"`
-	Audience   []string         `json:"aud"`
-	Expiry     int64            `json:"exp"`
-	IssuedAt   int64            `json:"iat"`
-	NotBefore  int64            `json:"nbf"`
-	ID         string           `json:"jti,omitempty"`
-	Kubernetes KubernetesClaims `json:"kubernetes.io"`
-}
+type TokenClaims = satoken.Claims
 
 // Issue signs a token for c and returns it with its expiry.
 func (s *ServiceAccountTokens) Issue(c ServiceAccountClaims) (string, time.Time, error) {
@@ -233,23 +216,8 @@ func (s *ServiceAccountTokens) Issue(c ServiceAccountClaims) (string, time.Time,
 const clockSkew = time.Minute
 
 // ParseTokenClaims decodes the claims of a service account token without
-// verifying its signature: for the token's holder, for example a kubelet
-// deciding when to refresh it; never for authentication.
-func ParseTokenClaims(token string) (*TokenClaims, error) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return nil, errNotServiceAccountToken
-	}
-	payloadJSON, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return nil, errNotServiceAccountToken
-	}
-	var c TokenClaims
-	if err := json.Unmarshal(payloadJSON, &c); err != nil {
-		return nil, errNotServiceAccountToken
-	}
-	return &c, nil
-}
+// verifying its signature (satoken.ParseUnverified).
+func ParseTokenClaims(token string) (*TokenClaims, error) { return satoken.ParseUnverified(token) }
 
 // verify checks token and returns its claims. errNotServiceAccountToken
 // means the token is not ours to judge (not a JWT, another issuer).
@@ -342,8 +310,9 @@ const (
 	ExtraCredentialID = "authentication.kubernetes.io/credential-id"
 )
 
-// user is the identity a verified token stands for, as upstream builds it.
-func (c *TokenClaims) user() User {
+// claimsUser is the identity a verified token stands for, as upstream
+// builds it.
+func claimsUser(c *TokenClaims) User {
 	k := c.Kubernetes
 	extra := map[string][]string{}
 	if c.ID != "" {
