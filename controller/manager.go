@@ -38,8 +38,8 @@ import (
 	"github.com/tinykube/tinykube/controller/replicaset"
 	"github.com/tinykube/tinykube/controller/rootcacertpublisher"
 	"github.com/tinykube/tinykube/controller/serviceaccount"
+	"github.com/tinykube/tinykube/controller/servicelb"
 	"github.com/tinykube/tinykube/pki"
-	"github.com/tinykube/tinykube/proxy/servicelb"
 )
 
 // Defaults of the manager's settings, as upstream's
