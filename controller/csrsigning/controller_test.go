@@ -46,7 +46,7 @@ func startSigner(t *testing.T, client kubernetes.Interface) []byte {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		c.Run(ctx, 2)
+		c.Run(ctx)
 	}()
 	f.Start(ctx.Done())
 	t.Cleanup(func() {

@@ -49,8 +49,8 @@ func startControllers(t testing.TB, client kubernetes.Interface) (stop func()) {
 	}
 	factory.Start(ctx.Done())
 	done := make(chan struct{}, 2)
-	go func() { dc.Run(ctx, 2); done <- struct{}{} }()
-	go func() { rc.Run(ctx, 2); done <- struct{}{} }()
+	go func() { dc.Run(ctx); done <- struct{}{} }()
+	go func() { rc.Run(ctx); done <- struct{}{} }()
 	stopped := false
 	stop = func() {
 		if stopped {

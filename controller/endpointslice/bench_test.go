@@ -52,7 +52,7 @@ func BenchmarkThousandReadyPods(b *testing.B) {
 		}
 		factory.Start(runCtx.Done())
 		done := make(chan struct{})
-		go func() { defer close(done); c.Run(runCtx, 5) }()
+		go func() { defer close(done); c.Run(runCtx) }()
 		var slices int
 		err = wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 			l, err := s.Client.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=web"})

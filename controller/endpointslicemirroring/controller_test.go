@@ -47,7 +47,7 @@ func start(t testing.TB, client kubernetes.Interface, maxPer int) *record.FakeRe
 	}
 	factory.Start(ctx.Done())
 	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx, 2) }()
+	go func() { defer close(done); c.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
 	return rec
 }

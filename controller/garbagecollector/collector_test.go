@@ -64,7 +64,7 @@ func startFake(t *testing.T, objs ...runtime.Object) *metadatafake.FakeMetadataC
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx, 2) }()
+	go func() { defer close(done); c.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return md
 }

@@ -39,7 +39,7 @@ func start(t *testing.T, client kubernetes.Interface, cluster string) *record.Fa
 	}
 	factory.Start(ctx.Done())
 	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx, 2) }()
+	go func() { defer close(done); c.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
 	return rec
 }

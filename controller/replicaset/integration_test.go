@@ -34,7 +34,7 @@ func start(t *testing.T, client kubernetes.Interface) {
 	}
 	factory.Start(ctx.Done())
 	done := make(chan struct{})
-	go func() { c.Run(ctx, 2); close(done) }()
+	go func() { c.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; factory.Shutdown(); b.Shutdown() })
 }
 
