@@ -13,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
@@ -134,7 +133,7 @@ func (c *Controller) Run(ctx context.Context) error { return c.loop.Run(ctx) }
 func (c *Controller) enqueue(obj any) {
 	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
 	if err != nil {
-		utilruntime.HandleError(err)
+		c.loop.Log().Error("cannot key object", "err", err)
 		return
 	}
 	c.queue.Add(key)
@@ -143,7 +142,7 @@ func (c *Controller) enqueue(obj any) {
 func (c *Controller) enqueueAfter(d *appsv1.Deployment, after time.Duration) {
 	key, err := cache.MetaNamespaceKeyFunc(d)
 	if err != nil {
-		utilruntime.HandleError(err)
+		c.loop.Log().Error("cannot key object", "err", err)
 		return
 	}
 	c.queue.AddAfter(key, after)

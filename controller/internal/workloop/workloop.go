@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -78,20 +78,36 @@ func Logger(ctx context.Context) *slog.Logger {
 
 var discard = slog.New(slog.DiscardHandler)
 
-// Run waits for the caches, runs PreStart, then syncs keys until ctx ends.
-// It shuts the queue down on return, and returns nil when ctx ended
-// (before or after the caches synced) or PreStart's error.
-func (l Loop[K]) Run(ctx context.Context) error {
-	defer utilruntime.HandleCrash()
-	defer l.Queue.ShutDown()
-	logger := l.Logger
-	if logger == nil {
-		logger = discard
+// Log is the loop's logger: Logger, or one that discards.
+func (l Loop[K]) Log() *slog.Logger {
+	if l.Logger == nil {
+		return discard
 	}
+	return l.Logger
+}
+
+// syncedPoll is how often Run looks at the caches until they synced.
+const syncedPoll = 100 * time.Millisecond
+
+// Run waits for the caches, runs PreStart, then syncs keys until ctx ends.
+// It returns once ctx ended and the syncs in flight returned (keys still
+// queued then are not synced), with the queue shut down: nil, or
+// PreStart's error.
+func (l Loop[K]) Run(ctx context.Context) error {
+	defer l.Queue.ShutDown()
+	logger := l.Log()
 	logger.Info("starting", "workers", max(l.Workers, 1))
 	defer logger.Info("stopped")
-	if !cache.WaitForCacheSync(ctx.Done(), l.Synced...) {
-		return nil
+	err := wait.PollUntilContextCancel(ctx, syncedPoll, true, func(context.Context) (bool, error) {
+		for _, synced := range l.Synced {
+			if !synced() {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil // ctx ended first
 	}
 	if l.PreStart != nil {
 		if err := l.PreStart(ctx); err != nil {
@@ -101,18 +117,25 @@ func (l Loop[K]) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	// Workers end when the queue shuts down (deferred above) or ctx ends.
+	var workers sync.WaitGroup
 	for range max(l.Workers, 1) {
-		go wait.UntilWithContext(ctx, func(ctx context.Context) { l.work(ctx, logger) }, time.Second)
+		workers.Go(func() { l.work(ctx, logger) })
 	}
 	<-ctx.Done()
+	l.Queue.ShutDown()
+	workers.Wait()
 	return nil
 }
 
+// work syncs keys until the queue shuts down or ctx ends.
 func (l Loop[K]) work(ctx context.Context, logger *slog.Logger) {
 	for {
 		key, quit := l.Queue.Get()
 		if quit {
+			return
+		}
+		if ctx.Err() != nil {
+			l.Queue.Done(key)
 			return
 		}
 		l.one(ctx, logger.With(l.KeyKind, key), key)

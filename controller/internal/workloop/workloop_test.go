@@ -295,3 +295,36 @@ func TestRunReturnsNilWhenCtxEnds(t *testing.T) {
 		t.Errorf("Run = %v, want nil", err)
 	}
 }
+
+func TestRunWaitsForTheSyncsInFlight(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	var finished atomic.Bool
+	q := immediateQueue()
+	q.Add("a")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- Loop[string]{Queue: q, Sync: func(ctx context.Context, _ string) error {
+			close(started)
+			<-ctx.Done()
+			<-release
+			finished.Store(true)
+			return nil
+		}}.Run(ctx)
+	}()
+	<-started
+	cancel()
+	select {
+	case <-done:
+		t.Fatal("Run returned while a sync was in flight")
+	default:
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	if !finished.Load() {
+		t.Error("Run returned before the sync did")
+	}
+}
