@@ -150,6 +150,9 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if restCfg.UserAgent == "" {
 		restCfg.UserAgent = "tinykube/kube-controller-manager"
 	}
+	if restCfg.WarningHandler == nil && restCfg.WarningHandlerWithContext == nil {
+		restCfg.WarningHandler = warningLogger{cfg.Logger}
+	}
 	hc := cfg.HTTPClient
 	if hc == nil {
 		var err error
@@ -276,6 +279,17 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		m.runners = append(m.runners, runner{name: s.name, log: log, run: run})
 	}
 	return m, nil
+}
+
+// warningLogger logs the API server's warnings (the deprecated v1
+// Endpoints the endpoints controller writes, for one) at debug level
+// through the manager's logger, instead of client-go's default, klog.
+type warningLogger struct{ log *slog.Logger }
+
+func (w warningLogger) HandleWarningHeader(code int, agent, text string) {
+	if code == 299 && text != "" {
+		w.log.Debug("API server warning", "warning", text)
+	}
 }
 
 // runFunc runs one controller until ctx ends.
