@@ -35,6 +35,7 @@ func startControllers(t testing.TB, client kubernetes.Interface) (stop func()) {
 		Client:    client,
 		Informers: factory,
 		Recorder:  broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: deployment.Name}),
+		Workers:   2,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -43,6 +44,7 @@ func startControllers(t testing.TB, client kubernetes.Interface) (stop func()) {
 		Client:    client,
 		Informers: factory,
 		Recorder:  broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: replicaset.Name}),
+		Workers:   2,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -46,7 +46,7 @@ func BenchmarkThousandReadyPods(b *testing.B) {
 		began := time.Now()
 		runCtx, cancel := context.WithCancel(ctx)
 		factory := informers.NewSharedInformerFactory(s.Client, 0)
-		c, err := New(Config{Client: s.Client, Informers: factory, Recorder: record.NewFakeRecorder(100)})
+		c, err := New(Config{Client: s.Client, Informers: factory, Recorder: record.NewFakeRecorder(100), Workers: 5})
 		if err != nil {
 			b.Fatal(err)
 		}

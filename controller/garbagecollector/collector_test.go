@@ -58,7 +58,7 @@ func startFake(t *testing.T, objs ...runtime.Object) *metadatafake.FakeMetadataC
 	scheme := runtime.NewScheme()
 	metav1.AddMetaToScheme(scheme)
 	md := metadatafake.NewSimpleMetadataClient(scheme, objs...)
-	c, err := New(Config{Client: client, Metadata: md})
+	c, err := New(Config{Client: client, Metadata: md, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func start(t *testing.T, client kubernetes.Interface, cluster string) *record.Fa
 	ctx, cancel := context.WithCancel(context.Background())
 	factory := informers.NewSharedInformerFactory(client, 0)
 	rec := record.NewFakeRecorder(100)
-	c, err := New(Config{Client: client, Informers: factory, Recorder: rec, ClusterCIDR: netip.MustParsePrefix(cluster)})
+	c, err := New(Config{Client: client, Informers: factory, Recorder: rec, ClusterCIDR: netip.MustParsePrefix(cluster), Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func start(t *testing.T, client kubernetes.Interface, ca []byte) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	factory := informers.NewSharedInformerFactory(client, 0)
-	c, err := New(Config{Client: client, Informers: factory, RootCA: ca})
+	c, err := New(Config{Client: client, Informers: factory, RootCA: ca, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
