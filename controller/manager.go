@@ -177,52 +177,55 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		broadcaster: record.NewBroadcaster(record.WithContext(
 			logr.NewContext(context.Background(), logr.FromSlogHandler(cfg.Logger.Handler())))),
 	}
-	rec := func(component string) record.EventRecorder {
-		return m.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component})
+	// rec records events as source; what the recorder itself logs goes to
+	// the controller's logger.
+	rec := func(source string, log *slog.Logger) record.EventRecorder {
+		return m.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: source}).
+			WithLogger(logr.FromSlogHandler(log.Handler()))
 	}
 	f := m.factory
 	// Worker counts are upstream's --concurrent-*-syncs defaults.
 	steps := []step{
 		{deployment.Name, func(log *slog.Logger) (runFunc, error) {
-			return runOf(deployment.New(deployment.Config{Client: client, Informers: f, Recorder: rec(deployment.Name), Clock: cfg.Clock,
+			return runOf(deployment.New(deployment.Config{Client: client, Informers: f, Recorder: rec(deployment.Name, log), Clock: cfg.Clock,
 				Workers: 5, Logger: log}))
 		}},
 		{replicaset.Name, func(log *slog.Logger) (runFunc, error) {
-			return runOf(replicaset.New(replicaset.Config{Client: client, Informers: f, Recorder: rec(replicaset.Name), Clock: cfg.Clock,
+			return runOf(replicaset.New(replicaset.Config{Client: client, Informers: f, Recorder: rec(replicaset.Name, log), Clock: cfg.Clock,
 				Workers: 5, Logger: log}))
 		}},
 		{job.Name, func(log *slog.Logger) (runFunc, error) {
 			clk, _ := cfg.Clock.(clock.WithTicker) // nil: the real clock
-			return runOf(job.New(job.Config{Client: client, Informers: f, Recorder: rec(job.Name), Clock: clk,
+			return runOf(job.New(job.Config{Client: client, Informers: f, Recorder: rec(job.Name, log), Clock: clk,
 				Workers: 5, Logger: log}))
 		}},
 		{cronjob.Name, func(log *slog.Logger) (runFunc, error) {
 			clk, _ := cfg.Clock.(clock.WithTicker)
-			return runOf(cronjob.New(cronjob.Config{Client: client, Informers: f, Recorder: rec(cronjob.Name), Clock: clk,
+			return runOf(cronjob.New(cronjob.Config{Client: client, Informers: f, Recorder: rec(cronjob.Name, log), Clock: clk,
 				Workers: 5, Logger: log}))
 		}},
 		{endpointslice.Name, func(log *slog.Logger) (runFunc, error) {
-			return runOf(endpointslice.New(endpointslice.Config{Client: client, Informers: f, Recorder: rec(endpointslice.Component), Clock: cfg.Clock,
+			return runOf(endpointslice.New(endpointslice.Config{Client: client, Informers: f, Recorder: rec(endpointslice.Component, log), Clock: cfg.Clock,
 				Workers: 5, Logger: log}))
 		}},
 		{endpointslicemirroring.Name, func(log *slog.Logger) (runFunc, error) {
-			return runOf(endpointslicemirroring.New(endpointslicemirroring.Config{Client: client, Informers: f, Recorder: rec(endpointslicemirroring.Component),
+			return runOf(endpointslicemirroring.New(endpointslicemirroring.Config{Client: client, Informers: f, Recorder: rec(endpointslicemirroring.Component, log),
 				Workers: 5, Logger: log}))
 		}},
 		{garbagecollector.Name, func(log *slog.Logger) (runFunc, error) {
-			return runOf(garbagecollector.New(garbagecollector.Config{Client: client, Metadata: md, Informers: f, Recorder: rec(garbagecollector.Name),
+			return runOf(garbagecollector.New(garbagecollector.Config{Client: client, Metadata: md, Informers: f, Recorder: rec(garbagecollector.Name, log),
 				Workers: 20, Logger: log}))
 		}},
 		{namespace.Name, func(log *slog.Logger) (runFunc, error) {
-			return runOf(namespace.New(namespace.Config{Client: client, Metadata: md, Informers: f, Recorder: rec(namespace.Name), Clock: cfg.Clock,
+			return runOf(namespace.New(namespace.Config{Client: client, Metadata: md, Informers: f, Recorder: rec(namespace.Name, log), Clock: cfg.Clock,
 				Workers: 10, Logger: log}))
 		}},
 		{nodeipam.Name, func(log *slog.Logger) (runFunc, error) {
-			return runOf(nodeipam.New(nodeipam.Config{Client: client, Informers: f, Recorder: rec(nodeipam.Component),
+			return runOf(nodeipam.New(nodeipam.Config{Client: client, Informers: f, Recorder: rec(nodeipam.Component, log),
 				ClusterCIDR: cfg.ClusterCIDR, NodeCIDRMaskSize: cfg.NodeCIDRMaskSize, Logger: log}))
 		}},
 		{nodelifecycle.Name, func(log *slog.Logger) (runFunc, error) {
-			return runOf(nodelifecycle.New(nodelifecycle.Config{Client: client, Informers: f, Recorder: rec(nodelifecycle.Component), Clock: cfg.Clock,
+			return runOf(nodelifecycle.New(nodelifecycle.Config{Client: client, Informers: f, Recorder: rec(nodelifecycle.Component, log), Clock: cfg.Clock,
 				NodeMonitorGracePeriod: cfg.NodeMonitorGracePeriod, NodeMonitorPeriod: cfg.NodeMonitorPeriod, Logger: log}))
 		}},
 		{clusterroleaggregation.Name, func(log *slog.Logger) (runFunc, error) {
@@ -230,11 +233,11 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 				Workers: 5, Logger: log}))
 		}},
 		{disruption.Name, func(log *slog.Logger) (runFunc, error) {
-			return runOf(disruption.New(disruption.Config{Client: client, Informers: f, Recorder: rec(disruption.Component), Clock: cfg.Clock,
+			return runOf(disruption.New(disruption.Config{Client: client, Informers: f, Recorder: rec(disruption.Component, log), Clock: cfg.Clock,
 				Workers: 1, Logger: log}))
 		}},
 		{serviceaccount.Name, func(log *slog.Logger) (runFunc, error) {
-			return runOf(serviceaccount.New(serviceaccount.Config{Client: client, Informers: f, Recorder: rec(serviceaccount.Name),
+			return runOf(serviceaccount.New(serviceaccount.Config{Client: client, Informers: f, Recorder: rec(serviceaccount.Name, log),
 				Workers: 1, Logger: log}))
 		}},
 		{csrapproving.Name, func(log *slog.Logger) (runFunc, error) {
@@ -267,7 +270,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	}
 	if cfg.ServiceLB {
 		steps = append(steps, step{servicelb.Name, func(log *slog.Logger) (runFunc, error) {
-			return runOf(servicelb.New(servicelb.Config{Client: client, Informers: f, Recorder: rec(servicelb.Name), Logger: log}))
+			return runOf(servicelb.New(servicelb.Config{Client: client, Informers: f, Recorder: rec(servicelb.Name, log), Logger: log}))
 		}})
 	}
 	for _, s := range steps {

@@ -82,9 +82,9 @@ func New(cfg Config) (*Controller, error) {
 	}
 	if c.recorder == nil {
 		// The broadcaster's own log lines go to the logger, not to klog.
-		c.broadcaster = record.NewBroadcaster(record.WithContext(
-			logr.NewContext(context.Background(), logr.FromSlogHandler(c.logger.Handler()))))
-		c.recorder = c.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Name})
+		log := logr.FromSlogHandler(c.logger.Handler())
+		c.broadcaster = record.NewBroadcaster(record.WithContext(logr.NewContext(context.Background(), log)))
+		c.recorder = c.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Name}).WithLogger(log)
 	}
 	svcInf := cfg.Informers.Core().V1().Services().Informer()
 	nodeInf := cfg.Informers.Core().V1().Nodes().Informer()
