@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -38,8 +39,8 @@ import (
 	"github.com/tinykube/tinykube/controller/replicaset"
 	"github.com/tinykube/tinykube/controller/rootcacertpublisher"
 	"github.com/tinykube/tinykube/controller/serviceaccount"
+	"github.com/tinykube/tinykube/controller/servicelb"
 	"github.com/tinykube/tinykube/pki"
-	"github.com/tinykube/tinykube/proxy/servicelb"
 )
 
 // Defaults of the manager's settings, as upstream's
@@ -89,7 +90,8 @@ type ManagerConfig struct {
 	ClusterSigningDuration time.Duration
 	// Clock is for tests; nil is the real clock.
 	Clock clock.PassiveClock
-	// Logger defaults to slog.Default().
+	// Logger is the manager's; each controller logs through it with its
+	// name as the "component" attribute. Nil discards.
 	Logger *slog.Logger
 }
 
@@ -103,12 +105,11 @@ type Manager struct {
 	runners     []runner
 }
 
-// runner is one controller and its worker count (upstream's
-// --concurrent-*-syncs defaults).
+// runner is one controller, built, with its logger.
 type runner struct {
-	name    string
-	workers int
-	run     func(ctx context.Context, workers int)
+	name string
+	log  *slog.Logger
+	run  runFunc
 }
 
 // NewManager validates cfg and builds every controller; nothing talks to
@@ -133,7 +134,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		cfg.Clock = clock.RealClock{}
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if len(cfg.RootCA) == 0 {
 		cfg.RootCA = cfg.RESTConfig.CAData
@@ -148,6 +149,9 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	restCfg := rest.CopyConfig(cfg.RESTConfig)
 	if restCfg.UserAgent == "" {
 		restCfg.UserAgent = "tinykube/kube-controller-manager"
+	}
+	if restCfg.WarningHandler == nil && restCfg.WarningHandlerWithContext == nil {
+		restCfg.WarningHandler = warningLogger{cfg.Logger}
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
@@ -165,141 +169,144 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{
-		cfg:         cfg,
-		client:      client,
-		factory:     informers.NewSharedInformerFactory(client, defaultResync),
-		broadcaster: record.NewBroadcaster(),
+		cfg:     cfg,
+		client:  client,
+		factory: informers.NewSharedInformerFactory(client, defaultResync),
+		// The broadcaster's own log lines (an event it could not write)
+		// go to the manager's logger through its context, not to klog.
+		broadcaster: record.NewBroadcaster(record.WithContext(
+			logr.NewContext(context.Background(), logr.FromSlogHandler(cfg.Logger.Handler())))),
 	}
-	rec := func(component string) record.EventRecorder {
-		return m.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component})
+	// rec records events as source; what the recorder itself logs goes to
+	// the controller's logger.
+	rec := func(source string, log *slog.Logger) record.EventRecorder {
+		return m.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: source}).
+			WithLogger(logr.FromSlogHandler(log.Handler()))
 	}
 	f := m.factory
-	add := func(name string, workers int, build func() (func(context.Context, int), error)) error {
-		run, err := build()
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		m.runners = append(m.runners, runner{name: name, workers: workers, run: run})
-		return nil
-	}
+	// Worker counts are upstream's --concurrent-*-syncs defaults.
 	steps := []step{
-		{"deployment", 5, func() (func(context.Context, int), error) {
-			c, err := deployment.New(deployment.Config{Client: client, Informers: f, Recorder: rec(deployment.Name), Clock: cfg.Clock})
-			return runOf(c, err)
+		{deployment.Name, func(log *slog.Logger) (runFunc, error) {
+			return runOf(deployment.New(deployment.Config{Client: client, Informers: f, Recorder: rec(deployment.Name, log), Clock: cfg.Clock,
+				Workers: 5, Logger: log}))
 		}},
-		{"replicaset", 5, func() (func(context.Context, int), error) {
-			c, err := replicaset.New(replicaset.Config{Client: client, Informers: f, Recorder: rec(replicaset.Name), Clock: cfg.Clock})
-			return runOf(c, err)
+		{replicaset.Name, func(log *slog.Logger) (runFunc, error) {
+			return runOf(replicaset.New(replicaset.Config{Client: client, Informers: f, Recorder: rec(replicaset.Name, log), Clock: cfg.Clock,
+				Workers: 5, Logger: log}))
 		}},
-		{"job", 5, func() (func(context.Context, int), error) {
+		{job.Name, func(log *slog.Logger) (runFunc, error) {
 			clk, _ := cfg.Clock.(clock.WithTicker) // nil: the real clock
-			c, err := job.New(job.Config{Client: client, Informers: f, Recorder: rec(job.Name), Clock: clk})
-			return runOf(c, err)
+			return runOf(job.New(job.Config{Client: client, Informers: f, Recorder: rec(job.Name, log), Clock: clk,
+				Workers: 5, Logger: log}))
 		}},
-		{"cronjob", 5, func() (func(context.Context, int), error) {
+		{cronjob.Name, func(log *slog.Logger) (runFunc, error) {
 			clk, _ := cfg.Clock.(clock.WithTicker)
-			c, err := cronjob.New(cronjob.Config{Client: client, Informers: f, Recorder: rec(cronjob.Name), Clock: clk})
-			return runOf(c, err)
+			return runOf(cronjob.New(cronjob.Config{Client: client, Informers: f, Recorder: rec(cronjob.Name, log), Clock: clk,
+				Workers: 5, Logger: log}))
 		}},
-		{"endpointslice", 5, func() (func(context.Context, int), error) {
-			c, err := endpointslice.New(endpointslice.Config{Client: client, Informers: f, Recorder: rec(endpointslice.Component), Clock: cfg.Clock})
-			return runOf(c, err)
+		{endpointslice.Name, func(log *slog.Logger) (runFunc, error) {
+			return runOf(endpointslice.New(endpointslice.Config{Client: client, Informers: f, Recorder: rec(endpointslice.Component, log), Clock: cfg.Clock,
+				Workers: 5, Logger: log}))
 		}},
-		{"endpointslicemirroring", 5, func() (func(context.Context, int), error) {
-			c, err := endpointslicemirroring.New(endpointslicemirroring.Config{Client: client, Informers: f, Recorder: rec(endpointslicemirroring.Component)})
-			return runOf(c, err)
+		{endpointslicemirroring.Name, func(log *slog.Logger) (runFunc, error) {
+			return runOf(endpointslicemirroring.New(endpointslicemirroring.Config{Client: client, Informers: f, Recorder: rec(endpointslicemirroring.Component, log),
+				Workers: 5, Logger: log}))
 		}},
-		{"garbagecollector", 20, func() (func(context.Context, int), error) {
-			c, err := garbagecollector.New(garbagecollector.Config{Client: client, Metadata: md, Informers: f, Recorder: rec(garbagecollector.Component)})
-			return runOf(c, err)
+		{garbagecollector.Name, func(log *slog.Logger) (runFunc, error) {
+			return runOf(garbagecollector.New(garbagecollector.Config{Client: client, Metadata: md, Informers: f, Recorder: rec(garbagecollector.Name, log),
+				Workers: 20, Logger: log}))
 		}},
-		{"namespace", 10, func() (func(context.Context, int), error) {
-			c, err := namespace.New(namespace.Config{Client: client, Metadata: md, Informers: f, Recorder: rec(namespace.Component), Clock: cfg.Clock})
-			return runOf(c, err)
+		{namespace.Name, func(log *slog.Logger) (runFunc, error) {
+			return runOf(namespace.New(namespace.Config{Client: client, Metadata: md, Informers: f, Recorder: rec(namespace.Name, log), Clock: cfg.Clock,
+				Workers: 10, Logger: log}))
 		}},
-		{"nodeipam", 1, func() (func(context.Context, int), error) {
-			c, err := nodeipam.New(nodeipam.Config{Client: client, Informers: f, Recorder: rec(nodeipam.Component),
-				ClusterCIDR: cfg.ClusterCIDR, NodeCIDRMaskSize: cfg.NodeCIDRMaskSize})
-			return runOf(c, err)
+		{nodeipam.Name, func(log *slog.Logger) (runFunc, error) {
+			return runOf(nodeipam.New(nodeipam.Config{Client: client, Informers: f, Recorder: rec(nodeipam.Component, log),
+				ClusterCIDR: cfg.ClusterCIDR, NodeCIDRMaskSize: cfg.NodeCIDRMaskSize, Logger: log}))
 		}},
-		{"nodelifecycle", 1, func() (func(context.Context, int), error) {
-			c, err := nodelifecycle.New(nodelifecycle.Config{Client: client, Informers: f, Recorder: rec(nodelifecycle.Component), Clock: cfg.Clock,
-				NodeMonitorGracePeriod: cfg.NodeMonitorGracePeriod, NodeMonitorPeriod: cfg.NodeMonitorPeriod})
-			return runOf(c, err)
+		{nodelifecycle.Name, func(log *slog.Logger) (runFunc, error) {
+			return runOf(nodelifecycle.New(nodelifecycle.Config{Client: client, Informers: f, Recorder: rec(nodelifecycle.Component, log), Clock: cfg.Clock,
+				NodeMonitorGracePeriod: cfg.NodeMonitorGracePeriod, NodeMonitorPeriod: cfg.NodeMonitorPeriod, Logger: log}))
 		}},
-		{"clusterroleaggregation", 5, func() (func(context.Context, int), error) {
-			c, err := clusterroleaggregation.New(clusterroleaggregation.Config{Client: client, Informers: f})
-			return runOf(c, err)
+		{clusterroleaggregation.Name, func(log *slog.Logger) (runFunc, error) {
+			return runOf(clusterroleaggregation.New(clusterroleaggregation.Config{Client: client, Informers: f,
+				Workers: 5, Logger: log}))
 		}},
-		{"disruption", 1, func() (func(context.Context, int), error) {
-			c, err := disruption.New(disruption.Config{Client: client, Informers: f, Recorder: rec(disruption.Component), Clock: cfg.Clock})
-			return runOf(c, err)
+		{disruption.Name, func(log *slog.Logger) (runFunc, error) {
+			return runOf(disruption.New(disruption.Config{Client: client, Informers: f, Recorder: rec(disruption.Component, log), Clock: cfg.Clock,
+				Workers: 1, Logger: log}))
 		}},
-		{"serviceaccount", 1, func() (func(context.Context, int), error) {
-			c, err := serviceaccount.New(serviceaccount.Config{Client: client, Informers: f, Recorder: rec("serviceaccount-controller")})
-			return runOf(c, err)
+		{serviceaccount.Name, func(log *slog.Logger) (runFunc, error) {
+			return runOf(serviceaccount.New(serviceaccount.Config{Client: client, Informers: f, Recorder: rec(serviceaccount.Name, log),
+				Workers: 1, Logger: log}))
+		}},
+		{csrapproving.Name, func(log *slog.Logger) (runFunc, error) {
+			return runOf(csrapproving.New(csrapproving.Config{Client: client, Informers: f, Clock: cfg.Clock,
+				Workers: 5, Logger: log}))
 		}},
 	}
-	steps = append(steps, step{"csrapproving", 5, func() (func(context.Context, int), error) {
-		c, err := csrapproving.New(csrapproving.Config{Client: client, Informers: f, Clock: cfg.Clock})
-		return runOf(c, err)
-	}})
 	if cfg.ClusterSigningCertFile != "" || cfg.ClusterSigningKeyFile != "" {
-		steps = append(steps, step{"csrsigning", 5, func() (func(context.Context, int), error) {
+		steps = append(steps, step{csrsigning.Name, func(log *slog.Logger) (runFunc, error) {
 			signer, err := pki.LoadSigner(cfg.ClusterSigningCertFile, cfg.ClusterSigningKeyFile)
 			if err != nil {
 				return nil, err
 			}
-			c, err := csrsigning.New(csrsigning.Config{Client: client, Informers: f, Signer: signer,
-				SigningDuration: cfg.ClusterSigningDuration, Clock: cfg.Clock})
-			return runOf(c, err)
+			return runOf(csrsigning.New(csrsigning.Config{Client: client, Informers: f, Signer: signer,
+				SigningDuration: cfg.ClusterSigningDuration, Clock: cfg.Clock, Workers: 5, Logger: log}))
 		}})
 	}
 	if len(cfg.RootCA) > 0 {
-		steps = append(steps, step{"rootcacertpublisher", 5, func() (func(context.Context, int), error) {
-			c, err := rootcacertpublisher.New(rootcacertpublisher.Config{Client: client, Informers: f, RootCA: cfg.RootCA})
-			return runOf(c, err)
+		steps = append(steps, step{rootcacertpublisher.Name, func(log *slog.Logger) (runFunc, error) {
+			return runOf(rootcacertpublisher.New(rootcacertpublisher.Config{Client: client, Informers: f, RootCA: cfg.RootCA,
+				Workers: 5, Logger: log}))
 		}})
 	} else {
 		cfg.Logger.Info("no root CA: kube-root-ca.crt is not published")
 	}
 	if cfg.ClusterDNS.IsValid() {
-		steps = append(steps, step{"clusterdns", 1, func() (func(context.Context, int), error) {
-			c, err := clusterdns.New(clusterdns.Config{Client: client, Informers: f, ClusterDNS: cfg.ClusterDNS})
-			return runOf(c, err)
+		steps = append(steps, step{clusterdns.Name, func(log *slog.Logger) (runFunc, error) {
+			return runOf(clusterdns.New(clusterdns.Config{Client: client, Informers: f, ClusterDNS: cfg.ClusterDNS, Logger: log}))
 		}})
 	}
 	if cfg.ServiceLB {
-		steps = append(steps, step{"servicelb", 1, func() (func(context.Context, int), error) {
-			c, err := servicelb.New(servicelb.Config{Client: client, Informers: f, Recorder: rec("tinykube-servicelb")})
-			if err != nil {
-				return nil, err
-			}
-			return func(ctx context.Context, _ int) {
-				if err := c.Run(ctx); err != nil && ctx.Err() == nil {
-					cfg.Logger.Error("servicelb stopped", "err", err)
-				}
-			}, nil
+		steps = append(steps, step{servicelb.Name, func(log *slog.Logger) (runFunc, error) {
+			return runOf(servicelb.New(servicelb.Config{Client: client, Informers: f, Recorder: rec(servicelb.Name, log), Logger: log}))
 		}})
 	}
 	for _, s := range steps {
-		if err := add(s.name, s.workers, s.build); err != nil {
-			return nil, err
+		log := cfg.Logger.With("component", s.name)
+		run, err := s.build(log)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.name, err)
 		}
+		m.runners = append(m.runners, runner{name: s.name, log: log, run: run})
 	}
 	return m, nil
 }
 
-// step is one controller of the manager: its name, its number of
-// workers, and how to build it.
+// warningLogger logs the API server's warnings (the deprecated v1
+// Endpoints the endpoints controller writes, for one) at debug level
+// through the manager's logger, instead of client-go's default, klog.
+type warningLogger struct{ log *slog.Logger }
+
+func (w warningLogger) HandleWarningHeader(code int, agent, text string) {
+	if code == 299 && text != "" {
+		w.log.Debug("API server warning", "warning", text)
+	}
+}
+
+// runFunc runs one controller until ctx ends.
+type runFunc func(ctx context.Context) error
+
+// step is one controller of the manager: its name and how to build it
+// with its logger.
 type step struct {
-	name    string
-	workers int
-	build   func() (func(context.Context, int), error)
+	name  string
+	build func(log *slog.Logger) (runFunc, error)
 }
 
 // runOf adapts a controller constructor's result.
-func runOf[C interface{ Run(context.Context, int) }](c C, err error) (func(context.Context, int), error) {
+func runOf[C interface{ Run(context.Context) error }](c C, err error) (runFunc, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -311,18 +318,27 @@ func runOf[C interface{ Run(context.Context, int) }](c C, err error) (func(conte
 func (m *Manager) Client() kubernetes.Interface { return m.client }
 
 // Run starts the event sink, the informers and every controller, and
-// blocks until ctx ends and they have all stopped.
+// blocks until ctx ends and they have all stopped. A controller that
+// stops on an error is logged at once; Run returns those errors joined.
 func (m *Manager) Run(ctx context.Context) error {
 	m.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: m.client.CoreV1().Events("")})
 	defer m.broadcaster.Shutdown()
 	var wg sync.WaitGroup
-	for _, r := range m.runners {
-		wg.Go(func() { r.run(ctx, r.workers) })
+	errs := make([]error, len(m.runners))
+	for i, r := range m.runners {
+		wg.Go(func() {
+			if err := r.run(ctx); err != nil {
+				r.log.Error("controller stopped", "err", err)
+				errs[i] = fmt.Errorf("%s: %w", r.name, err)
+			}
+		})
 	}
+	// The one place the shared informers start: every controller
+	// registered its handlers in NewManager.
 	m.factory.Start(ctx.Done())
 	m.cfg.Logger.Info("controller manager started", "controllers", len(m.runners))
 	<-ctx.Done()
 	wg.Wait()
 	m.factory.Shutdown()
-	return nil
+	return errors.Join(errs...)
 }

@@ -15,5 +15,5 @@
 // README.md beside this file explains every chain, set and map.
 //
 // Cluster DNS lives in proxy/dns, the ServiceLB-style LoadBalancer status
-// controller in proxy/servicelb. Pod networking is not this package's job.
+// controller in controller/servicelb. Pod networking is not this package's job.
 package proxy

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"reflect"
 
@@ -18,14 +19,15 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 
 	"github.com/tinykube/tinykube/controller/internal/workloop"
 )
 
-// Names of what the controller writes.
+// Names of the controller and of what it writes.
 const (
+	// Name is the controller's (upstream has no such controller).
+	Name        = "cluster-dns-controller"
 	Namespace   = metav1.NamespaceSystem
 	ServiceName = "kube-dns"
 	// ManagedBy marks the slices this controller owns, as upstream's
@@ -45,6 +47,8 @@ type Config struct {
 	Informers informers.SharedInformerFactory
 	// ClusterDNS is the Service's ClusterIP, inside the service CIDR.
 	ClusterDNS netip.Addr
+	// Logger is the controller's; nil discards.
+	Logger *slog.Logger
 }
 
 // Controller keeps kube-system/kube-dns and its per-node slices.
@@ -54,7 +58,7 @@ type Controller struct {
 	nodes    corelisters.NodeLister
 	services corelisters.ServiceLister
 	slices   discoverylisters.EndpointSliceLister
-	loop     workloop.Loop
+	loop     workloop.Loop[string]
 }
 
 // New validates cfg and registers the event handlers; the caller starts
@@ -76,10 +80,11 @@ func New(cfg Config) (*Controller, error) {
 		services: services.Lister(),
 		slices:   slices.Lister(),
 	}
-	queue := workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: "clusterdns"})
-	c.loop = workloop.Loop{
-		Name:    "clusterdns",
+	queue := workloop.NewQueue[string]("clusterdns", nil)
+	c.loop = workloop.Loop[string]{
+		Logger: cfg.Logger,
+		// One worker: every sync computes the whole state.
+		Workers: 1,
 		KeyKind: "key",
 		Queue:   queue,
 		Synced:  []cache.InformerSynced{nodes.Informer().HasSynced, services.Informer().HasSynced, slices.Informer().HasSynced},
@@ -122,10 +127,9 @@ func metaOf(obj any) (metav1.Object, error) {
 }
 
 // Run reconciles until ctx ends.
-func (c *Controller) Run(ctx context.Context, _ int) {
+func (c *Controller) Run(ctx context.Context) error {
 	c.loop.Queue.Add(allKey)
-	// One worker: every sync computes the whole state.
-	c.loop.Run(ctx, 1)
+	return c.loop.Run(ctx)
 }
 
 // desiredService is kube-dns as the controller keeps it.

@@ -34,7 +34,7 @@ func start(t *testing.T, nodes ...*corev1.Node) *fake.Clientset {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	f.Start(ctx.Done())
-	go c.Run(ctx, 1)
+	go c.Run(ctx)
 	return client
 }
 

@@ -1,6 +1,7 @@
 // Package clusterdns publishes the cluster DNS Service: kube-system/kube-dns
 // at the cluster DNS address (10.43.0.10 by default, as k3s), and one
-// EndpointSlice per node whose address is that node's DNS server.
+// EndpointSlice per node whose address is that node's DNS server. Upstream
+// has no such controller; it runs as cluster-dns-controller.
 //
 // tinykube runs no CoreDNS pods: every node serves DNS in process (see
 // proxy/dns), listening on its pod bridge's gateway address, the first

@@ -3,6 +3,7 @@ package clusterroleaggregation
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -23,20 +24,30 @@ import (
 
 // FieldManager is the manager of the rules the controller writes, as
 // upstream names it.
-const FieldManager = "clusterrole-aggregation-controller"
+const FieldManager = Name
+
+// Name is the controller's name, as upstream's.
+const Name = "clusterrole-aggregation-controller"
 
 // Config wires the controller.
 type Config struct {
 	Client    kubernetes.Interface
 	Informers informers.SharedInformerFactory
+	// Workers is how many keys sync at once (upstream's --concurrent-*
+	// flag); 0 means 1.
+	Workers int
+	// Logger is the controller's; nil discards.
+	Logger *slog.Logger
 }
 
 // Controller writes the aggregated rules of ClusterRoles.
 type Controller struct {
-	client kubernetes.Interface
-	roles  rbaclisters.ClusterRoleLister
-	synced []cache.InformerSynced
-	queue  workqueue.TypedRateLimitingInterface[string]
+	logger  *slog.Logger
+	workers int
+	client  kubernetes.Interface
+	roles   rbaclisters.ClusterRoleLister
+	synced  []cache.InformerSynced
+	queue   workqueue.TypedRateLimitingInterface[string]
 }
 
 // New validates cfg and registers the informer; the caller starts
@@ -47,11 +58,11 @@ func New(cfg Config) (*Controller, error) {
 	}
 	roles := cfg.Informers.Rbac().V1().ClusterRoles()
 	c := &Controller{
+		logger: cfg.Logger, workers: cfg.Workers,
 		client: cfg.Client,
 		roles:  roles.Lister(),
 		synced: []cache.InformerSynced{roles.Informer().HasSynced},
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "ClusterRoleAggregator"}),
+		queue:  workloop.NewQueue[string]("ClusterRoleAggregator", nil),
 	}
 	// Any change to any ClusterRole may change what a selector matches or
 	// what a matched role holds: every aggregating role is looked at
@@ -80,8 +91,9 @@ func (c *Controller) enqueueAggregating() {
 }
 
 // Run works the queue until ctx ends.
-func (c *Controller) Run(ctx context.Context, workers int) {
-	workloop.Loop{Name: "clusterroleaggregation", KeyKind: "clusterrole", Queue: c.queue, Synced: c.synced, Sync: c.sync}.Run(ctx, workers)
+func (c *Controller) Run(ctx context.Context) error {
+	return workloop.Loop[string]{Logger: c.logger, Workers: c.workers, KeyKind: "clusterrole",
+		Queue: c.queue, Synced: c.synced, Sync: c.sync}.Run(ctx)
 }
 
 // sync makes the ClusterRole's rules the union of its aggregated roles'.

@@ -1,12 +1,13 @@
 package cronjob
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
@@ -35,6 +36,11 @@ type Config struct {
 	// Clock decides when schedules are due; nil is the real clock. The
 	// queue's delays follow it, so a fake clock drives the schedule.
 	Clock clock.WithTicker
+	// Workers is how many keys sync at once (upstream's --concurrent-*
+	// flag); 0 means 1.
+	Workers int
+	// Logger is the controller's; nil discards.
+	Logger *slog.Logger
 }
 
 // Controller runs CronJobs. Create it with New, start it with Run.
@@ -46,7 +52,7 @@ type Controller struct {
 	cronJobLister batchlisters.CronJobLister
 	jobLister     batchlisters.JobLister
 	queue         workqueue.TypedRateLimitingInterface[string]
-	workloop.Loop
+	loop          workloop.Loop[string]
 }
 
 // New validates cfg and registers the controller's event handlers.
@@ -70,9 +76,7 @@ func New(cfg Config) (*Controller, error) {
 		clock:         cfg.Clock,
 		cronJobLister: cjInformer.Lister(),
 		jobLister:     jobInformer.Lister(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "cronjob", Clock: cfg.Clock}),
+		queue:         workloop.NewQueue[string]("cronjob", cfg.Clock),
 	}
 	if _, err := cjInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
@@ -88,16 +92,19 @@ func New(cfg Config) (*Controller, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("cronjob: %w", err)
 	}
-	c.Loop = workloop.Loop{Name: Name, KeyKind: "cronjob", Queue: c.queue,
+	c.loop = workloop.Loop[string]{Logger: cfg.Logger, Workers: cfg.Workers, KeyKind: "cronjob", Queue: c.queue,
 		Synced: []cache.InformerSynced{cjInformer.Informer().HasSynced, jobInformer.Informer().HasSynced},
 		Sync:   c.sync}
 	return c, nil
 }
 
+// Run syncs CronJobs until ctx ends.
+func (c *Controller) Run(ctx context.Context) error { return c.loop.Run(ctx) }
+
 func (c *Controller) enqueue(obj any) {
 	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
 	if err != nil {
-		utilruntime.HandleError(err)
+		c.loop.Log().Error("cannot key object", "err", err)
 		return
 	}
 	c.queue.Add(key)

@@ -87,7 +87,7 @@ func run(t *testing.T, now time.Time, objs ...runtime.Object) (*fake.Clientset, 
 	ctx, cancel := context.WithCancel(context.Background())
 	factory.Start(ctx.Done())
 	done := make(chan struct{})
-	go func() { c.Run(ctx, 1); close(done) }()
+	go func() { c.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
 	return client, rec
 }

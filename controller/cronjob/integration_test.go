@@ -35,7 +35,7 @@ func start(t *testing.T, client kubernetes.Interface, clk *testingclock.FakeCloc
 	}
 	factory.Start(ctx.Done())
 	done := make(chan struct{})
-	go func() { c.Run(ctx, 1); close(done) }()
+	go func() { c.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; factory.Shutdown(); b.Shutdown() })
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -23,8 +24,8 @@ import (
 	"github.com/tinykube/tinykube/pki"
 )
 
-// Component is the controller's name, as upstream's.
-const Component = "csrapproving"
+// Name is the controller's name, as upstream's.
+const Name = "certificatesigningrequest-approving-controller"
 
 // Config wires the approver.
 type Config struct {
@@ -32,15 +33,22 @@ type Config struct {
 	Informers informers.SharedInformerFactory
 	// Clock is for tests; nil is the real clock.
 	Clock clock.PassiveClock
+	// Workers is how many keys sync at once (upstream's --concurrent-*
+	// flag); 0 means 1.
+	Workers int
+	// Logger is the controller's; nil discards.
+	Logger *slog.Logger
 }
 
 // Controller approves kubelet certificate requests.
 type Controller struct {
-	client kubernetes.Interface
-	clock  clock.PassiveClock
-	csrs   certificateslisters.CertificateSigningRequestLister
-	synced cache.InformerSynced
-	queue  workqueue.TypedRateLimitingInterface[string]
+	logger  *slog.Logger
+	workers int
+	client  kubernetes.Interface
+	clock   clock.PassiveClock
+	csrs    certificateslisters.CertificateSigningRequestLister
+	synced  cache.InformerSynced
+	queue   workqueue.TypedRateLimitingInterface[string]
 }
 
 // New validates cfg and registers the informer; the caller starts
@@ -54,12 +62,12 @@ func New(cfg Config) (*Controller, error) {
 	}
 	inf := cfg.Informers.Certificates().V1().CertificateSigningRequests()
 	c := &Controller{
+		logger: cfg.Logger, workers: cfg.Workers,
 		client: cfg.Client,
 		clock:  cfg.Clock,
 		csrs:   inf.Lister(),
 		synced: inf.Informer().HasSynced,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: Component}),
+		queue:  workloop.NewQueue[string]("csrapproving", nil),
 	}
 	if _, err := inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
@@ -74,8 +82,9 @@ func New(cfg Config) (*Controller, error) {
 }
 
 // Run works the queue until ctx ends.
-func (c *Controller) Run(ctx context.Context, workers int) {
-	workloop.Loop{Name: Component, KeyKind: "csr", Queue: c.queue, Synced: []cache.InformerSynced{c.synced}, Sync: c.sync}.Run(ctx, workers)
+func (c *Controller) Run(ctx context.Context) error {
+	return workloop.Loop[string]{Logger: c.logger, Workers: c.workers, KeyKind: "csr",
+		Queue: c.queue, Synced: []cache.InformerSynced{c.synced}, Sync: c.sync}.Run(ctx)
 }
 
 // sync approves a request nobody has decided on yet when a recognizer

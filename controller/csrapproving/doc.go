@@ -1,5 +1,6 @@
 // Package csrapproving owns the approver of kubelet certificate signing
-// requests, as upstream's csrapproving controller.
+// requests, as upstream's
+// certificatesigningrequest-approving-controller.
 //
 // It approves a kubernetes.io/kube-apiserver-client-kubelet request for
 // CN=system:node:NAME, O=system:nodes with the kubelet's usages when a

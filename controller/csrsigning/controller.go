@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
@@ -21,8 +22,8 @@ import (
 	"github.com/tinykube/tinykube/pki"
 )
 
-// Component is the controller's name, as upstream's.
-const Component = "csrsigning"
+// Name is the controller's name, as upstream's.
+const Name = "certificatesigningrequest-signing-controller"
 
 // Durations, as upstream's --cluster-signing-duration and the CSR API's
 // floor for spec.expirationSeconds.
@@ -42,10 +43,17 @@ type Config struct {
 	SigningDuration time.Duration
 	// Clock is for tests; nil is the real clock.
 	Clock clock.PassiveClock
+	// Workers is how many keys sync at once (upstream's --concurrent-*
+	// flag); 0 means 1.
+	Workers int
+	// Logger is the controller's; nil discards.
+	Logger *slog.Logger
 }
 
 // Controller signs approved kubelet certificate requests.
 type Controller struct {
+	logger   *slog.Logger
+	workers  int
 	client   kubernetes.Interface
 	signer   *pki.Signer
 	duration time.Duration
@@ -72,14 +80,14 @@ func New(cfg Config) (*Controller, error) {
 	}
 	inf := cfg.Informers.Certificates().V1().CertificateSigningRequests()
 	c := &Controller{
+		logger: cfg.Logger, workers: cfg.Workers,
 		client:   cfg.Client,
 		signer:   cfg.Signer,
 		duration: cfg.SigningDuration,
 		clock:    cfg.Clock,
 		csrs:     inf.Lister(),
 		synced:   inf.Informer().HasSynced,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: Component}),
+		queue:    workloop.NewQueue[string]("csrsigning", nil),
 	}
 	enqueue := func(obj any) {
 		if csr, ok := obj.(*certificatesv1.CertificateSigningRequest); ok {
@@ -96,8 +104,9 @@ func New(cfg Config) (*Controller, error) {
 }
 
 // Run works the queue until ctx ends.
-func (c *Controller) Run(ctx context.Context, workers int) {
-	workloop.Loop{Name: Component, KeyKind: "csr", Queue: c.queue, Synced: []cache.InformerSynced{c.synced}, Sync: c.sync}.Run(ctx, workers)
+func (c *Controller) Run(ctx context.Context) error {
+	return workloop.Loop[string]{Logger: c.logger, Workers: c.workers, KeyKind: "csr",
+		Queue: c.queue, Synced: []cache.InformerSynced{c.synced}, Sync: c.sync}.Run(ctx)
 }
 
 // checks are the signers this controller serves and what their requests

@@ -38,7 +38,7 @@ func startSigner(t *testing.T, client kubernetes.Interface) []byte {
 		t.Fatal(err)
 	}
 	f := informers.NewSharedInformerFactory(client, 0)
-	c, err := New(Config{Client: client, Informers: f, Signer: signer})
+	c, err := New(Config{Client: client, Informers: f, Signer: signer, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func startSigner(t *testing.T, client kubernetes.Interface) []byte {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		c.Run(ctx, 2)
+		c.Run(ctx)
 	}()
 	f.Start(ctx.Done())
 	t.Cleanup(func() {

@@ -1,5 +1,6 @@
 // Package csrsigning owns the signer of the CSR API for the kubelet
-// signers, as upstream's csrsigning controller: it issues the certificate
+// signers, as upstream's
+// certificatesigningrequest-signing-controller: it issues the certificate
 // of every approved CertificateSigningRequest of
 // kubernetes.io/kube-apiserver-client-kubelet (a kubelet's client
 // certificate) and kubernetes.io/kubelet-serving (its HTTPS certificate)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"time"
 
@@ -12,8 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
@@ -21,8 +20,9 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
-	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	"github.com/tinykube/tinykube/controller/internal/workloop"
 )
 
 // Name is the component name events are recorded under, as upstream.
@@ -48,6 +48,11 @@ type Config struct {
 	// Clock stamps conditions and measures progress deadlines; nil means
 	// the real clock.
 	Clock clock.PassiveClock
+	// Workers is how many keys sync at once (upstream's --concurrent-*
+	// flag); 0 means 1.
+	Workers int
+	// Logger is the controller's; nil discards.
+	Logger *slog.Logger
 }
 
 // Controller rolls out Deployments. Create it with New and start it with
@@ -63,6 +68,7 @@ type Controller struct {
 	synced    []cache.InformerSynced
 
 	queue workqueue.TypedRateLimitingInterface[string]
+	loop  workloop.Loop[string]
 }
 
 // New validates cfg and registers the controller's event handlers on the
@@ -89,9 +95,7 @@ func New(cfg Config) (*Controller, error) {
 		dLister:   dInformer.Lister(),
 		rsLister:  rsInformer.Lister(),
 		podLister: podInformer.Lister(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "deployment"}),
+		queue:     workloop.NewQueue[string]("deployment", nil),
 	}
 	handlers := []struct {
 		informer cache.SharedIndexInformer
@@ -117,58 +121,19 @@ func New(cfg Config) (*Controller, error) {
 		}
 		c.synced = append(c.synced, h.informer.HasSynced)
 	}
+	c.loop = workloop.Loop[string]{Logger: cfg.Logger, Workers: cfg.Workers, MaxRetries: maxRetries,
+		KeyKind: "deployment", Queue: c.queue, Synced: c.synced, Sync: c.sync}
 	return c, nil
 }
 
-// Run waits for the informer caches, then syncs Deployments with the given
-// number of workers until ctx ends. It blocks until then.
-func (c *Controller) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
-	defer c.queue.ShutDown()
-	logger := klog.FromContext(ctx)
-	logger.Info("Starting controller", "controller", "deployment")
-	defer logger.Info("Shutting down controller", "controller", "deployment")
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	if workers < 1 {
-		workers = 1
-	}
-	for range workers {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for c.processNext(ctx) {
-	}
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	err := c.sync(ctx, key)
-	switch {
-	case err == nil:
-		c.queue.Forget(key)
-	case c.queue.NumRequeues(key) < maxRetries:
-		klog.FromContext(ctx).V(2).Info("Error syncing deployment", "deployment", key, "err", err)
-		c.queue.AddRateLimited(key)
-	default:
-		utilruntime.HandleErrorWithContext(ctx, err, "Dropping deployment out of the queue", "deployment", key)
-		c.queue.Forget(key)
-	}
-	return true
-}
+// Run waits for the informer caches, then syncs Deployments until ctx
+// ends. It blocks until then.
+func (c *Controller) Run(ctx context.Context) error { return c.loop.Run(ctx) }
 
 func (c *Controller) enqueue(obj any) {
 	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
 	if err != nil {
-		utilruntime.HandleError(err)
+		c.loop.Log().Error("cannot key object", "err", err)
 		return
 	}
 	c.queue.Add(key)
@@ -177,7 +142,7 @@ func (c *Controller) enqueue(obj any) {
 func (c *Controller) enqueueAfter(d *appsv1.Deployment, after time.Duration) {
 	key, err := cache.MetaNamespaceKeyFunc(d)
 	if err != nil {
-		utilruntime.HandleError(err)
+		c.loop.Log().Error("cannot key object", "err", err)
 		return
 	}
 	c.queue.AddAfter(key, after)

@@ -35,6 +35,7 @@ func startControllers(t testing.TB, client kubernetes.Interface) (stop func()) {
 		Client:    client,
 		Informers: factory,
 		Recorder:  broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: deployment.Name}),
+		Workers:   2,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -43,14 +44,15 @@ func startControllers(t testing.TB, client kubernetes.Interface) (stop func()) {
 		Client:    client,
 		Informers: factory,
 		Recorder:  broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: replicaset.Name}),
+		Workers:   2,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	factory.Start(ctx.Done())
 	done := make(chan struct{}, 2)
-	go func() { dc.Run(ctx, 2); done <- struct{}{} }()
-	go func() { rc.Run(ctx, 2); done <- struct{}{} }()
+	go func() { dc.Run(ctx); done <- struct{}{} }()
+	go func() { rc.Run(ctx); done <- struct{}{} }()
 	stopped := false
 	stop = func() {
 		if stopped {

@@ -238,12 +238,7 @@ func (c *Controller) requeueStuck(d *appsv1.Deployment, status appsv1.Deployment
 	}
 	deadline := time.Duration(*d.Spec.ProgressDeadlineSeconds) * time.Second
 	after := cur.LastUpdateTime.Add(deadline).Sub(c.clock.Now())
-	if after < time.Second {
-		key := d.Namespace + "/" + d.Name
-		c.queue.AddRateLimited(key)
-		return
-	}
-	c.enqueueAfter(d, after+time.Second)
+	c.enqueueAfter(d, max(after, 0)+time.Second)
 }
 
 // checkPausedConditions reports pausing and resuming in the Progressing

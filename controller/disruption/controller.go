@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -26,8 +27,12 @@ import (
 	"github.com/tinykube/tinykube/controller/internal/workloop"
 )
 
-// Component is the name events are recorded under, as upstream.
-const Component = "controllermanager"
+// Name is the controller's name, as upstream's; Component is the name
+// events are recorded under, as upstream.
+const (
+	Name      = "disruption-controller"
+	Component = "controllermanager"
+)
 
 // DeletionTimeout is how long an evicted pod stays in a budget's
 // disruptedPods (and out of its healthy count) while it is not being
@@ -46,11 +51,18 @@ type Config struct {
 	// Clock decides when disruptedPods entries expire; nil is the real
 	// clock.
 	Clock clock.PassiveClock
+	// Workers is how many keys sync at once (upstream's --concurrent-*
+	// flag); 0 means 1.
+	Workers int
+	// Logger is the controller's; nil discards.
+	Logger *slog.Logger
 }
 
 // Controller keeps PodDisruptionBudget status. Create it with New and
 // start it with Run.
 type Controller struct {
+	logger   *slog.Logger
+	workers  int
 	client   kubernetes.Interface
 	recorder record.EventRecorder
 	clock    clock.PassiveClock
@@ -83,15 +95,14 @@ func New(cfg Config) (*Controller, error) {
 	deploy := cfg.Informers.Apps().V1().Deployments()
 	sts := cfg.Informers.Apps().V1().StatefulSets()
 	c := &Controller{
+		logger: cfg.Logger, workers: cfg.Workers,
 		client: cfg.Client, recorder: cfg.Recorder, clock: cfg.Clock,
 		pdbs: pdbs.Lister(), pods: pods.Lister(),
 		replicaSets: rs.Lister(), deployments: deploy.Lister(), statefulSets: sts.Lister(),
 		synced: []cache.InformerSynced{pdbs.Informer().HasSynced, pods.Informer().HasSynced,
 			rs.Informer().HasSynced, deploy.Informer().HasSynced, sts.Informer().HasSynced},
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "disruption"}),
-		staleQueue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "disruption_recheck"}),
+		queue:      workloop.NewQueue[string]("disruption", nil),
+		staleQueue: workloop.NewQueue[string]("disruption_recheck", nil),
 	}
 	onBudget := func(obj any) {
 		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
@@ -151,13 +162,17 @@ func (c *Controller) enqueueBudgetsOf(pod *corev1.Pod) {
 }
 
 // Run works the budget and stale-condition queues until ctx ends.
-func (c *Controller) Run(ctx context.Context, workers int) {
+func (c *Controller) Run(ctx context.Context) error {
+	var staleErr error
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		workloop.Loop{Name: "disruption", KeyKind: "pod", Queue: c.staleQueue, Synced: c.synced, Sync: c.syncStaleDisruption}.Run(ctx, workers)
+		staleErr = workloop.Loop[string]{Logger: c.logger, Workers: c.workers, KeyKind: "pod",
+			Queue: c.staleQueue, Synced: c.synced, Sync: c.syncStaleDisruption}.Run(ctx)
 	})
-	workloop.Loop{Name: "disruption", KeyKind: "poddisruptionbudget", Queue: c.queue, Synced: c.synced, Sync: c.sync}.Run(ctx, workers)
+	err := workloop.Loop[string]{Logger: c.logger, Workers: c.workers, KeyKind: "poddisruptionbudget",
+		Queue: c.queue, Synced: c.synced, Sync: c.sync}.Run(ctx)
 	wg.Wait()
+	return errors.Join(err, staleErr)
 }
 
 // sync brings one budget's status up to date. A failure other than a

@@ -1,6 +1,6 @@
 // Package disruption is the disruption controller: it keeps the status of
-// every policy/v1 PodDisruptionBudget, as upstream's disruption
-// controller does, so that the API server's eviction subresource can
+// every policy/v1 PodDisruptionBudget, as upstream's
+// disruption-controller does, so that the API server's eviction subresource can
 // decide whether a pod may go.
 //
 // It owns, per budget: finding its pods (its selector in its namespace),

@@ -46,13 +46,13 @@ func BenchmarkThousandReadyPods(b *testing.B) {
 		began := time.Now()
 		runCtx, cancel := context.WithCancel(ctx)
 		factory := informers.NewSharedInformerFactory(s.Client, 0)
-		c, err := New(Config{Client: s.Client, Informers: factory, Recorder: record.NewFakeRecorder(100)})
+		c, err := New(Config{Client: s.Client, Informers: factory, Recorder: record.NewFakeRecorder(100), Workers: 5})
 		if err != nil {
 			b.Fatal(err)
 		}
 		factory.Start(runCtx.Done())
 		done := make(chan struct{})
-		go func() { defer close(done); c.Run(runCtx, 5) }()
+		go func() { defer close(done); c.Run(runCtx) }()
 		var slices int
 		err = wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 			l, err := s.Client.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=web"})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
@@ -32,6 +33,9 @@ import (
 
 // Names and labels, as upstream.
 const (
+	// Name is the controller's name; Component its event source, as
+	// upstream's.
+	Name               = "endpointslice-controller"
 	Component          = "endpoint-slice-controller"
 	ControllerName     = "endpointslice-controller.k8s.io"
 	labelHeadless      = "service.kubernetes.io/headless"
@@ -43,6 +47,10 @@ const (
 	endpointsControllerName = "endpoint-controller"
 )
 
+// maxRetries is how often a failing key is retried with back-off before
+// it is dropped until its next change (upstream's value).
+const maxRetries = 15
+
 // Config wires the controller.
 type Config struct {
 	Client    kubernetes.Interface
@@ -51,10 +59,17 @@ type Config struct {
 	Clock     clock.PassiveClock
 	// MaxEndpointsPerSlice defaults to 100.
 	MaxEndpointsPerSlice int
+	// Workers is how many keys sync at once (upstream's --concurrent-*
+	// flag); 0 means 1.
+	Workers int
+	// Logger is the controller's; nil discards.
+	Logger *slog.Logger
 }
 
 // Controller keeps EndpointSlices and Endpoints of selector Services.
 type Controller struct {
+	logger    *slog.Logger
+	workers   int
 	client    kubernetes.Interface
 	recorder  record.EventRecorder
 	clock     clock.PassiveClock
@@ -89,6 +104,7 @@ func New(cfg Config) (*Controller, error) {
 	core := cfg.Informers.Core().V1()
 	sl := cfg.Informers.Discovery().V1().EndpointSlices()
 	c := &Controller{
+		logger: cfg.Logger, workers: cfg.Workers,
 		client: cfg.Client, recorder: cfg.Recorder, clock: cfg.Clock, maxPer: cfg.MaxEndpointsPerSlice,
 		services:  core.Services().Lister(),
 		pods:      core.Pods().Lister(),
@@ -97,8 +113,7 @@ func New(cfg Config) (*Controller, error) {
 		slices:    sl.Lister(),
 		synced: []cache.InformerSynced{core.Services().Informer().HasSynced, core.Pods().Informer().HasSynced,
 			core.Nodes().Informer().HasSynced, core.Endpoints().Informer().HasSynced, sl.Informer().HasSynced},
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "endpointslice"}),
+		queue:   workloop.NewQueue[string]("endpointslice", nil),
 		written: map[string]write{},
 	}
 	handlers := []struct {
@@ -201,8 +216,9 @@ func (c *Controller) nodeUpdated(old, obj any) {
 }
 
 // Run works the queue until ctx ends.
-func (c *Controller) Run(ctx context.Context, workers int) {
-	workloop.Loop{Name: "endpointslice", KeyKind: "service", Queue: c.queue, Synced: c.synced, Sync: c.sync}.Run(ctx, workers)
+func (c *Controller) Run(ctx context.Context) error {
+	return workloop.Loop[string]{Logger: c.logger, Workers: c.workers, MaxRetries: maxRetries, KeyKind: "service",
+		Queue: c.queue, Synced: c.synced, Sync: c.sync}.Run(ctx)
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {

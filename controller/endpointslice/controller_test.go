@@ -42,13 +42,13 @@ func start(t *testing.T, client kubernetes.Interface) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	factory := informers.NewSharedInformerFactory(client, 0)
-	c, err := New(Config{Client: client, Informers: factory, Recorder: record.NewFakeRecorder(100)})
+	c, err := New(Config{Client: client, Informers: factory, Recorder: record.NewFakeRecorder(100), Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	factory.Start(ctx.Done())
 	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx, 2) }()
+	go func() { defer close(done); c.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
 }
 

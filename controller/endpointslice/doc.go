@@ -1,5 +1,5 @@
-// Package endpointslice owns the endpointslice controller and the legacy
-// endpoints controller, which share one reconcile: for every Service with
+// Package endpointslice owns the endpointslice controller (upstream's
+// endpointslice-controller) and the legacy endpoints controller, which share one reconcile: for every Service with
 // a selector, the addresses of the matching pods (ready, serving,
 // terminating, nodeName, zone) with the Service's ports resolved against
 // each pod's containers, written as EndpointSlices of at most 100

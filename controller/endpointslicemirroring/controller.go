@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
@@ -30,6 +31,9 @@ import (
 
 // Names, labels and defaults, as upstream.
 const (
+	// Name is the controller's name; Component its event source, as
+	// upstream's.
+	Name           = "endpointslice-mirroring-controller"
 	Component      = "endpoint-slice-mirroring-controller"
 	ControllerName = "endpointslicemirroring-controller.k8s.io"
 	// MaxEndpointsPerSubset is upstream's default
@@ -50,6 +54,10 @@ const (
 	ReasonFailedToUpdate           = "FailedToUpdateEndpointSlices"
 )
 
+// maxRetries is how often a failing key is retried with back-off before
+// it is dropped until its next change (upstream's value).
+const maxRetries = 15
+
 // Config wires the controller.
 type Config struct {
 	Client    kubernetes.Interface
@@ -57,10 +65,17 @@ type Config struct {
 	Recorder  record.EventRecorder
 	// MaxEndpointsPerSubset defaults to 1000.
 	MaxEndpointsPerSubset int
+	// Workers is how many keys sync at once (upstream's --concurrent-*
+	// flag); 0 means 1.
+	Workers int
+	// Logger is the controller's; nil discards.
+	Logger *slog.Logger
 }
 
 // Controller mirrors user-written Endpoints to EndpointSlices.
 type Controller struct {
+	logger    *slog.Logger
+	workers   int
 	client    kubernetes.Interface
 	recorder  record.EventRecorder
 	maxPer    int
@@ -95,14 +110,14 @@ func New(cfg Config) (*Controller, error) {
 	core := cfg.Informers.Core().V1()
 	sl := cfg.Informers.Discovery().V1().EndpointSlices()
 	c := &Controller{
+		logger: cfg.Logger, workers: cfg.Workers,
 		client: cfg.Client, recorder: cfg.Recorder, maxPer: cfg.MaxEndpointsPerSubset,
 		services:  core.Services().Lister(),
 		endpoints: core.Endpoints().Lister(),
 		slices:    sl.Lister(),
 		synced:    []cache.InformerSynced{core.Services().Informer().HasSynced, core.Endpoints().Informer().HasSynced, sl.Informer().HasSynced},
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "endpointslicemirroring"}),
-		written: map[string]write{},
+		queue:     workloop.NewQueue[string]("endpointslicemirroring", nil),
+		written:   map[string]write{},
 	}
 	handlers := []struct {
 		inf cache.SharedIndexInformer
@@ -169,8 +184,9 @@ func (c *Controller) enqueueSlice(obj any) {
 }
 
 // Run works the queue until ctx ends.
-func (c *Controller) Run(ctx context.Context, workers int) {
-	workloop.Loop{Name: "endpointslicemirroring", KeyKind: "endpoints", Queue: c.queue, Synced: c.synced, Sync: c.sync}.Run(ctx, workers)
+func (c *Controller) Run(ctx context.Context) error {
+	return workloop.Loop[string]{Logger: c.logger, Workers: c.workers, MaxRetries: maxRetries, KeyKind: "endpoints",
+		Queue: c.queue, Synced: c.synced, Sync: c.sync}.Run(ctx)
 }
 
 // shouldMirror: user-written Endpoints only.

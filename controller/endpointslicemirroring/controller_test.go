@@ -41,13 +41,13 @@ func start(t testing.TB, client kubernetes.Interface, maxPer int) *record.FakeRe
 	ctx, cancel := context.WithCancel(context.Background())
 	factory := informers.NewSharedInformerFactory(client, 0)
 	rec := record.NewFakeRecorder(100)
-	c, err := New(Config{Client: client, Informers: factory, Recorder: rec, MaxEndpointsPerSubset: maxPer})
+	c, err := New(Config{Client: client, Informers: factory, Recorder: rec, MaxEndpointsPerSubset: maxPer, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	factory.Start(ctx.Done())
 	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx, 2) }()
+	go func() { defer close(done); c.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
 	return rec
 }

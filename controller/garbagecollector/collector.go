@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/informers"
@@ -24,10 +23,13 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/tinykube/tinykube/controller/internal/workloop"
 )
 
-// Component is upstream's name for the collector.
-const Component = "garbage-collector-controller"
+// Name is upstream's name for the collector, in logs and as its event
+// source.
+const Name = "garbage-collector-controller"
 
 // ignored are resources the collector never watches, as upstream's
 // defaults: events are many, short-lived and never owners.
@@ -44,6 +46,11 @@ type Config struct {
 	Informers informers.SharedInformerFactory
 	// Recorder is optional: upstream's collector records no events.
 	Recorder record.EventRecorder
+	// Workers is how many objects are collected at once (upstream's
+	// --concurrent-gc-syncs); 0 means 1.
+	Workers int
+	// Logger is the collector's; nil discards.
+	Logger *slog.Logger
 }
 
 // Collector is the garbage collector.
@@ -52,6 +59,9 @@ type Collector struct {
 	metadata metadata.Interface
 	graph    *graph
 	queue    workqueue.TypedRateLimitingInterface[types.UID]
+	// loop lacks its Synced: Run adds the monitors it starts.
+	loop   workloop.Loop[types.UID]
+	logger *slog.Logger
 
 	// Filled by Run from discovery.
 	kinds map[schema.GroupVersionKind]resourceInfo
@@ -67,52 +77,53 @@ func New(cfg Config) (*Collector, error) {
 	if cfg.Client == nil || cfg.Metadata == nil {
 		return nil, errors.New("garbagecollector: Client and Metadata are required")
 	}
-	return &Collector{
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Collector{
 		client:   cfg.Client,
 		metadata: cfg.Metadata,
 		graph:    newGraph(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[types.UID](),
-			workqueue.TypedRateLimitingQueueConfig[types.UID]{Name: "garbage_collector"}),
-		kinds: map[schema.GroupVersionKind]resourceInfo{},
-	}, nil
+		queue:    workloop.NewQueue[types.UID]("garbage_collector", nil),
+		kinds:    map[schema.GroupVersionKind]resourceInfo{},
+		logger:   cfg.Logger,
+	}
+	c.loop = workloop.Loop[types.UID]{Logger: cfg.Logger, Workers: cfg.Workers, KeyKind: "uid", Queue: c.queue, Sync: c.sync}
+	return c, nil
 }
 
 // Run discovers the resources, watches their metadata, waits until the
 // graph holds every object, then collects until ctx ends.
-func (c *Collector) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
+func (c *Collector) Run(ctx context.Context) error {
 	defer c.queue.ShutDown()
 	var monitored []schema.GroupVersionResource
 	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
 		var err error
 		monitored, err = c.discover()
 		if err != nil {
-			slog.Warn("garbagecollector: discovery failed, will retry", "err", err)
+			c.logger.Warn("discovery failed, will retry", "err", err)
 		}
 		return err == nil, nil
 	})
 	if err != nil {
-		return
+		return nil // ctx ended
 	}
 	factory := metadatainformer.NewSharedInformerFactory(c.metadata, 0)
 	var synced []cache.InformerSynced
 	for _, gvr := range monitored {
 		inf := factory.ForResource(gvr).Informer()
 		if _, err := inf.AddEventHandler(c.handler(gvr)); err != nil {
-			utilruntime.HandleError(err)
-			return
+			return fmt.Errorf("garbagecollector: watching %s: %w", gvr, err)
 		}
 		synced = append(synced, inf.HasSynced)
 	}
+	// The monitors are the collector's own metadata informers, apart
+	// from the manager's shared factory.
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
-	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
-		return
-	}
-	for range max(workers, 1) {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	<-ctx.Done()
+	loop := c.loop
+	loop.Synced = synced
+	return loop.Run(ctx)
 }
 
 // discover fills c.kinds and returns the resources to watch: every one
@@ -214,24 +225,6 @@ func (c *Collector) enqueueDeletingOwners(owners []metav1.OwnerReference) {
 		if n := c.graph.get(o.UID); n != nil && n.deletingDependents() {
 			c.queue.Add(o.UID)
 		}
-	}
-}
-
-func (c *Collector) worker(ctx context.Context) {
-	for {
-		uid, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		if err := c.sync(ctx, uid); err != nil {
-			if !apierrors.IsConflict(err) {
-				slog.Warn("garbagecollector: will retry", "uid", uid, "err", err)
-			}
-			c.queue.AddRateLimited(uid)
-		} else {
-			c.queue.Forget(uid)
-		}
-		c.queue.Done(uid)
 	}
 }
 
@@ -365,7 +358,7 @@ func (c *Collector) attemptToDelete(ctx context.Context, n *node) error {
 	case slices.Contains(n.finalizers, metav1.FinalizerDeleteDependents):
 		policy = metav1.DeletePropagationForeground
 	}
-	slog.Info("garbagecollector: deleting object whose owners are gone", "resource", n.gvr.GroupResource(), "namespace", n.namespace, "name", n.name, "propagation", policy)
+	workloop.Logger(ctx).Info("deleting object whose owners are gone", "resource", n.gvr.GroupResource(), "namespace", n.namespace, "name", n.name, "propagation", policy)
 	err := c.metadata.Resource(n.gvr).Namespace(n.namespace).Delete(ctx, n.name, metav1.DeleteOptions{
 		PropagationPolicy: &policy,
 		Preconditions:     &metav1.Preconditions{UID: &n.uid},

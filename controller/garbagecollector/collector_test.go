@@ -58,13 +58,13 @@ func startFake(t *testing.T, objs ...runtime.Object) *metadatafake.FakeMetadataC
 	scheme := runtime.NewScheme()
 	metav1.AddMetaToScheme(scheme)
 	md := metadatafake.NewSimpleMetadataClient(scheme, objs...)
-	c, err := New(Config{Client: client, Metadata: md})
+	c, err := New(Config{Client: client, Metadata: md, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx, 2) }()
+	go func() { defer close(done); c.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return md
 }

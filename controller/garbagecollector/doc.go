@@ -1,5 +1,6 @@
-// Package garbagecollector owns the garbage collector: it watches the
-// metadata of every resource the API server lists (discovery plus
+// Package garbagecollector owns the garbage collector (upstream's
+// garbage-collector-controller): it watches the metadata of every resource
+// the API server lists at start (discovery plus
 // metadata informers), keeps a graph of ownerReferences by UID, and
 //
 //   - deletes objects whose owners are all gone (background propagation),
@@ -12,5 +13,7 @@
 //
 // The API server sets those finalizers and deletionTimestamp when a
 // client deletes with propagationPolicy Foreground or Orphan; the
-// collector only reacts to them, as upstream's.
+// collector only reacts to them, as upstream's. Unlike upstream, discovery
+// runs once, when the collector starts: resources added later (a new
+// CustomResourceDefinition) are not watched until the next start.
 package garbagecollector

@@ -122,13 +122,13 @@ func startCollectorWorkers(t testing.TB, s *apiservertest.Server, workers int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(Config{Client: s.Client, Metadata: md})
+	c, err := New(Config{Client: s.Client, Metadata: md, Workers: workers})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx, workers) }()
+	go func() { defer close(done); c.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -11,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -56,6 +56,11 @@ type Config struct {
 	// Clock is for start and completion times, deadlines, back-off and
 	// TTLs; nil is the real clock. The queue's delays follow it.
 	Clock clock.WithTicker
+	// Workers is how many keys sync at once (upstream's --concurrent-*
+	// flag); 0 means 1.
+	Workers int
+	// Logger is the controller's; nil discards.
+	Logger *slog.Logger
 }
 
 // Controller runs Jobs. Create it with New, start it with Run.
@@ -66,7 +71,7 @@ type Controller struct {
 
 	jobLister batchlisters.JobLister
 	podLister corelisters.PodLister
-	loop      workloop.Loop
+	loop      workloop.Loop[string]
 	queue     workqueue.TypedRateLimitingInterface[string]
 
 	mu sync.Mutex
@@ -112,11 +117,9 @@ func New(cfg Config) (*Controller, error) {
 		clock:     cfg.Clock,
 		jobLister: jobInformer.Lister(),
 		podLister: podInformer.Lister(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "job", Clock: cfg.Clock}),
-		pending: map[string]*pendingWrites{},
-		backOff: map[string]backOffRecord{},
+		queue:     workloop.NewQueue[string]("job", cfg.Clock),
+		pending:   map[string]*pendingWrites{},
+		backOff:   map[string]backOffRecord{},
 	}
 	if _, err := jobInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
@@ -132,19 +135,19 @@ func New(cfg Config) (*Controller, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("job: %w", err)
 	}
-	c.loop = workloop.Loop{Name: Name, KeyKind: "job", Queue: c.queue,
+	c.loop = workloop.Loop[string]{Logger: cfg.Logger, Workers: cfg.Workers, KeyKind: "job", Queue: c.queue,
 		Synced: []cache.InformerSynced{jobInformer.Informer().HasSynced, podInformer.Informer().HasSynced},
 		Sync:   c.sync}
 	return c, nil
 }
 
-// Run syncs Jobs with the given number of workers until ctx ends.
-func (c *Controller) Run(ctx context.Context, workers int) { c.loop.Run(ctx, workers) }
+// Run syncs Jobs until ctx ends.
+func (c *Controller) Run(ctx context.Context) error { return c.loop.Run(ctx) }
 
 func (c *Controller) enqueue(obj any) {
 	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
 	if err != nil {
-		utilruntime.HandleError(err)
+		c.loop.Log().Error("cannot key object", "err", err)
 		return
 	}
 	c.queue.Add(key)

@@ -67,7 +67,7 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	ctx, cancel := context.WithCancel(context.Background())
 	factory.Start(ctx.Done())
 	done := make(chan struct{})
-	go func() { c.Run(ctx, 1); close(done) }()
+	go func() { c.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
 	return f
 }

@@ -15,8 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -26,10 +24,13 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+
+	"github.com/tinykube/tinykube/controller/internal/workloop"
 )
 
-// Component is upstream's event source name for this controller.
-const Component = "namespace-controller"
+// Name is upstream's name for this controller, in logs and as its event
+// source.
+const Name = "namespace-controller"
 
 // DefaultRecheckInterval is how often a Terminating namespace whose
 // content is still going away (pods in their grace period, objects with
@@ -46,10 +47,17 @@ type Config struct {
 	Clock     clock.PassiveClock
 	// RecheckInterval defaults to DefaultRecheckInterval.
 	RecheckInterval time.Duration
+	// Workers is how many namespaces are emptied at once (upstream's
+	// --concurrent-namespace-syncs); 0 means 1.
+	Workers int
+	// Logger is the controller's; nil discards.
+	Logger *slog.Logger
 }
 
 // Controller empties and finalizes deleted namespaces.
 type Controller struct {
+	logger     *slog.Logger
+	workers    int
 	client     kubernetes.Interface
 	metadata   metadata.Interface
 	recorder   record.EventRecorder
@@ -74,11 +82,11 @@ func New(cfg Config) (*Controller, error) {
 	}
 	inf := cfg.Informers.Core().V1().Namespaces()
 	c := &Controller{
+		logger: cfg.Logger, workers: cfg.Workers,
 		client: cfg.Client, metadata: cfg.Metadata, recorder: cfg.Recorder, clock: cfg.Clock, recheck: cfg.RecheckInterval,
 		namespaces: inf.Lister(),
 		synced:     inf.Informer().HasSynced,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "namespace"}),
+		queue:      workloop.NewQueue[string]("namespace", nil),
 	}
 	enqueue := func(obj any) {
 		if ns, ok := obj.(*corev1.Namespace); ok && ns.DeletionTimestamp != nil {
@@ -93,75 +101,48 @@ func New(cfg Config) (*Controller, error) {
 }
 
 // Run works the queue until ctx ends.
-func (c *Controller) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
-		return
-	}
-	for range max(workers, 1) {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for {
-		key, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		remaining, err := c.sync(ctx, key)
-		switch {
-		case err != nil:
-			slog.Warn("namespace: deletion failed, will retry", "namespace", key, "err", err)
-			c.queue.AddRateLimited(key)
-		case remaining:
-			c.queue.Forget(key)
-			c.queue.AddAfter(key, c.recheck)
-		default:
-			c.queue.Forget(key)
-		}
-		c.queue.Done(key)
-	}
+func (c *Controller) Run(ctx context.Context) error {
+	return workloop.Loop[string]{Logger: c.logger, Workers: c.workers, KeyKind: "namespace",
+		Queue: c.queue, Synced: []cache.InformerSynced{c.synced}, Sync: c.sync}.Run(ctx)
 }
 
 // sync deletes the content of one Terminating namespace and finalizes it
-// once empty; remaining reports content still going away.
-func (c *Controller) sync(ctx context.Context, name string) (remaining bool, err error) {
+// once empty; content still going away asks for a recheck
+// (workloop.RequeueAfter).
+func (c *Controller) sync(ctx context.Context, name string) error {
 	ns, err := c.namespaces.Get(name)
 	if apierrors.IsNotFound(err) {
-		return false, nil
+		return nil
 	}
 	if err != nil {
-		return false, err
+		return err
 	}
 	if ns.DeletionTimestamp == nil || !slices.Contains(ns.Spec.Finalizers, corev1.FinalizerKubernetes) {
-		return false, nil
+		return nil
 	}
 	if ns.Status.Phase != corev1.NamespaceTerminating {
 		// The API server sets the phase with deletionTimestamp; a
 		// namespace read before that is looked at again.
-		return true, nil
+		return workloop.RequeueAfter(c.recheck)
 	}
 	res, discoveryErr := c.resources()
 	left, deleteErr := c.deleteContent(ctx, name, res)
 	if err := c.updateConditions(ctx, ns, discoveryErr, deleteErr, left); err != nil && !apierrors.IsNotFound(err) {
-		return false, err
+		return err
 	}
 	if discoveryErr != nil || deleteErr != nil {
-		return false, errors.Join(discoveryErr, deleteErr)
+		return errors.Join(discoveryErr, deleteErr)
 	}
 	if left.objects > 0 {
-		return true, nil
+		return workloop.RequeueAfter(c.recheck)
 	}
 	fin := ns.DeepCopy()
 	fin.Spec.Finalizers = slices.DeleteFunc(fin.Spec.Finalizers, func(f corev1.FinalizerName) bool { return f == corev1.FinalizerKubernetes })
 	_, err = c.client.CoreV1().Namespaces().Finalize(ctx, fin, metav1.UpdateOptions{})
 	if apierrors.IsNotFound(err) {
-		return false, nil
+		return nil
 	}
-	return false, err
+	return err
 }
 
 // resources are the namespaced resources that can be listed and deleted.

@@ -38,7 +38,7 @@ func start(t *testing.T, client kubernetes.Interface, md metadata.Interface) {
 	}
 	factory.Start(ctx.Done())
 	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx, 1) }()
+	go func() { defer close(done); c.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
 }
 

@@ -8,25 +8,28 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/tinykube/tinykube/controller/internal/workloop"
 )
 
-// Component is the name upstream's range allocator records events as.
-const Component = "cidrAllocator"
+// Name is the controller's name, as upstream's; Component is the name
+// upstream's range allocator records events as.
+const (
+	Name      = "node-ipam-controller"
+	Component = "cidrAllocator"
+)
 
 // Defaults, as upstream's.
 const (
@@ -44,10 +47,16 @@ type Config struct {
 	// NodeCIDRMaskSize is the prefix length of one node's range; default
 	// 24 for IPv4, 64 for IPv6.
 	NodeCIDRMaskSize int
+	// Workers is how many nodes are synced at once; 0 means 1.
+	Workers int
+	// Logger is the controller's; nil discards.
+	Logger *slog.Logger
 }
 
 // Controller allocates node pod CIDRs.
 type Controller struct {
+	logger   *slog.Logger
+	workers  int
 	client   kubernetes.Interface
 	recorder record.EventRecorder
 	nodes    corelisters.NodeLister
@@ -77,14 +86,15 @@ func New(cfg Config) (*Controller, error) {
 	}
 	inf := cfg.Informers.Core().V1().Nodes()
 	c := &Controller{
+		logger:   cfg.Logger,
+		workers:  cfg.Workers,
 		client:   cfg.Client,
 		recorder: cfg.Recorder,
 		nodes:    inf.Lister(),
 		synced:   inf.Informer().HasSynced,
 		set:      set,
 		held:     map[string]netip.Prefix{},
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodeipam"}),
+		queue:    workloop.NewQueue[string]("nodeipam", nil),
 	}
 	_, err = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) { c.queue.Add(obj.(*corev1.Node).Name) },
@@ -107,42 +117,24 @@ func New(cfg Config) (*Controller, error) {
 
 // Run rebuilds the allocation from the existing Nodes, then allocates
 // until ctx ends.
-func (c *Controller) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
-		return
-	}
+func (c *Controller) Run(ctx context.Context) error {
+	return workloop.Loop[string]{Logger: c.logger, Workers: c.workers, KeyKind: "node",
+		Queue: c.queue, Synced: []cache.InformerSynced{c.synced}, PreStart: c.occupyExisting, Sync: c.sync}.Run(ctx)
+}
+
+// occupyExisting marks the ranges the Nodes already have as taken, before
+// any node is given one.
+func (c *Controller) occupyExisting(context.Context) error {
 	nodes, err := c.nodes.List(labels.Everything())
 	if err != nil {
-		utilruntime.HandleError(err)
-		return
+		return err
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, n := range nodes {
 		c.occupyLocked(n)
 	}
-	c.mu.Unlock()
-	for range max(workers, 1) {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for {
-		key, quit := c.queue.Get()
-		if quit {
-			return
-		}
-		if err := c.sync(ctx, key); err != nil {
-			slog.Warn("nodeipam: sync failed, will retry", "node", key, "err", err)
-			c.queue.AddRateLimited(key)
-		} else {
-			c.queue.Forget(key)
-		}
-		c.queue.Done(key)
-	}
+	return nil
 }
 
 // occupyLocked records the range node already has.
@@ -206,6 +198,6 @@ func (c *Controller) sync(ctx context.Context, name string) error {
 		c.recorder.Eventf(node, corev1.EventTypeWarning, "CIDRAssignmentFailed", "Node %s status is now: CIDRAssignmentFailed", name)
 		return fmt.Errorf("setting podCIDR %s on node %s: %w", p, name, err)
 	}
-	slog.Info("nodeipam: allocated pod CIDR", "node", name, "podCIDR", p)
+	workloop.Logger(ctx).Info("allocated pod CIDR", "node", name, "podCIDR", p)
 	return nil
 }

@@ -33,13 +33,13 @@ func start(t *testing.T, client kubernetes.Interface, cluster string) *record.Fa
 	ctx, cancel := context.WithCancel(context.Background())
 	factory := informers.NewSharedInformerFactory(client, 0)
 	rec := record.NewFakeRecorder(100)
-	c, err := New(Config{Client: client, Informers: factory, Recorder: rec, ClusterCIDR: netip.MustParsePrefix(cluster)})
+	c, err := New(Config{Client: client, Informers: factory, Recorder: rec, ClusterCIDR: netip.MustParsePrefix(cluster), Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	factory.Start(ctx.Done())
 	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx, 2) }()
+	go func() { defer close(done); c.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
 	return rec
 }

@@ -8,25 +8,31 @@ import (
 	"slices"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	coordinationlisters "k8s.io/client-go/listers/coordination/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/klog/v2"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+
+	"github.com/tinykube/tinykube/controller/internal/workloop"
 )
 
-// Component is upstream's event source name for this controller.
-const Component = "node-controller"
+// Name is the controller's name, as upstream's; Component is upstream's
+// event source name for it.
+const (
+	Name      = "node-lifecycle-controller"
+	Component = "node-controller"
+)
 
 // Defaults, as upstream's kube-controller-manager flags.
 const (
@@ -52,6 +58,8 @@ type Config struct {
 	// period of a node whose kubelet never posted a Ready condition;
 	// default 1m.
 	NodeStartupGracePeriod time.Duration
+	// Logger is the controller's; nil discards.
+	Logger *slog.Logger
 }
 
 // Controller watches node health, taints and evicts.
@@ -67,6 +75,9 @@ type Controller struct {
 	pods    corelisters.PodLister
 	podsIdx cache.Indexer
 	synced  []cache.InformerSynced
+
+	logger *slog.Logger
+	queue  workqueue.TypedRateLimitingInterface[string]
 
 	// health is what the controller last saw of each node's kubelet;
 	// only the monitor loop touches it, so it needs no lock.
@@ -125,28 +136,30 @@ func New(cfg Config) (*Controller, error) {
 		podsIdx: podInf.GetIndexer(),
 		synced:  []cache.InformerSynced{core.Nodes().Informer().HasSynced, leases.Informer().HasSynced, podInf.HasSynced},
 		health:  map[string]*nodeHealth{},
+		logger:  cfg.Logger,
+		queue:   workloop.NewQueue[string]("nodelifecycle", nil),
 	}, nil
 }
 
-// Run checks every node each NodeMonitorPeriod until ctx ends. The work
-// is one pass over the nodes, so workers is not used.
-func (c *Controller) Run(ctx context.Context, _ int) {
-	defer utilruntime.HandleCrash()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
+// passKey is the one key of the controller's queue: each sync is one
+// pass over every node, and asks for the next one a NodeMonitorPeriod
+// later.
+const passKey = "nodes"
+
+// Run checks every node each NodeMonitorPeriod until ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	c.queue.Add(passKey)
+	// One worker: health is the monitor pass's alone.
+	return workloop.Loop[string]{Logger: c.logger, KeyKind: "pass", Queue: c.queue, Synced: c.synced, Sync: c.pass}.Run(ctx)
+}
+
+// pass runs one monitor pass; an incomplete one is logged and the next
+// pass retries it.
+func (c *Controller) pass(ctx context.Context, _ string) error {
+	if err := c.monitor(ctx); err != nil && ctx.Err() == nil {
+		workloop.Logger(ctx).Warn("pass incomplete, next pass retries", "err", err)
 	}
-	t := time.NewTicker(c.period)
-	defer t.Stop()
-	for {
-		if err := c.monitor(ctx); err != nil && ctx.Err() == nil {
-			slog.Warn("nodelifecycle: pass incomplete, next pass retries", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	return workloop.RequeueAfter(c.period)
 }
 
 // monitor is one pass: health, taints, pods, for every node.
@@ -221,7 +234,7 @@ func (c *Controller) checkHealth(ctx context.Context, node *corev1.Node) (*corev
 			if err != nil {
 				return nil, fmt.Errorf("setting node %s conditions to Unknown: %w", node.Name, err)
 			}
-			slog.Info("nodelifecycle: node stopped posting status", "node", node.Name, "lastSeen", h.probe)
+			workloop.Logger(ctx).Info("node stopped posting status", "node", node.Name, "lastSeen", h.probe)
 			node = stored
 		}
 	}
@@ -390,7 +403,7 @@ func evictionTime(pod *corev1.Pod, taints []corev1.Taint) (due time.Time, ok boo
 		tolerated := false
 		for i := range pod.Spec.Tolerations {
 			tol := &pod.Spec.Tolerations[i]
-			if !tol.ToleratesTaint(klog.Background(), &taint, false) {
+			if !tol.ToleratesTaint(logr.Discard(), &taint, false) {
 				continue
 			}
 			tolerated = true
@@ -413,7 +426,7 @@ func evictionTime(pod *corev1.Pod, taints []corev1.Taint) (due time.Time, ok boo
 
 func (c *Controller) evict(ctx context.Context, pod *corev1.Pod) error {
 	c.rec.Eventf(pod, corev1.EventTypeNormal, "TaintManagerEviction", "Marking for deletion Pod %s/%s", pod.Namespace, pod.Name)
-	slog.Info("nodelifecycle: evicting pod", "pod", pod.Namespace+"/"+pod.Name, "node", pod.Spec.NodeName)
+	workloop.Logger(ctx).Info("evicting pod", "pod", pod.Namespace+"/"+pod.Name, "node", pod.Spec.NodeName)
 	err := c.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &pod.UID}})
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		return nil

@@ -78,7 +78,7 @@ func start(t *testing.T, client kubernetes.Interface, clk *clocktesting.FakeCloc
 	}
 	factory.Start(ctx.Done())
 	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx, 1) }()
+	go func() { defer close(done); c.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
 	return rec
 }

@@ -1,4 +1,6 @@
-// Package nodelifecycle owns the node lifecycle controller:
+// Package nodelifecycle owns the node lifecycle controller (upstream's
+// node-lifecycle-controller). Every NodeMonitorPeriod it makes one pass
+// over the nodes (the work loop's single key, requeued after the period):
 //
 //   - health: a node whose kubelet has renewed neither its Lease (in
 //     kube-node-lease) nor its Ready heartbeat for NodeMonitorGracePeriod

@@ -129,7 +129,7 @@ func run(t *testing.T, objects ...runtime.Object) *fixture {
 	ctx, cancel := context.WithCancel(context.Background())
 	factory.Start(ctx.Done())
 	done := make(chan struct{})
-	go func() { c.Run(ctx, 1); close(done) }()
+	go func() { c.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; factory.Shutdown() })
 	return &fixture{client: client, recorder: recorder, ctrl: c}
 }

@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
@@ -19,8 +18,9 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
-	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	"github.com/tinykube/tinykube/controller/internal/workloop"
 )
 
 // Name is the component name events are recorded under, as upstream.
@@ -46,6 +46,11 @@ type Config struct {
 	// Clock is used for availability (minReadySeconds) and expectations;
 	// nil means the real clock.
 	Clock clock.PassiveClock
+	// Workers is how many keys sync at once (upstream's --concurrent-*
+	// flag); 0 means 1.
+	Workers int
+	// Logger is the controller's; nil discards.
+	Logger *slog.Logger
 }
 
 // Controller keeps ReplicaSets' pods. Create it with New and start it
@@ -60,6 +65,7 @@ type Controller struct {
 	synced    []cache.InformerSynced
 
 	queue        workqueue.TypedRateLimitingInterface[string]
+	loop         workloop.Loop[string]
 	expectations *expectations
 }
 
@@ -80,14 +86,12 @@ func New(cfg Config) (*Controller, error) {
 	rsInformer := cfg.Informers.Apps().V1().ReplicaSets()
 	podInformer := cfg.Informers.Core().V1().Pods()
 	c := &Controller{
-		client:    cfg.Client,
-		recorder:  cfg.Recorder,
-		clock:     cfg.Clock,
-		rsLister:  rsInformer.Lister(),
-		podLister: podInformer.Lister(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "replicaset"}),
+		client:       cfg.Client,
+		recorder:     cfg.Recorder,
+		clock:        cfg.Clock,
+		rsLister:     rsInformer.Lister(),
+		podLister:    podInformer.Lister(),
+		queue:        workloop.NewQueue[string]("replicaset", nil),
 		expectations: newExpectations(cfg.Clock),
 	}
 	if _, err := rsInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -105,53 +109,19 @@ func New(cfg Config) (*Controller, error) {
 		return nil, fmt.Errorf("replicaset: %w", err)
 	}
 	c.synced = []cache.InformerSynced{rsInformer.Informer().HasSynced, podInformer.Informer().HasSynced}
+	c.loop = workloop.Loop[string]{Logger: cfg.Logger, Workers: cfg.Workers,
+		KeyKind: "replicaset", Queue: c.queue, Synced: c.synced, Sync: c.sync}
 	return c, nil
 }
 
-// Run waits for the informer caches, then syncs ReplicaSets with the given
-// number of workers until ctx ends. It blocks until then.
-func (c *Controller) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
-	defer c.queue.ShutDown()
-	logger := klog.FromContext(ctx)
-	logger.Info("Starting controller", "controller", "replicaset")
-	defer logger.Info("Shutting down controller", "controller", "replicaset")
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	if workers < 1 {
-		workers = 1
-	}
-	for range workers {
-		go wait.UntilWithContext(ctx, c.worker, time.Second)
-	}
-	<-ctx.Done()
-}
-
-func (c *Controller) worker(ctx context.Context) {
-	for c.processNext(ctx) {
-	}
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		utilruntime.HandleErrorWithContext(ctx, err, "Sync failed", "replicaset", key)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
-}
+// Run waits for the informer caches, then syncs ReplicaSets until ctx
+// ends. It blocks until then.
+func (c *Controller) Run(ctx context.Context) error { return c.loop.Run(ctx) }
 
 func (c *Controller) enqueue(obj any) {
 	key, err := cache.MetaNamespaceKeyFunc(obj)
 	if err != nil {
-		utilruntime.HandleError(err)
+		c.loop.Log().Error("cannot key object", "err", err)
 		return
 	}
 	c.queue.Add(key)
@@ -160,7 +130,7 @@ func (c *Controller) enqueue(obj any) {
 func (c *Controller) enqueueAfter(rs *appsv1.ReplicaSet, d time.Duration) {
 	key, err := cache.MetaNamespaceKeyFunc(rs)
 	if err != nil {
-		utilruntime.HandleError(err)
+		c.loop.Log().Error("cannot key object", "err", err)
 		return
 	}
 	c.queue.AddAfter(key, d)
@@ -169,7 +139,7 @@ func (c *Controller) enqueueAfter(rs *appsv1.ReplicaSet, d time.Duration) {
 func (c *Controller) deleteReplicaSet(obj any) {
 	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
 	if err != nil {
-		utilruntime.HandleError(err)
+		c.loop.Log().Error("cannot key object", "err", err)
 		return
 	}
 	c.expectations.forget(key)

@@ -28,13 +28,13 @@ func start(t *testing.T, client kubernetes.Interface) {
 	b := record.NewBroadcaster(record.WithContext(ctx))
 	b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	c, err := replicaset.New(replicaset.Config{Client: client, Informers: factory,
-		Recorder: b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: replicaset.Name})})
+		Recorder: b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: replicaset.Name}), Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	factory.Start(ctx.Done())
 	done := make(chan struct{})
-	go func() { c.Run(ctx, 2); close(done) }()
+	go func() { c.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; factory.Shutdown(); b.Shutdown() })
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"strings"
 
@@ -23,7 +24,8 @@ import (
 
 // Names and texts, as upstream.
 const (
-	Component = "root-ca-cert-publisher"
+	// Name is the controller's name, as upstream's.
+	Name = "root-ca-certificate-publisher-controller"
 	// ConfigMapName is the ConfigMap every namespace gets.
 	ConfigMapName = "kube-root-ca.crt"
 	// Key is the ConfigMap key holding the CA bundle.
@@ -40,10 +42,17 @@ type Config struct {
 	// RootCA is the cluster CA bundle, PEM (required; must hold at least
 	// one certificate).
 	RootCA []byte
+	// Workers is how many keys sync at once (upstream's --concurrent-*
+	// flag); 0 means 1.
+	Workers int
+	// Logger is the controller's; nil discards.
+	Logger *slog.Logger
 }
 
 // Controller publishes the root CA to every namespace.
 type Controller struct {
+	logger     *slog.Logger
+	workers    int
 	client     kubernetes.Interface
 	rootCA     string
 	namespaces corelisters.NamespaceLister
@@ -64,13 +73,13 @@ func New(cfg Config) (*Controller, error) {
 	ns := cfg.Informers.Core().V1().Namespaces()
 	cms := cfg.Informers.Core().V1().ConfigMaps()
 	c := &Controller{
+		logger: cfg.Logger, workers: cfg.Workers,
 		client:     cfg.Client,
 		rootCA:     string(cfg.RootCA),
 		namespaces: ns.Lister(),
 		configMaps: cms.Lister(),
 		synced:     []cache.InformerSynced{ns.Informer().HasSynced, cms.Informer().HasSynced},
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "root_ca_cert_publisher"}),
+		queue:      workloop.NewQueue[string]("root_ca_cert_publisher", nil),
 	}
 	onNamespace := func(obj any) {
 		if n, ok := obj.(*corev1.Namespace); ok && (n.Status.Phase == corev1.NamespaceActive || n.Status.Phase == "") {
@@ -127,8 +136,9 @@ func validPEM(b []byte) error {
 }
 
 // Run works the queue until ctx ends.
-func (c *Controller) Run(ctx context.Context, workers int) {
-	workloop.Loop{Name: "rootcacertpublisher", KeyKind: "namespace", Queue: c.queue, Synced: c.synced, Sync: c.sync}.Run(ctx, workers)
+func (c *Controller) Run(ctx context.Context) error {
+	return workloop.Loop[string]{Logger: c.logger, Workers: c.workers, KeyKind: "namespace",
+		Queue: c.queue, Synced: c.synced, Sync: c.sync}.Run(ctx)
 }
 
 // sync makes the namespace's kube-root-ca.crt hold exactly the CA bundle

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -22,6 +23,10 @@ import (
 // DefaultName is the ServiceAccount every namespace gets.
 const DefaultName = "default"
 
+// Name is the controller's name, as upstream's, in logs and as its event
+// source.
+const Name = "serviceaccount-controller"
+
 // Config wires the controller.
 type Config struct {
 	Client    kubernetes.Interface
@@ -31,10 +36,17 @@ type Config struct {
 	// Names are the ServiceAccounts every namespace gets; default
 	// ["default"].
 	Names []string
+	// Workers is how many keys sync at once (upstream's --concurrent-*
+	// flag); 0 means 1.
+	Workers int
+	// Logger is the controller's; nil discards.
+	Logger *slog.Logger
 }
 
 // Controller ensures the default ServiceAccounts.
 type Controller struct {
+	logger     *slog.Logger
+	workers    int
 	client     kubernetes.Interface
 	names      []string
 	namespaces corelisters.NamespaceLister
@@ -55,13 +67,13 @@ func New(cfg Config) (*Controller, error) {
 	ns := cfg.Informers.Core().V1().Namespaces()
 	sa := cfg.Informers.Core().V1().ServiceAccounts()
 	c := &Controller{
+		logger: cfg.Logger, workers: cfg.Workers,
 		client:     cfg.Client,
 		names:      cfg.Names,
 		namespaces: ns.Lister(),
 		accounts:   sa.Lister(),
 		synced:     []cache.InformerSynced{ns.Informer().HasSynced, sa.Informer().HasSynced},
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "serviceaccount"}),
+		queue:      workloop.NewQueue[string]("serviceaccount", nil),
 	}
 	enqueueNS := func(obj any) {
 		if n, ok := obj.(*corev1.Namespace); ok {
@@ -90,8 +102,9 @@ func New(cfg Config) (*Controller, error) {
 }
 
 // Run works the queue until ctx ends.
-func (c *Controller) Run(ctx context.Context, workers int) {
-	workloop.Loop{Name: "serviceaccount", KeyKind: "namespace", Queue: c.queue, Synced: c.synced, Sync: c.sync}.Run(ctx, workers)
+func (c *Controller) Run(ctx context.Context) error {
+	return workloop.Loop[string]{Logger: c.logger, Workers: c.workers, KeyKind: "namespace",
+		Queue: c.queue, Synced: c.synced, Sync: c.sync}.Run(ctx)
 }
 
 // sync creates the missing ServiceAccounts of one namespace.

@@ -3,10 +3,12 @@ package servicelb
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"sort"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,8 +22,13 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
-	"k8s.io/klog/v2"
+
+	"github.com/tinykube/tinykube/controller/internal/workloop"
 )
+
+// Name is the controller's name (upstream has none: k3s's ServiceLB is
+// the model), in logs and as its event source.
+const Name = "service-lb-controller"
 
 // Event reasons.
 const (
@@ -35,6 +42,8 @@ type Config struct {
 	Informers informers.SharedInformerFactory // required; started by the caller
 	// Recorder records events; nil: one that writes to the API.
 	Recorder record.EventRecorder
+	// Logger is the controller's; nil discards.
+	Logger *slog.Logger
 }
 
 // Controller sets status.loadBalancer.ingress of LoadBalancer Services.
@@ -45,6 +54,7 @@ type Controller struct {
 	synced      []cache.InformerSynced
 	queue       workqueue.TypedRateLimitingInterface[string]
 	recorder    record.EventRecorder
+	logger      *slog.Logger
 	broadcaster record.EventBroadcaster
 
 	// pendingOn remembers, per pending Service, which Service holds its
@@ -59,18 +69,22 @@ func New(cfg Config) (*Controller, error) {
 		return nil, errors.New("servicelb: Client and Informers are required")
 	}
 	c := &Controller{
-		client:   cfg.Client,
-		services: cfg.Informers.Core().V1().Services().Lister(),
-		nodes:    cfg.Informers.Core().V1().Nodes().Lister(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "servicelb"}),
+		client:    cfg.Client,
+		services:  cfg.Informers.Core().V1().Services().Lister(),
+		nodes:     cfg.Informers.Core().V1().Nodes().Lister(),
+		queue:     workloop.NewQueue[string]("servicelb", nil),
 		recorder:  cfg.Recorder,
+		logger:    cfg.Logger,
 		pendingOn: map[string]string{},
 	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
 	if c.recorder == nil {
-		c.broadcaster = record.NewBroadcaster()
-		c.recorder = c.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "tinykube-servicelb"})
+		// The broadcaster's own log lines go to the logger, not to klog.
+		log := logr.FromSlogHandler(c.logger.Handler())
+		c.broadcaster = record.NewBroadcaster(record.WithContext(logr.NewContext(context.Background(), log)))
+		c.recorder = c.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: Name}).WithLogger(log)
 	}
 	svcInf := cfg.Informers.Core().V1().Services().Informer()
 	nodeInf := cfg.Informers.Core().V1().Nodes().Informer()
@@ -106,27 +120,10 @@ func (c *Controller) Run(ctx context.Context) error {
 		c.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: c.client.CoreV1().Events("")})
 		defer c.broadcaster.Shutdown()
 	}
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return ctx.Err()
-	}
-	go func() {
-		<-ctx.Done()
-		c.queue.ShutDown()
-	}()
 	c.enqueueAll()
-	for {
-		key, shutdown := c.queue.Get()
-		if shutdown {
-			return nil
-		}
-		if err := c.reconcile(ctx); err != nil {
-			klog.FromContext(ctx).Error(err, "servicelb")
-			c.queue.AddRateLimited(key)
-		} else {
-			c.queue.Forget(key)
-		}
-		c.queue.Done(key)
-	}
+	// One worker: reconcile decides every Service's ports at once.
+	return workloop.Loop[string]{Logger: c.logger, KeyKind: "key", Queue: c.queue, Synced: c.synced,
+		Sync: func(ctx context.Context, _ string) error { return c.reconcile(ctx) }}.Run(ctx)
 }
 
 type portKey struct {

@@ -5,5 +5,6 @@
 // the nodes: the older one (by creation time, then namespace/name) keeps it,
 // the newer stays pending, with a Warning event, until the port is free.
 // Services with a spec.loadBalancerClass belong to another implementation
-// and are left alone. One controller runs per cluster.
+// and are left alone. One controller runs per cluster, as
+// service-lb-controller in the controller manager (ManagerConfig.ServiceLB).
 package servicelb
