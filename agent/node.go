@@ -15,6 +15,7 @@ import (
 
 	"github.com/tinykube/tinykube/internal/lifecycle"
 	"github.com/tinykube/tinykube/kubelet"
+	"github.com/tinykube/tinykube/kubelet/supervisor"
 	"github.com/tinykube/tinykube/nodenet"
 	"github.com/tinykube/tinykube/proxy"
 )
@@ -76,8 +77,8 @@ func (c NodeConfig) clientFor(component string, qps float32) (kubernetes.Interfa
 }
 
 // StartNode builds the node's components and starts them in g, in order,
-// each once the one before is ready: node routing, the kubelet, the proxy
-// and cluster DNS. Missing packages fail here, in one error; the
+// each once the one before is ready: containerd (unless the node uses an
+// existing one), the kubelet, the proxy, node routing and cluster DNS. Missing packages fail here, in one error; the
 // components then run until g stops them.
 func StartNode(ctx context.Context, g *lifecycle.Group, c NodeConfig) error {
 	kubeletClient, err := c.clientFor("kubelet", 50)
@@ -95,13 +96,24 @@ func StartNode(ctx context.Context, g *lifecycle.Group, c NodeConfig) error {
 	if c.Backend == string(nodenet.VXLAN) {
 		mtu = nodenet.VXLANMTU
 	}
+	// The container runtime starts first: tinykube's own containerd,
+	// unless the node uses an existing one.
+	endpoint := c.RuntimeEndpoint
+	var containerd *supervisor.Supervisor
+	if endpoint == "" {
+		if containerd, err = kubelet.NewContainerd(c.DataDir, g.Logger("containerd")); err != nil {
+			return err
+		}
+		endpoint = containerd.Address()
+	}
 	k, err := kubelet.New(kubelet.Config{
 		Client:                   kubeletClient,
 		EventClient:              eventClient,
 		NodeName:                 c.NodeName,
 		NodeIP:                   c.NodeIP,
 		DataDir:                  c.DataDir,
-		ContainerRuntimeEndpoint: c.RuntimeEndpoint,
+		ContainerRuntimeEndpoint: endpoint,
+		Logger:                   g.Logger("kubelet"),
 		RegistriesFile:           c.PrivateRegistry,
 		ClusterDNS:               []netip.Addr{c.ClusterDNS},
 		ClusterDomain:            c.ClusterDomain,
@@ -155,6 +167,11 @@ func StartNode(ctx context.Context, g *lifecycle.Group, c NodeConfig) error {
 		return err
 	}
 
+	if containerd != nil {
+		if err := g.Start(ctx, lifecycle.Component{Name: "containerd", Run: containerd.Run, Ready: containerd.Ready(), StopTimeout: NodeStopTimeout}); err != nil {
+			return err
+		}
+	}
 	if err := g.Start(ctx, lifecycle.Component{Name: "kubelet", Run: k.Run, Ready: k.Ready(), StopTimeout: NodeStopTimeout}); err != nil {
 		return err
 	}

@@ -14,7 +14,6 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 )
 
@@ -215,7 +214,7 @@ func (k *Kubelet) authorize(next http.Handler) http.Handler {
 				},
 			})
 			if err != nil {
-				klog.Errorf("kubelet API: authorizing user=%s verb=%s nodes/%s: %v", user, verb, sub, err)
+				k.log.Error("kubelet API: authorizing", "user", user, "verb", verb, "resource", "nodes/"+sub, "err", err)
 				writeText(w, http.StatusInternalServerError,
 					fmt.Sprintf("Authorization error (user=%s, verb=%s, resource=nodes, subresource=%s)", user, verb, sub))
 				return
@@ -225,7 +224,7 @@ func (k *Kubelet) authorize(next http.Handler) http.Handler {
 				return
 			}
 		}
-		klog.V(2).Infof("kubelet API: forbidden user=%s verb=%s subresources=%v", user, verb, subresources)
+		k.log.Debug("kubelet API: forbidden", "user", user, "verb", verb, "subresources", subresources)
 		writeText(w, http.StatusForbidden,
 			fmt.Sprintf("Forbidden (user=%s, verb=%s, resource=nodes, subresource(s)=%v)\n", user, verb, subresources))
 	})

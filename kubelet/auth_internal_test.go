@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -120,7 +121,7 @@ func TestKubeletAPIAsksAndAnswersAsUpstream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := &Kubelet{cfg: Config{NodeName: "node-1", Authorizer: authz}}
+	k := &Kubelet{cfg: Config{NodeName: "node-1", Authorizer: authz}, log: slog.New(slog.DiscardHandler)}
 	h := k.authorize(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("served")) }))
 	call := func(method, path string, subject *pkix.Name) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(method, "https://node-1:10250"+path, nil)

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/containerd/containerd/v2/client"
-	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	"github.com/tinykube/tinykube/kubelet/containers"
 	"github.com/tinykube/tinykube/kubelet/images"
@@ -42,11 +40,9 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 		k.containerEvent(pod, c.Name, corev1.EventTypeWarning, eventInspectFailed, "%s", msg)
 		return "", waiting{reason: "InvalidImageName", message: msg}, nil
 	}
-	ctx = namespacedContext(ctx)
-	_, getErr := k.containerd.GetImage(ctx, ref)
-	present := getErr == nil
-	if getErr != nil && !errdefs.IsNotFound(getErr) {
-		return "", waiting{}, getErr
+	present, err := k.images.ImagePresent(ctx, ref)
+	if err != nil {
+		return "", waiting{}, err
 	}
 	policy := c.ImagePullPolicy
 	if policy == "" {
@@ -78,11 +74,11 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 	resolver := k.registries.Resolver(k.pullSecrets(ctx, pod))
 	k.containerEvent(pod, c.Name, corev1.EventTypeNormal, eventPulling, "Pulling image %q", c.Image)
 	pullStart := k.clock.Now()
-	img, err := k.containerd.Pull(ctx, ref, client.WithPullUnpack, client.WithPullSnapshotter(images.Snapshotter), client.WithResolver(resolver))
+	size, err := k.images.PullImage(ctx, ref, resolver)
 	if err != nil {
 		if present {
 			// Keep running what we have when the registry is unreachable.
-			klog.Warningf("pull %s: %v; using the image present", ref, err)
+			k.log.Warn("pull failed; using the image present", "image", ref, "err", err)
 			return ref, waiting{}, nil
 		}
 		k.mu.Lock()
@@ -104,7 +100,6 @@ func (k *Kubelet) ensureImage(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 	delete(k.backoff, pullKey)
 	k.mu.Unlock()
 	took := k.clock.Since(pullStart).Truncate(time.Millisecond)
-	size, _ := img.Size(ctx)
 	k.containerEvent(pod, c.Name, corev1.EventTypeNormal, eventPulled, "Successfully pulled image %q in %s (%s including waiting). Image size: %d bytes.", c.Image, took, took, size)
 	return ref, waiting{}, nil
 }
@@ -410,7 +405,7 @@ func (k *Kubelet) pullSecrets(ctx context.Context, pod *corev1.Pod) images.Crede
 	for _, ref := range pod.Spec.ImagePullSecrets {
 		s, err := k.client.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err != nil {
-			klog.Warningf("pod %s/%s: imagePullSecret %s: %v", pod.Namespace, pod.Name, ref.Name, err)
+			k.log.Warn("imagePullSecret", "pod", klog.KObj(pod), "secret", ref.Name, "err", err)
 			continue
 		}
 		data = append(data, s.Data)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"slices"
@@ -54,6 +55,7 @@ func (c dnsConfig) resolvConf() []byte {
 // dnsConfig, the cluster DNS and the node's resolv.conf, as upstream's
 // kubelet (pkg/kubelet/network/dns).
 type dnsConfigurer struct {
+	log           *slog.Logger
 	clusterDNS    []netip.Addr
 	clusterDomain string
 	// resolvConf is the node's resolver configuration, the base of
@@ -129,7 +131,7 @@ const (
 // stub, dnsmasq), which mean nothing inside a pod's network namespace;
 // then fallback, the upstream servers systemd-resolved lists, when it
 // exists (as k3s does).
-func nodeResolvConf(host, fallback string) string {
+func nodeResolvConf(log *slog.Logger, host, fallback string) string {
 	f, err := os.Open(host)
 	if err != nil {
 		return host
@@ -145,7 +147,7 @@ func nodeResolvConf(host, fallback string) string {
 		}
 	}
 	if _, err := os.Stat(fallback); err != nil {
-		klog.Warningf("%s lists only loopback nameservers, which pods cannot reach; pods with dnsPolicy Default get them anyway", host)
+		log.Warn("the node's resolv.conf lists only loopback nameservers, which pods cannot reach; pods with dnsPolicy Default get them anyway", "file", host)
 		return host
 	}
 	return fallback
@@ -168,7 +170,7 @@ func podDNSPolicy(pod *corev1.Pod) corev1.DNSPolicy {
 		}
 		return corev1.DNSClusterFirst
 	}
-	klog.Errorf("pod %s: invalid DNSPolicy=%v; falling back to ClusterFirst", podDesc(pod), pod.Spec.DNSPolicy)
+	// The API server refuses any other value.
 	return corev1.DNSClusterFirst
 }
 
@@ -193,7 +195,7 @@ func (c *dnsConfigurer) hostDNS() (dnsConfig, error) {
 	}
 	f, err := os.Open(c.resolvConf)
 	if errors.Is(err, os.ErrNotExist) {
-		klog.Warningf("node resolv.conf %s does not exist; pods get no node nameservers", c.resolvConf)
+		c.log.Warn("the node's resolv.conf does not exist; pods get no node nameservers", "file", c.resolvConf)
 		return dnsConfig{}, nil
 	}
 	if err != nil {
@@ -335,7 +337,7 @@ func (c *dnsConfigurer) fitSearches(pod *corev1.Pod, searches []string) []string
 }
 
 func (c *dnsConfigurer) warnForming(pod *corev1.Pod, msg string) {
-	klog.Errorf("pod %s: %s", podDesc(pod), msg)
+	c.log.Error(msg, "pod", klog.KObj(pod))
 	if c.recorder != nil {
 		c.recorder.Event(pod, corev1.EventTypeWarning, "DNSConfigForming", msg)
 	}

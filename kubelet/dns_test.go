@@ -1,6 +1,7 @@
 package kubelet
 
 import (
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -29,6 +30,7 @@ func dnsTestConfigurer(t *testing.T, clusterDNS ...string) (*dnsConfigurer, *rec
 	}
 	rec := record.NewFakeRecorder(10)
 	c := &dnsConfigurer{
+		log:           slog.New(slog.DiscardHandler),
 		clusterDomain: "cluster.local",
 		resolvConf:    path,
 		nodeIPs:       []netip.Addr{netip.MustParseAddr("192.0.2.10")},
@@ -208,7 +210,7 @@ func TestNodeResolvConfSkipsALoopbackStub(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := nodeResolvConf(tt.host, tt.fallback); got != tt.want {
+			if got := nodeResolvConf(slog.New(slog.DiscardHandler), tt.host, tt.fallback); got != tt.want {
 				t.Errorf("nodeResolvConf = %s, want %s", got, tt.want)
 			}
 		})

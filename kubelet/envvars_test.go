@@ -2,6 +2,7 @@ package kubelet
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -61,7 +62,7 @@ func TestServiceEnvironmentVariables(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			k := &Kubelet{}
+			k := &Kubelet{log: slog.New(slog.DiscardHandler)}
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: tt.ns, Name: "p"}}
 			env, err := k.containerEnv(context.Background(), pod, &corev1.Container{}, sandbox.Sandbox{}, serviceEnv(testServices, tt.ns, tt.links))
 			if err != nil {
@@ -87,7 +88,7 @@ func TestServiceInTheNamespaceNamedKubernetesWinsOverTheAPIServers(t *testing.T)
 }
 
 func TestExplicitEnvWinsOverServiceVariablesWhichItMayReference(t *testing.T) {
-	k := &Kubelet{}
+	k := &Kubelet{log: slog.New(slog.DiscardHandler)}
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "p"}}
 	c := &corev1.Container{Env: []corev1.EnvVar{
 		{Name: "KUBERNETES_SERVICE_HOST", Value: "api.example"},

@@ -57,7 +57,7 @@ func (k *Kubelet) containerEvent(pod *corev1.Pod, container, eventType, reason, 
 	}
 	ref, err := reference.GetPartialReference(scheme.Scheme, pod, path)
 	if err != nil {
-		klog.Warningf("event %s for %s: %v", reason, podDesc(pod), err)
+		k.log.Warn("recording an event", "reason", reason, "pod", klog.KObj(pod), "err", err)
 		return
 	}
 	k.recorder.Eventf(ref, eventType, reason, format, args...)

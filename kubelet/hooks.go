@@ -87,7 +87,7 @@ func (k *Kubelet) runPostStart(ctx context.Context, pod *corev1.Pod, c *corev1.C
 		// not hold that up.
 		return waiting{}, nil
 	}
-	klog.Infof("pod %s container %s: PostStartHook failed: %s", podDesc(pod), c.Name, msg)
+	k.log.Info("PostStartHook failed", "pod", klog.KObj(pod), "container", c.Name, "message", msg)
 	// The message stays out of the event: it may hold secrets.
 	k.containerEvent(pod, c.Name, corev1.EventTypeWarning, eventFailedPostStartHook, "PostStartHook failed")
 	st := containers.Status{ID: id, Name: c.Name}
@@ -130,7 +130,7 @@ func (k *Kubelet) runPreStop(ctx context.Context, pod *corev1.Pod, st containers
 	hctx, cancel := context.WithTimeout(ctx, grace)
 	defer cancel()
 	if msg, err := k.runHook(hctx, pod, c, st.ID, c.Lifecycle.PreStop); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		klog.Infof("pod %s container %s: PreStopHook failed: %s", podDesc(pod), c.Name, msg)
+		k.log.Info("PreStopHook failed", "pod", klog.KObj(pod), "container", st.Name, "message", msg)
 		k.containerEvent(pod, c.Name, corev1.EventTypeWarning, eventFailedPreStopHook, "PreStopHook failed")
 	}
 	return max(grace-k.clock.Since(start), minimumGracePeriod)

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -27,7 +28,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
-	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 )
 
@@ -49,9 +49,20 @@ type Config struct {
 	NodeIP netip.Addr
 	// DataDir holds the node's state under DataDir/agent. Required.
 	DataDir string
-	// ContainerRuntimeEndpoint is the socket of an existing containerd;
-	// empty starts and supervises tinykube's own.
+	// ContainerRuntimeEndpoint is the socket of the containerd that runs
+	// the pods: an existing one, or tinykube's own, which its caller
+	// supervises (see NewContainerd) and starts first. Required unless
+	// Runtime is set.
 	ContainerRuntimeEndpoint string
+	// Runtime and Images, set together, run the pods' containers and hold
+	// their images in place of containerd at ContainerRuntimeEndpoint: a
+	// fake in tests, another runtime later. Runtime must call
+	// Kubelet.ContainerExited whenever a container exits.
+	Runtime ContainerRuntime
+	Images  ImageService
+	// Network, when set, gives pods their sandboxes in place of the CNI
+	// bridge on the node's pod CIDR.
+	Network PodNetwork
 	// PodCIDR is the node's pod range; when unset the kubelet waits for
 	// the Node's spec.podCIDR.
 	PodCIDR netip.Prefix
@@ -106,11 +117,14 @@ type Config struct {
 	ListenAddress string
 	// Clock is injected for tests; default the real clock.
 	Clock clock.WithTicker
+	// Logger is where the kubelet logs; nil discards.
+	Logger *slog.Logger
 }
 
 // Kubelet runs the pods bound to one node.
 type Kubelet struct {
 	cfg    Config
+	log    *slog.Logger
 	client kubernetes.Interface
 	clock  clock.WithTicker
 
@@ -122,8 +136,8 @@ type Kubelet struct {
 	dns         *dnsConfigurer
 
 	// Set in Run.
-	containerd *client.Client
 	runtime    ContainerRuntime
+	images     ImageService
 	network    PodNetwork
 	podCIDR    netip.Prefix
 	pods       cache.SharedIndexInformer
@@ -161,18 +175,28 @@ func New(cfg Config) (*Kubelet, error) {
 	if cfg.DataDir == "" {
 		errs = append(errs, errors.New("DataDir is required"))
 	}
+	if (cfg.Runtime == nil) != (cfg.Images == nil) {
+		errs = append(errs, errors.New("Runtime and Images go together"))
+	}
+	if cfg.ContainerRuntimeEndpoint == "" && cfg.Runtime == nil {
+		errs = append(errs, errors.New("ContainerRuntimeEndpoint or Runtime is required"))
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("kubelet: %w", errors.Join(errs...))
 	}
-	if err := supervisor.CheckHost(cfg.ContainerRuntimeEndpoint == ""); err != nil {
-		return nil, err
+	if cfg.Runtime == nil {
+		if err := supervisor.CheckHost(false); err != nil {
+			return nil, err
+		}
 	}
-	dirs := cfg.CNIPluginDirs
-	if len(dirs) == 0 {
-		dirs = sandbox.DefaultPluginDirs
-	}
-	if err := sandbox.CheckPlugins(dirs); err != nil {
-		return nil, err
+	if cfg.Network == nil {
+		dirs := cfg.CNIPluginDirs
+		if len(dirs) == 0 {
+			dirs = sandbox.DefaultPluginDirs
+		}
+		if err := sandbox.CheckPlugins(dirs); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.ServingCert != nil && cfg.ClientCAs == nil {
 		return nil, errors.New("kubelet: ClientCAs is required with ServingCert")
@@ -186,8 +210,11 @@ func New(cfg Config) (*Kubelet, error) {
 	if cfg.LogDir == "" {
 		cfg.LogDir = "/var/log/pods"
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	if cfg.ResolvConf == "" {
-		cfg.ResolvConf = nodeResolvConf(hostResolvConf, systemdResolvedResolvConf)
+		cfg.ResolvConf = nodeResolvConf(cfg.Logger, hostResolvConf, systemdResolvedResolvConf)
 	}
 	if cfg.EventClient == nil {
 		cfg.EventClient = cfg.Client
@@ -218,12 +245,14 @@ func New(cfg Config) (*Kubelet, error) {
 	broadcaster, recorder := newRecorder(cfg.NodeName)
 	return &Kubelet{
 		cfg:         cfg,
+		log:         cfg.Logger,
 		client:      cfg.Client,
 		clock:       cfg.Clock,
 		ready:       make(chan struct{}),
 		broadcaster: broadcaster,
 		recorder:    recorder,
 		dns: &dnsConfigurer{
+			log:           cfg.Logger,
 			clusterDNS:    cfg.ClusterDNS,
 			clusterDomain: cfg.ClusterDomain,
 			resolvConf:    cfg.ResolvConf,
@@ -234,6 +263,10 @@ func New(cfg Config) (*Kubelet, error) {
 		backoff: map[string]*backoffEntry{},
 		started: map[string]time.Time{},
 
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 30*time.Second),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "pods", Clock: cfg.Clock}),
+
 		lastStatus: map[string]corev1.PodStatus{},
 		deleted:    map[string]*corev1.Pod{},
 		postStart:  map[string]context.CancelFunc{},
@@ -243,9 +276,9 @@ func New(cfg Config) (*Kubelet, error) {
 // Ready is closed once the node is registered and pods are being synced.
 func (k *Kubelet) Ready() <-chan struct{} { return k.ready }
 
-// Run starts containerd (unless an endpoint is configured), imports queued
-// image tarballs, registers the node and runs pods until ctx ends. Running
-// containers outlive Run: a new kubelet re-adopts them.
+// Run connects to containerd, imports queued image tarballs, registers the
+// node and runs pods until ctx ends. Running containers outlive Run: a new
+// kubelet re-adopts them.
 func (k *Kubelet) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -256,57 +289,33 @@ func (k *Kubelet) Run(ctx context.Context) error {
 		wg.Wait()
 	}()
 
-	address := k.cfg.ContainerRuntimeEndpoint
-	if address == "" {
-		sup, err := supervisor.New(supervisor.Config{Dir: ContainerdDir(k.cfg.DataDir)})
-		if err != nil {
-			return err
-		}
-		supErr := make(chan error, 1)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			supErr <- sup.Run(ctx)
-		}()
-		select {
-		case <-sup.Ready():
-		case err := <-supErr:
-			if err == nil {
-				err = ctx.Err()
-			}
-			return fmt.Errorf("kubelet: containerd: %w", err)
-		}
-		address = sup.Address()
-	}
-	c, err := client.New(address, client.WithDefaultNamespace(images.Namespace))
-	if err != nil {
-		return fmt.Errorf("kubelet: connect to containerd at %s: %w", address, err)
-	}
-	defer c.Close()
-	k.containerd = c
+	defer k.queue.ShutDown()
 	k.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: k.cfg.EventClient.CoreV1().Events("")})
 	defer k.broadcaster.Shutdown()
+	var err error
 	if k.registries, err = images.LoadRegistries(k.cfg.RegistriesFile); err != nil {
 		return err
 	}
-	nsCtx := namespacedContext(ctx)
-	if names, err := images.ImportDir(nsCtx, c, ImagesDir(k.cfg.DataDir)); err != nil {
-		klog.Errorf("importing images from %s: %v", ImagesDir(k.cfg.DataDir), err)
-	} else if len(names) > 0 {
-		klog.Infof("imported images %v", names)
+	k.runtime, k.images = k.cfg.Runtime, k.cfg.Images
+	if k.runtime == nil {
+		closeRuntime, err := k.connectContainerd(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeRuntime()
 	}
 
 	if k.cfg.ServingCert != nil {
 		l, err := net.Listen("tcp", k.cfg.ListenAddress)
 		if err != nil {
-			return fmt.Errorf("kubelet: API: %w", err)
+			return fmt.Errorf("API: %w", err)
 		}
 		k.port = int32(l.Addr().(*net.TCPAddr).Port)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := k.serve(ctx, l); err != nil {
-				klog.Errorf("kubelet API: %v", err)
+				k.log.Error("kubelet API stopped", "err", err)
 			}
 		}()
 	}
@@ -316,38 +325,22 @@ func (k *Kubelet) Run(ctx context.Context) error {
 	}
 	k.podCIDR = cidr
 	if err := k.renewLease(ctx); err != nil {
-		klog.Warningf("creating node lease: %v", err)
+		k.log.Warn("creating the node lease", "err", err)
 	}
-	net, err := sandbox.New(sandbox.Config{
-		Dir:        cniDir(k.cfg.DataDir),
-		PluginDirs: k.cfg.CNIPluginDirs,
-		Bridge:     k.cfg.Bridge,
-		PodCIDR:    cidr,
-		IPMasq:     k.cfg.IPMasq,
-		MTU:        k.cfg.MTU,
-	})
-	if err != nil {
-		return err
+	k.network = k.cfg.Network
+	if k.network == nil {
+		if k.network, err = sandbox.New(sandbox.Config{
+			Dir:        cniDir(k.cfg.DataDir),
+			PluginDirs: k.cfg.CNIPluginDirs,
+			Bridge:     k.cfg.Bridge,
+			PodCIDR:    cidr,
+			IPMasq:     k.cfg.IPMasq,
+			MTU:        k.cfg.MTU,
+		}); err != nil {
+			return err
+		}
 	}
-	k.network = net
 
-	k.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
-		workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 30*time.Second),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: "pods", Clock: k.clock})
-	defer k.queue.ShutDown()
-	rt, err := containers.New(containers.Config{
-		Client:      c,
-		Namespace:   images.Namespace,
-		Snapshotter: images.Snapshotter,
-		FIFODir:     filepath.Join(k.cfg.DataDir, "agent", "fifo"),
-		OnExit:      func(uid string) { k.queue.Add(uid) },
-		Now:         k.clock.Now,
-	})
-	if err != nil {
-		return err
-	}
-	defer rt.Close()
-	k.runtime = rt
 	k.probes = newProbeManager(k)
 	defer k.probes.stopAll()
 
@@ -424,13 +417,53 @@ func (k *Kubelet) Run(ctx context.Context) error {
 		k.housekeeping(ctx)
 	}()
 	k.readyOnce.Do(func() { close(k.ready) })
-	klog.Infof("kubelet: node %s ready, pod CIDR %s", k.cfg.NodeName, cidr)
+	k.log.Info("node registered", "node", k.cfg.NodeName, "podCIDR", cidr)
 	<-ctx.Done()
 	k.queue.ShutDown()
 	return nil
 }
 
 const uidIndex = "uid"
+
+// ContainerExited tells the kubelet that a container of the pod with UID
+// podUID has exited, so the pod is synced at once. The containerd runtime
+// calls it itself; a Runtime given in Config must. Safe to call at any
+// time, also before Run or after it returned.
+func (k *Kubelet) ContainerExited(podUID string) { k.queue.Add(podUID) }
+
+// connectContainerd makes containerd at ContainerRuntimeEndpoint the
+// runtime and image store, and imports the node's queued image tarballs
+// into it; close releases it.
+func (k *Kubelet) connectContainerd(ctx context.Context) (close func(), err error) {
+	address := k.cfg.ContainerRuntimeEndpoint
+	c, err := client.New(address, client.WithDefaultNamespace(images.Namespace))
+	if err != nil {
+		return nil, fmt.Errorf("connect to containerd at %s: %w", address, err)
+	}
+	if names, err := images.ImportDir(namespacedContext(ctx), c, ImagesDir(k.cfg.DataDir)); err != nil {
+		k.log.Error("importing images", "dir", ImagesDir(k.cfg.DataDir), "err", err)
+	} else if len(names) > 0 {
+		k.log.Info("imported images", "images", names)
+	}
+	rt, err := containers.New(containers.Config{
+		Logger:      k.log,
+		Client:      c,
+		Namespace:   images.Namespace,
+		Snapshotter: images.Snapshotter,
+		FIFODir:     filepath.Join(k.cfg.DataDir, "agent", "fifo"),
+		OnExit:      k.ContainerExited,
+		Now:         k.clock.Now,
+	})
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	k.runtime, k.images = rt, containerdImages{c}
+	return func() {
+		rt.Close()
+		c.Close()
+	}, nil
+}
 
 // housekeeping enqueues every pod with a sandbox or containers on the node
 // and every pod bound to it, now and every ResyncPeriod: pods deleted while
@@ -449,7 +482,7 @@ func (k *Kubelet) housekeeping(ctx context.Context) {
 				seen[c.Pod.UID] = true
 			}
 		} else if ctx.Err() == nil {
-			klog.Warningf("housekeeping: %v", err)
+			k.log.Warn("housekeeping", "err", err)
 		}
 		if uids, err := k.network.List(); err == nil {
 			for _, u := range uids {
@@ -476,7 +509,7 @@ func (k *Kubelet) processNext(ctx context.Context) bool {
 	requeue, err := k.syncPod(ctx, uid)
 	switch {
 	case err != nil && ctx.Err() == nil:
-		klog.Warningf("sync pod %s: %v", uid, err)
+		k.log.Warn("sync pod failed; will retry", "podUID", uid, "err", err)
 		k.queue.AddRateLimited(uid)
 	case requeue > 0:
 		k.queue.Forget(uid)

@@ -19,7 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
-	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 )
 
@@ -47,7 +46,7 @@ func (k *Kubelet) registerNode(ctx context.Context) (netip.Prefix, error) {
 			n, err = nodes.Create(ctx, k.initialNode(), metav1.CreateOptions{})
 		}
 		if err != nil {
-			klog.Warningf("registering node %s: %v", k.cfg.NodeName, err)
+			k.log.Warn("registering the node", "node", k.cfg.NodeName, "err", err)
 			return false, nil
 		}
 		node = n
@@ -59,7 +58,7 @@ func (k *Kubelet) registerNode(ctx context.Context) (netip.Prefix, error) {
 	// The heartbeat posts status again; one failed post must not stop the
 	// node.
 	if err := k.postNodeStatus(ctx); err != nil && ctx.Err() == nil {
-		klog.Warningf("%v", err)
+		k.log.Warn("posting node status", "err", err)
 	}
 	if k.cfg.PodCIDR.IsValid() {
 		return k.cfg.PodCIDR, nil
@@ -74,7 +73,7 @@ func (k *Kubelet) registerNode(ctx context.Context) (netip.Prefix, error) {
 			node = n
 		}
 		if node.Spec.PodCIDR == "" {
-			klog.Infof("waiting for node %s to get a pod CIDR", k.cfg.NodeName)
+			k.log.Info("waiting for the node's pod CIDR", "node", k.cfg.NodeName)
 			return false, nil
 		}
 		p, err := netip.ParsePrefix(node.Spec.PodCIDR)
@@ -135,9 +134,9 @@ func (k *Kubelet) nodeStatus(ctx context.Context, prev corev1.NodeStatus) corev1
 	var uts unix.Utsname
 	_ = unix.Uname(&uts)
 	runtimeVersion := "containerd://unknown"
-	if k.containerd != nil {
-		if v, err := k.containerd.Version(ctx); err == nil {
-			runtimeVersion = "containerd://" + v.Version
+	if k.images != nil {
+		if v, err := k.images.RuntimeVersion(ctx); err == nil {
+			runtimeVersion = v
 		}
 	}
 	ready := corev1.NodeCondition{
@@ -216,10 +215,10 @@ func (k *Kubelet) heartbeat(ctx context.Context) {
 		case <-t.C():
 		}
 		if err := k.renewLease(ctx); err != nil && ctx.Err() == nil {
-			klog.Warningf("renewing node lease: %v", err)
+			k.log.Warn("renewing the node lease", "err", err)
 		}
 		if err := k.postNodeStatus(ctx); err != nil && ctx.Err() == nil {
-			klog.Warningf("%v", err)
+			k.log.Warn("posting node status", "err", err)
 		}
 	}
 }

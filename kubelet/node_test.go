@@ -44,6 +44,10 @@ type testNode struct {
 	cancel  context.CancelFunc
 	done    chan error
 	kubelet *kubelet.Kubelet
+	// stopContainerd ends the node's own containerd, which runs from
+	// before the kubelet starts until after it stops, as the agent runs
+	// it; nil with an existing containerd.
+	stopContainerd func()
 }
 
 // imagesOnce builds the test images once per test binary run.
@@ -108,8 +112,14 @@ func (n *testNode) start() {
 	for _, o := range n.opts {
 		o(&cfg)
 	}
+	n.stopContainerd = nil
+	if cfg.ContainerRuntimeEndpoint == "" {
+		sup, _, stop := nodetest.ContainerdAt(t, kubelet.ContainerdDir(n.dataDir))
+		cfg.ContainerRuntimeEndpoint, n.stopContainerd = sup.Address(), stop
+	}
 	k, err := kubelet.New(cfg)
 	if err != nil {
+		n.stop()
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -120,6 +130,7 @@ func (n *testNode) start() {
 	case err := <-n.done:
 		n.cancel()
 		n.cancel = nil
+		n.stop()
 		t.Fatalf("kubelet ended before ready: %v", err)
 	case <-time.After(60 * time.Second):
 		t.Fatal("kubelet not ready after 60s")
@@ -128,14 +139,17 @@ func (n *testNode) start() {
 
 // stop ends the kubelet (and its containerd); containers keep running.
 func (n *testNode) stop() {
-	if n.cancel == nil {
-		return
+	if n.cancel != nil {
+		n.cancel()
+		if err := <-n.done; err != nil {
+			n.t.Errorf("kubelet Run: %v", err)
+		}
+		n.cancel = nil
 	}
-	n.cancel()
-	if err := <-n.done; err != nil {
-		n.t.Errorf("kubelet Run: %v", err)
+	if n.stopContainerd != nil {
+		n.stopContainerd()
+		n.stopContainerd = nil
 	}
-	n.cancel = nil
 }
 
 // cleanup deletes every pod and waits for the kubelet to clean up; what

@@ -1,6 +1,11 @@
 package kubelet
 
-import "path/filepath"
+import (
+	"log/slog"
+	"path/filepath"
+
+	"github.com/tinykube/tinykube/kubelet/supervisor"
+)
 
 // The node's directories under the data dir.
 
@@ -20,3 +25,14 @@ func cniDir(dataDir string) string { return filepath.Join(dataDir, "agent", "cni
 
 // podsDir holds per-pod state: volumes, /etc/hosts, resolv.conf.
 func podsDir(dataDir string) string { return filepath.Join(dataDir, "agent", "pods") }
+
+// NewContainerd is tinykube's own containerd for a node with dataDir, as
+// a supervised process: its caller runs it (Run, Ready) before the
+// kubelet, whose ContainerRuntimeEndpoint is its Address. It fails when
+// the host lacks the binaries.
+func NewContainerd(dataDir string, logger *slog.Logger) (*supervisor.Supervisor, error) {
+	if err := supervisor.CheckHost(true); err != nil {
+		return nil, err
+	}
+	return supervisor.New(supervisor.Config{Dir: ContainerdDir(dataDir), Logger: logger})
+}

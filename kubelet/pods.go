@@ -98,7 +98,7 @@ func (k *Kubelet) syncPod(ctx context.Context, uid string) (time.Duration, error
 		}
 		// Wait for the ConfigMap or Secret to appear, as upstream does
 		// (FailedMount), with the containers in ContainerCreating.
-		klog.Infof("pod %s/%s: %v", pod.Namespace, pod.Name, err)
+		k.log.Info("waiting for volumes", "pod", klog.KObj(pod), "err", err)
 		k.recorder.Eventf(pod, corev1.EventTypeWarning, eventFailedMount, "MountVolume.SetUp failed: %v", err)
 		waits := map[string]waiting{}
 		for _, c := range pod.Spec.Containers {
@@ -295,7 +295,7 @@ func (k *Kubelet) killIfUnhealthy(ctx context.Context, pod *corev1.Pod, st conta
 		return nil
 	}
 	msg := fmt.Sprintf("Container %s failed %s probe, will be restarted", st.Name, failed)
-	klog.Infof("pod %s: %s", podDesc(pod), msg)
+	k.log.Info(msg, "pod", klog.KObj(pod))
 	k.probes.forget(uid, st.Name)
 	// The probe's own terminationGracePeriodSeconds wins over the pod's.
 	var probeGrace *int64
@@ -387,7 +387,7 @@ func (k *Kubelet) maybeStart(ctx context.Context, pod *corev1.Pod, c *corev1.Con
 	}
 	id, err := k.runtime.Start(ctx, spec)
 	if err != nil {
-		klog.Warningf("pod %s/%s: start container %s: %v", pod.Namespace, pod.Name, c.Name, err)
+		k.log.Warn("starting a container", "pod", klog.KObj(pod), "container", c.Name, "err", err)
 		k.containerEvent(pod, c.Name, corev1.EventTypeWarning, eventFailed, "Error: %v", err)
 		return 5 * time.Second, waiting{reason: "CreateContainerError", message: err.Error()}, nil
 	}
@@ -437,7 +437,7 @@ func (k *Kubelet) removeOldAttempts(ctx context.Context, cs []containers.Status)
 				continue
 			}
 			if err := k.runtime.Remove(ctx, old.ID); err != nil {
-				klog.Warningf("removing old container %s: %v", old.ID, err)
+				k.log.Warn("removing an old container", "id", old.ID, "err", err)
 			}
 		}
 	}

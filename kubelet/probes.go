@@ -254,7 +254,7 @@ func (m *probeManager) run(ctx context.Context, key probeKey, id string, pod *co
 				successes, failures = successes+1, 0
 			} else {
 				successes, failures = 0, failures+1
-				klog.V(2).Infof("%s probe of %s/%s %s failed: %s", key.kind, pod.Namespace, pod.Name, c.Name, msg)
+				m.k.log.Debug("probe failed", "probe", key.kind, "pod", klog.KObj(pod), "container", c.Name, "message", msg)
 				m.k.containerEvent(pod, c.Name, corev1.EventTypeWarning, eventUnhealthy, "%s probe failed: %s", key.kind, msg)
 			}
 			switch {

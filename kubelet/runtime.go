@@ -6,7 +6,11 @@ import (
 	"net"
 	"time"
 
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/errdefs"
 	"github.com/tinykube/tinykube/kubelet/containers"
+	"github.com/tinykube/tinykube/kubelet/images"
 	"github.com/tinykube/tinykube/kubelet/sandbox"
 )
 
@@ -37,6 +41,19 @@ type ContainerRuntime interface {
 	ImageID(ctx context.Context, ref string) (string, error)
 }
 
+// ImageService is what the pod workers need from the node's image store.
+type ImageService interface {
+	// ImagePresent reports whether the image ref (normalized) is on the
+	// node.
+	ImagePresent(ctx context.Context, ref string) (bool, error)
+	// PullImage fetches ref through resolver, which carries the node's
+	// mirrors and the pod's credentials, and returns its size in bytes.
+	PullImage(ctx context.Context, ref string, resolver remotes.Resolver) (int64, error)
+	// RuntimeVersion is the runtime's name and version as the Node shows
+	// it: "containerd://1.6.20".
+	RuntimeVersion(ctx context.Context) (string, error)
+}
+
 // PodNetwork is what the pod workers need from pod sandboxes.
 type PodNetwork interface {
 	// Setup creates or returns the pod's namespaces and address.
@@ -54,3 +71,32 @@ var (
 	_ ContainerRuntime = (*containers.Runtime)(nil)
 	_ PodNetwork       = (*sandbox.Manager)(nil)
 )
+
+// containerdImages is the ImageService of a containerd.
+type containerdImages struct{ c *client.Client }
+
+func (i containerdImages) ImagePresent(ctx context.Context, ref string) (bool, error) {
+	_, err := i.c.GetImage(namespacedContext(ctx), ref)
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (i containerdImages) PullImage(ctx context.Context, ref string, resolver remotes.Resolver) (int64, error) {
+	ctx = namespacedContext(ctx)
+	img, err := i.c.Pull(ctx, ref, client.WithPullUnpack, client.WithPullSnapshotter(images.Snapshotter), client.WithResolver(resolver))
+	if err != nil {
+		return 0, err
+	}
+	size, _ := img.Size(ctx)
+	return size, nil
+}
+
+func (i containerdImages) RuntimeVersion(ctx context.Context) (string, error) {
+	v, err := i.c.Version(ctx)
+	if err != nil {
+		return "", err
+	}
+	return "containerd://" + v.Version, nil
+}

@@ -3,8 +3,9 @@ package kubelet
 import (
 	"context"
 
-	"github.com/containerd/containerd/v2/core/containers"
 	"strings"
+
+	"github.com/containerd/containerd/v2/core/containers"
 
 	"github.com/containerd/containerd/v2/pkg/oci"
 	corev1 "k8s.io/api/core/v1"

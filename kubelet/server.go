@@ -16,7 +16,6 @@ import (
 	"github.com/tinykube/tinykube/kubelet/logs"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/klog/v2"
 )
 
 // serve runs the kubelet's HTTPS API until ctx ends. Only clients with a
@@ -154,7 +153,7 @@ func (k *Kubelet) serveLogs(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Transfer-Encoding", "chunked")
 	w.WriteHeader(http.StatusOK)
 	if err := logs.Read(r.Context(), target.LogPath, flushWriter{w}, opts); err != nil {
-		klog.V(2).Infof("logs of %s/%s %s: %v", ns, name, container, err)
+		k.log.Debug("serving logs", "pod", ns+"/"+name, "container", container, "err", err)
 	}
 }
 

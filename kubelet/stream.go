@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -17,7 +18,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/remotecommand"
-	"k8s.io/klog/v2"
 	"k8s.io/streaming/pkg/httpstream"
 	"k8s.io/streaming/pkg/httpstream/spdy"
 )
@@ -104,7 +104,7 @@ func (k *Kubelet) serveRemoteCommand(w http.ResponseWriter, r *http.Request, run
 	if tty && protocol != remotecommand.StreamProtocolV1Name && protocol != remotecommand.StreamProtocolV2Name {
 		want[corev1.StreamTypeResize] = true
 	}
-	streams, conn, ok := acceptStreams(w, r, want)
+	streams, conn, ok := acceptStreams(k.log, w, r, want)
 	if !ok {
 		return
 	}
@@ -187,7 +187,7 @@ func writeExecStatus(s httpstream.Stream, protocol string, cmd []string, exitCod
 
 // acceptStreams upgrades the connection to SPDY and waits for the client
 // to open the wanted streams.
-func acceptStreams(w http.ResponseWriter, r *http.Request, want map[string]bool) (map[string]httpstream.Stream, httpstream.Connection, bool) {
+func acceptStreams(log *slog.Logger, w http.ResponseWriter, r *http.Request, want map[string]bool) (map[string]httpstream.Stream, httpstream.Connection, bool) {
 	type created struct {
 		s         httpstream.Stream
 		replySent <-chan struct{}
@@ -221,7 +221,7 @@ func acceptStreams(w http.ResponseWriter, r *http.Request, want map[string]bool)
 			streams[typ] = c.s
 			replies = append(replies, c.replySent)
 		case <-timeout:
-			klog.V(2).Infof("exec: timed out waiting for client streams")
+			log.Debug("exec: timed out waiting for client streams")
 			conn.Close()
 			return nil, nil, false
 		case <-conn.CloseChan():

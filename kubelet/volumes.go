@@ -2,6 +2,7 @@ package kubelet
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -64,8 +65,10 @@ func (k *Kubelet) setupVolumes(ctx context.Context, pod *corev1.Pod, sb sandbox.
 		case v.Projected != nil:
 			files, err = k.projectedFiles(ctx, pod, v.Projected, sb, dir)
 		default:
-			klog.Warningf("pod %s/%s: volume %s: type not supported, left empty", pod.Namespace, pod.Name, v.Name)
-			err = os.MkdirAll(dir, 0o755)
+			// The API server refuses these; a pod stored before it did
+			// waits with FailedMount rather than run on an empty
+			// directory in place of its data.
+			err = volumeError{fmt.Errorf("volume %q: this node cannot provide %s volumes", v.Name, volumeKind(v.VolumeSource))}
 		}
 		if err != nil {
 			return err
@@ -335,7 +338,7 @@ func (k *Kubelet) serviceAccountToken(ctx context.Context, pod *corev1.Pod, src 
 	tr, err := k.client.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, sa, req, metav1.CreateOptions{})
 	if err != nil {
 		if usable && now.Before(time.Unix(oldClaims.Expiry, 0)) {
-			klog.Warningf("pod %s/%s: refreshing the service account token: %v; keeping the current one", pod.Namespace, pod.Name, err)
+			k.log.Warn("refreshing the service account token failed; keeping the current one", "pod", klog.KObj(pod), "err", err)
 			return old, nil
 		}
 		return nil, volumeError{fmt.Errorf("failed to fetch token: %w", err)}
@@ -447,4 +450,21 @@ func (k *Kubelet) volumeMounts(pod *corev1.Pod, c *corev1.Container) ([]specs.Mo
 		out = append(out, specs.Mount{Destination: m.MountPath, Type: "bind", Source: src, Options: opts})
 	}
 	return out, nil
+}
+
+// volumeKind is the JSON name of the volume source that is set, such as
+// "persistentVolumeClaim".
+func volumeKind(src corev1.VolumeSource) string {
+	data, err := json.Marshal(src)
+	if err != nil {
+		return "unknown"
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(data, &fields) != nil {
+		return "unknown"
+	}
+	for k := range fields {
+		return k
+	}
+	return "unknown"
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,7 +23,6 @@ import (
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"k8s.io/klog/v2"
 )
 
 // Labels recording how a container ended, set when its task is deleted.
@@ -35,6 +35,8 @@ const (
 
 // Config configures a Runtime.
 type Config struct {
+	// Logger is where the runtime logs; nil discards.
+	Logger *slog.Logger
 	// Client talks to containerd. Required.
 	Client *client.Client
 	// Namespace is the containerd namespace. Required.
@@ -53,6 +55,7 @@ type Config struct {
 // Runtime creates, starts, stops, lists and removes containers.
 type Runtime struct {
 	cfg    Config
+	log    *slog.Logger
 	ctx    context.Context // ends exit watchers and log copiers on Close
 	cancel context.CancelFunc
 	began  time.Time // containers created before were created by an earlier runtime
@@ -80,7 +83,11 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(namespaces.WithNamespace(context.Background(), cfg.Namespace))
-	return &Runtime{cfg: cfg, ctx: ctx, cancel: cancel, began: time.Now(), watched: map[string]bool{}, finalized: map[string]chan struct{}{}, locks: map[string]*sync.Mutex{}, stdio: map[string]*stdio{}}, nil
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Runtime{cfg: cfg, log: log, ctx: ctx, cancel: cancel, began: time.Now(), watched: map[string]bool{}, finalized: map[string]chan struct{}{}, locks: map[string]*sync.Mutex{}, stdio: map[string]*stdio{}}, nil
 }
 
 // Close stops watching exits and copying logs; containers keep running.
@@ -324,7 +331,7 @@ func (r *Runtime) startTask(ctx context.Context, c client.Container, logPath str
 		return fmt.Errorf("containers: start: %w", err)
 	}
 	if _, err := c.SetLabels(ctx, map[string]string{LabelStartedAt: r.cfg.Now().UTC().Format(time.RFC3339Nano)}); err != nil {
-		klog.Warningf("container %s: record start time: %v", c.ID(), err)
+		r.log.Warn("recording the start time", "container", c.ID(), "err", err)
 	}
 	r.setStdio(c.ID(), s)
 	r.watch(c, task, exitc, closeLog)
@@ -362,7 +369,7 @@ func (r *Runtime) watch(c client.Container, task client.Task, exitc <-chan clien
 			err := r.finalize(r.ctx, c, task, st.ExitCode(), st.ExitTime())
 			unlock()
 			if err != nil {
-				klog.Warningf("container %s: %v", c.ID(), err)
+				r.log.Warn("watching a container", "container", c.ID(), "err", err)
 			}
 			if labels, err := c.Labels(r.ctx); err == nil && labels[LabelPodUID] != "" {
 				r.cfg.OnExit(labels[LabelPodUID])
@@ -482,7 +489,7 @@ func (r *Runtime) status(ctx context.Context, c client.Container) (Status, error
 	if err := r.adopt(c, info.Labels); err != nil {
 		// Its output cannot be collected any more: end it as killed, and
 		// the pod's restartPolicy decides what follows.
-		klog.Warningf("container %s: cannot re-attach its output (%v); killing it", c.ID(), err)
+		r.log.Warn("cannot re-attach the output of a container; killing it", "container", c.ID(), "err", err)
 		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 			return Status{}, fmt.Errorf("containers: kill %s: %w", c.ID(), err)
 		}
@@ -505,7 +512,7 @@ func (r *Runtime) status(ctx context.Context, c client.Container) (Status, error
 // discard deletes a container (and its task, if any) that never ran, and
 // reports it as not found, so that listings skip it.
 func (r *Runtime) discard(ctx context.Context, c client.Container, task client.Task) error {
-	klog.Infof("container %s was created by an earlier kubelet that stopped before it ran; removing it", c.ID())
+	r.log.Info("removing a container an earlier kubelet created but never ran", "container", c.ID())
 	if task != nil {
 		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("containers: remove %s: %w", c.ID(), err)

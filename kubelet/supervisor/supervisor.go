@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,11 +16,12 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
-	"k8s.io/klog/v2"
 )
 
 // Config configures a Supervisor.
 type Config struct {
+	// Logger is where the supervisor logs; nil discards.
+	Logger *slog.Logger
 	// Dir holds containerd's config, root, state, socket and log
 	// (DATA_DIR/agent/containerd). Required.
 	Dir string
@@ -38,6 +40,7 @@ type Config struct {
 // Supervisor runs and watches one containerd child process.
 type Supervisor struct {
 	cfg   Config
+	log   *slog.Logger
 	ready chan struct{}
 	once  sync.Once
 
@@ -75,7 +78,11 @@ func New(cfg Config) (*Supervisor, error) {
 		return nil, err
 	}
 	cfg.Dir = abs
-	s := &Supervisor{cfg: cfg, ready: make(chan struct{})}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Supervisor{cfg: cfg, log: log, ready: make(chan struct{})}
 	// containerd refuses socket paths over 104 bytes (its ttrpc socket
 	// adds ".ttrpc").
 	if n := len(s.Address() + ".ttrpc"); n > 104 {
@@ -145,7 +152,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			return err
 		}
 		first = false
-		klog.Warningf("%v; restarting in %s", err, s.cfg.RestartDelay)
+		s.log.Warn("containerd stopped; restarting it", "err", err, "in", s.cfg.RestartDelay)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -220,7 +227,7 @@ func (s *Supervisor) runOnce(ctx context.Context, first bool) error {
 		select {
 		case err := <-readyErr:
 			if err != nil && waitCtx.Err() == nil {
-				klog.Warningf("containerd did not become ready: %v", err)
+				s.log.Warn("containerd did not become ready", "err", err)
 				_ = cmd.Process.Kill()
 				return fmt.Errorf("supervisor: containerd did not answer on %s: %w (see %s)", s.Address(), err, logf.Name())
 			}
