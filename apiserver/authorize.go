@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
-	"k8s.io/klog/v2"
 
 	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/apiserver/authz"
@@ -138,7 +137,7 @@ func (s *Server) withAuthorization(next http.Handler) http.Handler {
 				s.writeError(w, r, apierrors.NewInternalError(err))
 				return
 			}
-			klog.V(4).InfoS("Forbidden", "URI", r.RequestURI, "user", user.Name, "reason", reason)
+			s.log.Debug("forbidden", "uri", r.RequestURI, "user", user.Name, "reason", reason)
 			s.writeError(w, r, forbidden(judged, reason))
 			return
 		}

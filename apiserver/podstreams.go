@@ -24,7 +24,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/remotecommand"
 	clientremotecommand "k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
-	"k8s.io/klog/v2"
 	"k8s.io/streaming/pkg/httpstream/wsstream"
 )
 
@@ -182,7 +181,7 @@ func (s *Server) translateRemoteCommand(w http.ResponseWriter, r *http.Request, 
 	conn.SetIdleTimeout(4 * time.Hour)
 	_, streams, err := conn.Open(hijackable{w}, r)
 	if err != nil {
-		klog.V(2).Infof("pods stream: WebSocket upgrade: %v", err)
+		s.log.Debug("pods stream: WebSocket upgrade", "err", err)
 		return
 	}
 	defer conn.Close()
