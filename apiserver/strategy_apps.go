@@ -149,11 +149,14 @@ func validateWorkload(obj, old runtime.Object) field.ErrorList {
 	if template.Spec.RestartPolicy != "" && template.Spec.RestartPolicy != corev1.RestartPolicyAlways {
 		errs = append(errs, field.NotSupported(spec.Child("template", "spec", "restartPolicy"), template.Spec.RestartPolicy, []string{string(corev1.RestartPolicyAlways)}))
 	}
+	var oldTemplateSpec *corev1.PodSpec
 	if old != nil {
-		oldSelector, _, _ := workloadParts(old)
+		oldSelector, oldTemplate, _ := workloadParts(old)
 		if !apiequality.Semantic.DeepEqual(selector, oldSelector) {
 			errs = append(errs, field.Invalid(spec.Child("selector"), selector, "field is immutable"))
 		}
+		oldTemplateSpec = &oldTemplate.Spec
 	}
+	errs = append(errs, validateVolumeSupport(&template.Spec, oldTemplateSpec, spec.Child("template", "spec"))...)
 	return errs
 }

@@ -155,10 +155,13 @@ func validateJob(obj, old runtime.Object) field.ErrorList {
 	}
 	errs = append(errs, validateJobSelector(&job.Spec, spec)...)
 	errs = append(errs, validateJobSpec(&job.Spec, spec)...)
+	var oldPodSpec *corev1.PodSpec
 	if old != nil {
 		errs = append(errs, validateJobSpecUpdate(job, old.(*batchv1.Job), spec)...)
 		errs = append(errs, validateJobStatus(&job.Status)...)
+		oldPodSpec = &old.(*batchv1.Job).Spec.Template.Spec
 	}
+	errs = append(errs, validateVolumeSupport(&job.Spec.Template.Spec, oldPodSpec, spec.Child("template", "spec"))...)
 	return errs
 }
 
@@ -348,6 +351,11 @@ func validateCronJob(obj, old runtime.Object) field.ErrorList {
 	errs = append(errs, metavalidation.ValidateLabels(cj.Spec.JobTemplate.Labels, tmpl.Child("metadata", "labels"))...)
 	errs = append(errs, apimachineryvalidation.ValidateAnnotations(cj.Spec.JobTemplate.Annotations, tmpl.Child("metadata", "annotations"))...)
 	errs = append(errs, validateJobSpec(&cj.Spec.JobTemplate.Spec, tmpl.Child("spec"))...)
+	var oldPodSpec *corev1.PodSpec
+	if old != nil {
+		oldPodSpec = &old.(*batchv1.CronJob).Spec.JobTemplate.Spec.Template.Spec
+	}
+	errs = append(errs, validateVolumeSupport(&cj.Spec.JobTemplate.Spec.Template.Spec, oldPodSpec, tmpl.Child("spec", "template", "spec"))...)
 	if ptrs.Deref(cj.Spec.JobTemplate.Spec.ManualSelector, false) {
 		errs = append(errs, field.NotSupported(tmpl.Child("spec", "manualSelector"), cj.Spec.JobTemplate.Spec.ManualSelector, []string{"nil", "false"}))
 	}

@@ -261,9 +261,12 @@ func boolString(b bool) string {
 func validatePod(obj, old runtime.Object) field.ErrorList {
 	pod := obj.(*corev1.Pod)
 	errs := validatePodSpec(&pod.Spec, field.NewPath("spec"))
+	var oldSpec *corev1.PodSpec
 	if old != nil {
+		oldSpec = &old.(*corev1.Pod).Spec
 		errs = append(errs, validatePodSpecUpdate(pod, old.(*corev1.Pod))...)
 	}
+	errs = append(errs, validateVolumeSupport(&pod.Spec, oldSpec, field.NewPath("spec"))...)
 	return errs
 }
 
