@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/tinykube/tinykube/apiserver/authz"
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 // NodeRestriction admission, as upstream's plugin of that name: a
@@ -51,12 +52,12 @@ func requestingNode(ctx context.Context, gr schema.GroupResource, name string) (
 
 // admitNodeWrite checks a node's create (old is nil) or update of a pod,
 // node or lease.
-func (s *Server) admitNodeWrite(ctx context.Context, res *resource, obj, old runtime.Object) error {
+func (s *Server) admitNodeWrite(ctx context.Context, res *registry.Resource, obj, old runtime.Object) error {
 	name := accessor(obj).GetName()
 	if name == "" {
 		name = accessor(obj).GetGenerateName()
 	}
-	gr := res.groupResource()
+	gr := res.GroupResource()
 	node, isNode, err := requestingNode(ctx, gr, name)
 	if !isNode || err != nil {
 		return err
@@ -288,8 +289,8 @@ func (s *Server) admitNodeRequest(ctx context.Context, a authz.Attributes) error
 }
 
 // getStored reads one object as stored.
-func (s *Server) getStored(ctx context.Context, res *resource, namespace, name string) (runtime.Object, error) {
-	kv, err := s.store.Get(ctx, res.key(namespace, name), 0)
+func (s *Server) getStored(ctx context.Context, res *registry.Resource, namespace, name string) (runtime.Object, error) {
+	kv, err := s.store.Get(ctx, storageKey(res, namespace, name), 0)
 	if err != nil {
 		return nil, fromStorage(err, res, name)
 	}

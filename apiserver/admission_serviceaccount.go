@@ -123,7 +123,7 @@ func (s *Server) getServiceAccount(ctx context.Context, namespace, name string) 
 	wait := time.NewTimer(defaultServiceAccountWait)
 	defer wait.Stop()
 	for {
-		kv, err := s.store.Get(ctx, res.key(namespace, name), 0)
+		kv, err := s.store.Get(ctx, storageKey(res, namespace, name), 0)
 		if err == nil {
 			obj, err := s.fromKV(res, kv)
 			if err != nil {

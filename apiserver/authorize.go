@@ -16,6 +16,7 @@ import (
 
 	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/apiserver/authz"
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 // privilegedGroup is upstream's system:masters: its members may do
@@ -53,13 +54,13 @@ func (s *Server) setUpAuthorization() {
 
 // admitFirst runs check before the admit step of the resource gvr (on
 // creates and updates; old is nil on create).
-func (s *Server) admitFirst(gvr schema.GroupVersionResource, check func(ctx context.Context, res *resource, obj, old runtime.Object) error) {
+func (s *Server) admitFirst(gvr schema.GroupVersionResource, check func(ctx context.Context, res *registry.Resource, obj, old runtime.Object) error) {
 	res, ok := s.resources.lookup(gvr)
 	if !ok {
 		return
 	}
-	next := res.admit
-	res.admit = func(ctx context.Context, obj, old runtime.Object, dryRun bool) error {
+	next := res.Admit
+	res.Admit = func(ctx context.Context, obj, old runtime.Object, dryRun bool) error {
 		if err := check(ctx, res, obj, old); err != nil {
 			return err
 		}

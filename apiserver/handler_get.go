@@ -6,6 +6,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 // serveGet answers GET on one object. Any resourceVersion is satisfied by
@@ -28,8 +30,8 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, t requestTarge
 }
 
 // getObject reads the latest state of one object.
-func (s *Server) getObject(r *http.Request, res *resource, namespace, name string) (runtime.Object, error) {
-	kv, err := s.store.Get(r.Context(), res.key(namespace, name), 0)
+func (s *Server) getObject(r *http.Request, res *registry.Resource, namespace, name string) (runtime.Object, error) {
+	kv, err := s.store.Get(r.Context(), storageKey(res, namespace, name), 0)
 	if err != nil {
 		return nil, fromStorage(err, res, name)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/apiserver/authz"
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 var (
@@ -27,12 +28,12 @@ var (
 // localsubjectaccessreviews (may another user do this?) and
 // selfsubjectrulesreviews (`kubectl auth can-i --list`).
 func (s *Server) addAccessReviews() {
-	s.resources.add(&resource{gvr: authorizationV1.WithResource("localsubjectaccessreviews"), kind: "LocalSubjectAccessReview",
-		singular: "localsubjectaccessreview", namespaced: true, createOnly: localSubjectAccessReview})
-	s.resources.add(&resource{gvr: authorizationV1.WithResource("selfsubjectrulesreviews"), kind: "SelfSubjectRulesReview",
-		singular: "selfsubjectrulesreview", createOnly: selfSubjectRulesReview})
-	s.resources.add(&resource{gvr: authorizationV1.WithResource("subjectaccessreviews"), kind: "SubjectAccessReview",
-		singular: "subjectaccessreview", createOnly: subjectAccessReview})
+	s.resources.add(&registry.Resource{GVR: authorizationV1.WithResource("localsubjectaccessreviews"), Kind: "LocalSubjectAccessReview",
+		Singular: "localsubjectaccessreview", Namespaced: true, CreateOnly: localSubjectAccessReview})
+	s.resources.add(&registry.Resource{GVR: authorizationV1.WithResource("selfsubjectrulesreviews"), Kind: "SelfSubjectRulesReview",
+		Singular: "selfsubjectrulesreview", CreateOnly: selfSubjectRulesReview})
+	s.resources.add(&registry.Resource{GVR: authorizationV1.WithResource("subjectaccessreviews"), Kind: "SubjectAccessReview",
+		Singular: "subjectaccessreview", CreateOnly: subjectAccessReview})
 }
 
 // authorizationKey is the context key of the server's *authorization,
@@ -52,7 +53,7 @@ func requestUser(r *http.Request) (authn.User, bool) {
 
 // selfSubjectReview answers `kubectl auth whoami` with the identity the
 // authenticator put on the request.
-func selfSubjectReview(r *http.Request, _ requestTarget, _ runtime.Object) (runtime.Object, error) {
+func selfSubjectReview(r *http.Request, _ string, _ runtime.Object) (runtime.Object, error) {
 	user, ok := requestUser(r)
 	if !ok {
 		user = authn.User{Name: authn.UserAnonymous, Groups: []string{authn.GroupUnauthenticated}}
@@ -75,7 +76,7 @@ func selfSubjectReview(r *http.Request, _ requestTarget, _ runtime.Object) (runt
 
 // selfSubjectAccessReview answers `kubectl auth can-i` for the
 // requesting user with the server's authorizer.
-func selfSubjectAccessReview(r *http.Request, _ requestTarget, obj runtime.Object) (runtime.Object, error) {
+func selfSubjectAccessReview(r *http.Request, _ string, obj runtime.Object) (runtime.Object, error) {
 	review := obj.(*authorizationv1.SelfSubjectAccessReview)
 	gk := authorizationV1.WithKind("SelfSubjectAccessReview").GroupKind()
 	if errs := validateAccessSpec(review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes); len(errs) > 0 {
@@ -94,7 +95,7 @@ func selfSubjectAccessReview(r *http.Request, _ requestTarget, obj runtime.Objec
 
 // subjectAccessReview answers whether spec.user (with spec.groups) may
 // do what the review asks.
-func subjectAccessReview(r *http.Request, _ requestTarget, obj runtime.Object) (runtime.Object, error) {
+func subjectAccessReview(r *http.Request, _ string, obj runtime.Object) (runtime.Object, error) {
 	review := obj.(*authorizationv1.SubjectAccessReview)
 	gk := authorizationV1.WithKind("SubjectAccessReview").GroupKind()
 	errs := validateAccessSpec(review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes)
@@ -109,13 +110,13 @@ func subjectAccessReview(r *http.Request, _ requestTarget, obj runtime.Object) (
 
 // localSubjectAccessReview is a SubjectAccessReview limited to the
 // namespace it is created in.
-func localSubjectAccessReview(r *http.Request, t requestTarget, obj runtime.Object) (runtime.Object, error) {
+func localSubjectAccessReview(r *http.Request, namespace string, obj runtime.Object) (runtime.Object, error) {
 	review := obj.(*authorizationv1.LocalSubjectAccessReview)
 	gk := authorizationV1.WithKind("LocalSubjectAccessReview").GroupKind()
 	var errs field.ErrorList
 	if review.Spec.ResourceAttributes == nil {
 		errs = append(errs, field.Required(field.NewPath("spec", "resourceAttributes"), "disallowed on this kind of request"))
-	} else if review.Spec.ResourceAttributes.Namespace != t.namespace {
+	} else if review.Spec.ResourceAttributes.Namespace != namespace {
 		errs = append(errs, field.Invalid(field.NewPath("spec", "resourceAttributes", "namespace"), review.Spec.ResourceAttributes.Namespace,
 			"must match metadata.namespace"))
 	}
@@ -181,7 +182,7 @@ func reviewAccess(ctx context.Context, user authn.User, res *authorizationv1.Res
 
 // selfSubjectRulesReview lists what the requesting user may do in a
 // namespace, from its RBAC bindings: `kubectl auth can-i --list`.
-func selfSubjectRulesReview(r *http.Request, _ requestTarget, obj runtime.Object) (runtime.Object, error) {
+func selfSubjectRulesReview(r *http.Request, _ string, obj runtime.Object) (runtime.Object, error) {
 	review := obj.(*authorizationv1.SelfSubjectRulesReview)
 	if review.Spec.Namespace == "" {
 		return nil, apierrors.NewInvalid(authorizationV1.WithKind("SelfSubjectRulesReview").GroupKind(), "",

@@ -137,7 +137,7 @@ func TestSelfSubjectReviewCarriesExtra(t *testing.T) {
 		Extra: map[string][]string{"authentication.kubernetes.io/pod-name": {"web"}}}
 	r := httptest.NewRequest(http.MethodPost, "/apis/authentication.k8s.io/v1/selfsubjectreviews", nil)
 	r = r.WithContext(authn.WithUser(r.Context(), user))
-	obj, err := selfSubjectReview(r, requestTarget{}, &authenticationv1.SelfSubjectReview{})
+	obj, err := selfSubjectReview(r, "", &authenticationv1.SelfSubjectReview{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	ptrs "k8s.io/utils/ptr"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 var batchV1 = batchv1.SchemeGroupVersion
@@ -38,22 +40,22 @@ const (
 )
 
 // batchResources are batch/v1 jobs and cronjobs.
-func batchResources() []*resource {
+func batchResources(registry.Config) []*registry.Resource {
 	all := []string{"all"}
-	return []*resource{
-		{gvr: batchV1.WithResource("cronjobs"), kind: "CronJob", singular: "cronjob", namespaced: true,
-			shortNames: []string{"cj"}, categories: all, subresources: []string{"status"},
-			nameValidation: apimachineryvalidation.NameIsDNSSubdomain, generation: true,
-			prepareForCreate: defaultCronJob, prepareForUpdate: func(obj, _ runtime.Object) { defaultCronJob(obj) },
-			validate: validateCronJob, table: cronJobTable()},
-		{gvr: batchV1.WithResource("jobs"), kind: "Job", singular: "job", namespaced: true,
-			categories: all, subresources: []string{"status"},
-			nameValidation: apimachineryvalidation.NameIsDNSSubdomain, generation: true,
-			selectableFields: jobFields, prepareForCreate: prepareJob,
-			prepareForUpdate: func(obj, _ runtime.Object) { defaultJob(obj.(*batchv1.Job)) },
-			validate:         validateJob, table: jobTable(),
-			orphanByDefault: true,
-			orphanWarning: "child pods are preserved by default when jobs are deleted; " +
+	return []*registry.Resource{
+		{GVR: batchV1.WithResource("cronjobs"), Kind: "CronJob", Singular: "cronjob", Namespaced: true,
+			ShortNames: []string{"cj"}, Categories: all, Subresources: []string{"status"},
+			NameValidation: apimachineryvalidation.NameIsDNSSubdomain, Generation: true,
+			PrepareForCreate: defaultCronJob, PrepareForUpdate: func(obj, _ runtime.Object) { defaultCronJob(obj) },
+			Validate: validateCronJob, Table: cronJobTable()},
+		{GVR: batchV1.WithResource("jobs"), Kind: "Job", Singular: "job", Namespaced: true,
+			Categories: all, Subresources: []string{"status"},
+			NameValidation: apimachineryvalidation.NameIsDNSSubdomain, Generation: true,
+			SelectableFields: jobFields, PrepareForCreate: prepareJob,
+			PrepareForUpdate: func(obj, _ runtime.Object) { defaultJob(obj.(*batchv1.Job)) },
+			Validate:         validateJob, Table: jobTable(),
+			OrphanByDefault: true,
+			OrphanWarning: "child pods are preserved by default when jobs are deleted; " +
 				"set propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress this warning"},
 	}
 }
@@ -424,14 +426,14 @@ func jobStatus(job *batchv1.Job) string {
 	return "Running"
 }
 
-func jobTable() *tableConvertor {
-	return &tableConvertor{
-		columns: []metav1.TableColumnDefinition{nameColumn,
-			column("Status", "string", 0, "Status of the job."),
-			column("Completions", "string", 0, batchv1.JobSpec{}.SwaggerDoc()["completions"]),
-			column("Duration", "string", 0, "Time required to complete the job."),
-			ageColumn, containersColumn, imagesColumn, selectorColumn},
-		cells: func(obj runtime.Object, now time.Time) []any {
+func jobTable() *registry.Table {
+	return &registry.Table{
+		Columns: []metav1.TableColumnDefinition{registry.NameColumn,
+			registry.Column("Status", "string", 0, "Status of the job."),
+			registry.Column("Completions", "string", 0, batchv1.JobSpec{}.SwaggerDoc()["completions"]),
+			registry.Column("Duration", "string", 0, "Time required to complete the job."),
+			registry.AgeColumn, containersColumn, imagesColumn, selectorColumn},
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			job := obj.(*batchv1.Job)
 			var completions string
 			switch parallelism := ptrs.Deref(job.Spec.Parallelism, 0); {
@@ -451,27 +453,27 @@ func jobTable() *tableConvertor {
 				took = duration.HumanDuration(job.Status.CompletionTime.Sub(job.Status.StartTime.Time))
 			}
 			c, i, _ := templateCells(&job.Spec.Template, job.Spec.Selector)
-			return []any{job.Name, jobStatus(job), completions, took, age(job.CreationTimestamp, now), c, i,
+			return []any{job.Name, jobStatus(job), completions, took, registry.Age(job.CreationTimestamp, now), c, i,
 				metav1.FormatLabelSelector(job.Spec.Selector)}
 		},
 	}
 }
 
-func cronJobTable() *tableConvertor {
+func cronJobTable() *registry.Table {
 	spec := batchv1.CronJobSpec{}.SwaggerDoc()
-	return &tableConvertor{
-		columns: []metav1.TableColumnDefinition{nameColumn,
-			column("Schedule", "string", 0, spec["schedule"]),
-			column("Timezone", "string", 0, spec["timeZone"]),
-			column("Suspend", "boolean", 0, spec["suspend"]),
-			column("Active", "integer", 0, batchv1.CronJobStatus{}.SwaggerDoc()["active"]),
-			column("Last Schedule", "date", 0, batchv1.CronJobStatus{}.SwaggerDoc()["lastScheduleTime"]),
-			ageColumn, containersColumn, imagesColumn, selectorColumn},
-		cells: func(obj runtime.Object, now time.Time) []any {
+	return &registry.Table{
+		Columns: []metav1.TableColumnDefinition{registry.NameColumn,
+			registry.Column("Schedule", "string", 0, spec["schedule"]),
+			registry.Column("Timezone", "string", 0, spec["timeZone"]),
+			registry.Column("Suspend", "boolean", 0, spec["suspend"]),
+			registry.Column("Active", "integer", 0, batchv1.CronJobStatus{}.SwaggerDoc()["active"]),
+			registry.Column("Last Schedule", "date", 0, batchv1.CronJobStatus{}.SwaggerDoc()["lastScheduleTime"]),
+			registry.AgeColumn, containersColumn, imagesColumn, selectorColumn},
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			cj := obj.(*batchv1.CronJob)
-			last := none
+			last := registry.None
 			if cj.Status.LastScheduleTime != nil {
-				last = age(*cj.Status.LastScheduleTime, now)
+				last = registry.Age(*cj.Status.LastScheduleTime, now)
 			}
 			suspend := "<unset>"
 			if cj.Spec.Suspend != nil {
@@ -479,8 +481,8 @@ func cronJobTable() *tableConvertor {
 			}
 			tmpl := &cj.Spec.JobTemplate.Spec
 			c, i, _ := templateCells(&tmpl.Template, tmpl.Selector)
-			return []any{cj.Name, cj.Spec.Schedule, ptrs.Deref(cj.Spec.TimeZone, none), suspend, int64(len(cj.Status.Active)),
-				last, age(cj.CreationTimestamp, now), c, i, metav1.FormatLabelSelector(tmpl.Selector)}
+			return []any{cj.Name, cj.Spec.Schedule, ptrs.Deref(cj.Spec.TimeZone, registry.None), suspend, int64(len(cj.Status.Active)),
+				last, registry.Age(cj.CreationTimestamp, now), c, i, metav1.FormatLabelSelector(tmpl.Selector)}
 		},
 	}
 }

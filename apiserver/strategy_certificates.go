@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/tinykube/tinykube/apiserver/authn"
+	"github.com/tinykube/tinykube/apiserver/registry"
 	"github.com/tinykube/tinykube/pki"
 )
 
@@ -31,24 +32,24 @@ var certificatesV1 = certificatesv1.SchemeGroupVersion
 // identity is recorded by the server, the spec never changes after create,
 // Approved and Denied conditions are written only through /approval, and
 // the certificate only through /status, once.
-func (s *Server) certificateSigningRequests() *resource {
-	return &resource{gvr: certificatesV1.WithResource("certificatesigningrequests"), kind: "CertificateSigningRequest",
-		singular: "certificatesigningrequest", shortNames: []string{"csr"},
-		subresources: []string{"status", "approval"},
+func (s *Server) certificateSigningRequests() *registry.Resource {
+	return &registry.Resource{GVR: certificatesV1.WithResource("certificatesigningrequests"), Kind: "CertificateSigningRequest",
+		Singular: "certificatesigningrequest", ShortNames: []string{"csr"},
+		Subresources: []string{"status", "approval"},
 		// Upstream does not care what certificate requests are called.
-		nameValidation: func(string, bool) []string { return nil },
-		prepareForCreate: func(obj runtime.Object) {
+		NameValidation: func(string, bool) []string { return nil },
+		PrepareForCreate: func(obj runtime.Object) {
 			csr := obj.(*certificatesv1.CertificateSigningRequest)
 			csr.Spec.Username, csr.Spec.UID, csr.Spec.Groups, csr.Spec.Extra = "", "", nil, nil
 			// Nobody creates a pre-approved request.
 			csr.Status = certificatesv1.CertificateSigningRequestStatus{}
 		},
-		validate: func(obj, _ runtime.Object) field.ErrorList {
+		Validate: func(obj, _ runtime.Object) field.ErrorList {
 			return validateCSR(obj.(*certificatesv1.CertificateSigningRequest))
 		},
-		admit:         admitCSR,
-		updateThrough: s.updateCSRThrough,
-		table:         csrTable(),
+		Admit:         admitCSR,
+		UpdateThrough: s.updateCSRThrough,
+		Table:         csrTable(),
 	}
 }
 
@@ -329,24 +330,24 @@ func validateSignerName(path *field.Path, name string) field.ErrorList {
 }
 
 // csrTable has upstream's `kubectl get csr` columns.
-func csrTable() *tableConvertor {
+func csrTable() *registry.Table {
 	spec := certificatesv1.CertificateSigningRequestSpec{}.SwaggerDoc()
-	return &tableConvertor{
-		columns: []metav1.TableColumnDefinition{nameColumn, ageColumn,
-			column("SignerName", "string", 0, spec["signerName"]),
-			column("Requestor", "string", 0, "Name of the user which made this request."),
-			column("RequestedDuration", "string", 0, spec["expirationSeconds"]),
-			column("Condition", "string", 0, "State of the signing request.")},
-		cells: func(obj runtime.Object, now time.Time) []any {
+	return &registry.Table{
+		Columns: []metav1.TableColumnDefinition{registry.NameColumn, registry.AgeColumn,
+			registry.Column("SignerName", "string", 0, spec["signerName"]),
+			registry.Column("Requestor", "string", 0, "Name of the user which made this request."),
+			registry.Column("RequestedDuration", "string", 0, spec["expirationSeconds"]),
+			registry.Column("Condition", "string", 0, "State of the signing request.")},
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			csr := obj.(*certificatesv1.CertificateSigningRequest)
-			signer, duration := none, none
+			signer, duration := registry.None, registry.None
 			if csr.Spec.SignerName != "" {
 				signer = csr.Spec.SignerName
 			}
 			if es := csr.Spec.ExpirationSeconds; es != nil {
 				duration = utilduration.HumanDuration(time.Duration(*es) * time.Second)
 			}
-			return []any{csr.Name, age(csr.CreationTimestamp, now), signer, csr.Spec.Username, duration, csrCondition(csr)}
+			return []any{csr.Name, registry.Age(csr.CreationTimestamp, now), signer, csr.Spec.Username, duration, csrCondition(csr)}
 		},
 	}
 }

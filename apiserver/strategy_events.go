@@ -5,17 +5,19 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 // eventsAsCoreEvents stores events.k8s.io/v1 Events as core/v1 Events, so
 // that both APIs show the same events, as upstream does: what the
 // scheduler records through events.k8s.io appears in `kubectl describe`.
-func eventsAsCoreEvents() *storageConversion {
-	return &storageConversion{
-		group: "core", resource: "events",
-		newStorage:  func() runtime.Object { return &corev1.Event{} },
-		toStorage:   func(obj runtime.Object) runtime.Object { return coreEventFromEventsV1(obj.(*eventsv1.Event)) },
-		fromStorage: func(obj runtime.Object) runtime.Object { return eventsV1FromCoreEvent(obj.(*corev1.Event)) },
+func eventsAsCoreEvents() *registry.StorageConversion {
+	return &registry.StorageConversion{
+		Group: "core", Resource: "events",
+		NewStorage:  func() runtime.Object { return &corev1.Event{} },
+		ToStorage:   func(obj runtime.Object) runtime.Object { return coreEventFromEventsV1(obj.(*eventsv1.Event)) },
+		FromStorage: func(obj runtime.Object) runtime.Object { return eventsV1FromCoreEvent(obj.(*corev1.Event)) },
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 var policyV1 = policyv1.SchemeGroupVersion
@@ -22,15 +24,15 @@ var policyV1 = policyv1.SchemeGroupVersion
 // gone): a budget with neither minAvailable nor maxUnavailable allows
 // every disruption. Status is the disruption controller's, through
 // /status, and the eviction subresource's (strategy_policy_eviction.go).
-func podDisruptionBudgets() *resource {
-	return &resource{gvr: policyV1.WithResource("poddisruptionbudgets"), kind: "PodDisruptionBudget",
-		singular: "poddisruptionbudget", namespaced: true, shortNames: []string{"pdb"},
-		subresources: []string{"status"}, generation: true,
-		nameValidation: apimachineryvalidation.NameIsDNSSubdomain,
-		validate: func(obj, _ runtime.Object) field.ErrorList {
+func podDisruptionBudgets() *registry.Resource {
+	return &registry.Resource{GVR: policyV1.WithResource("poddisruptionbudgets"), Kind: "PodDisruptionBudget",
+		Singular: "poddisruptionbudget", Namespaced: true, ShortNames: []string{"pdb"},
+		Subresources: []string{"status"}, Generation: true,
+		NameValidation: apimachineryvalidation.NameIsDNSSubdomain,
+		Validate: func(obj, _ runtime.Object) field.ErrorList {
 			return validatePodDisruptionBudget(obj.(*policyv1.PodDisruptionBudget))
 		},
-		table: podDisruptionBudgetTable(),
+		Table: podDisruptionBudgetTable(),
 	}
 }
 
@@ -101,14 +103,14 @@ func validateIntOrPercent(v intstr.IntOrString, path *field.Path) field.ErrorLis
 
 // podDisruptionBudgetTable is upstream's printer: N/A for the bound that
 // is not set.
-func podDisruptionBudgetTable() *tableConvertor {
-	return &tableConvertor{
-		columns: []metav1.TableColumnDefinition{nameColumn,
-			column("Min Available", "string", 0, "The minimum number of pods that must be available."),
-			column("Max Unavailable", "string", 0, "The maximum number of pods that may be unavailable."),
-			column("Allowed Disruptions", "integer", 0, "Calculated number of pods that may be disrupted at this time."),
-			ageColumn},
-		cells: func(obj runtime.Object, now time.Time) []any {
+func podDisruptionBudgetTable() *registry.Table {
+	return &registry.Table{
+		Columns: []metav1.TableColumnDefinition{registry.NameColumn,
+			registry.Column("Min Available", "string", 0, "The minimum number of pods that must be available."),
+			registry.Column("Max Unavailable", "string", 0, "The maximum number of pods that may be unavailable."),
+			registry.Column("Allowed Disruptions", "integer", 0, "Calculated number of pods that may be disrupted at this time."),
+			registry.AgeColumn},
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			pdb := obj.(*policyv1.PodDisruptionBudget)
 			bound := func(v *intstr.IntOrString) string {
 				if v == nil {
@@ -117,7 +119,7 @@ func podDisruptionBudgetTable() *tableConvertor {
 				return v.String()
 			}
 			return []any{pdb.Name, bound(pdb.Spec.MinAvailable), bound(pdb.Spec.MaxUnavailable),
-				int64(pdb.Status.DisruptionsAllowed), age(pdb.CreationTimestamp, now)}
+				int64(pdb.Status.DisruptionsAllowed), registry.Age(pdb.CreationTimestamp, now)}
 		},
 	}
 }

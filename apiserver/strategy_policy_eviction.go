@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 // maxDisruptedPods is upstream's MaxDisruptedPodSize: past this many
@@ -281,7 +283,7 @@ func setDisruptionAllowedCondition(pdb *policyv1.PodDisruptionBudget, now metav1
 // markDisruptedAndDelete gives the pod upstream's DisruptionTarget
 // condition (unless dry run), honouring the delete preconditions, then
 // deletes it.
-func (s *Server) markDisruptedAndDelete(ctx context.Context, pods *resource, namespace, name string, opts metav1.DeleteOptions) error {
+func (s *Server) markDisruptedAndDelete(ctx context.Context, pods *registry.Resource, namespace, name string, opts metav1.DeleteOptions) error {
 	if len(opts.DryRun) == 0 {
 		updated, _, err := s.updateObject(ctx, updateRequest{
 			res: pods, namespace: namespace, name: name, subresource: "status",
@@ -289,11 +291,11 @@ func (s *Server) markDisruptedAndDelete(ctx context.Context, pods *resource, nam
 				pod := current.(*corev1.Pod)
 				if p := opts.Preconditions; p != nil {
 					if p.UID != nil && *p.UID != "" && *p.UID != pod.UID {
-						return nil, apierrors.NewConflict(pods.groupResource(), name,
+						return nil, apierrors.NewConflict(pods.GroupResource(), name,
 							fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *p.UID, pod.UID))
 					}
 					if p.ResourceVersion != nil && *p.ResourceVersion != "" && *p.ResourceVersion != pod.ResourceVersion {
-						return nil, apierrors.NewConflict(pods.groupResource(), name,
+						return nil, apierrors.NewConflict(pods.GroupResource(), name,
 							fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *p.ResourceVersion, pod.ResourceVersion))
 					}
 				}

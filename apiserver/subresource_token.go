@@ -206,7 +206,7 @@ func (s *Server) restrictNodeTokenRequest(r *http.Request, t requestTarget, req 
 		return nil
 	}
 	forbidden := func(msg string) error {
-		return apierrors.NewForbidden(t.res.groupResource(), t.name, errors.New(msg))
+		return apierrors.NewForbidden(t.res.GroupResource(), t.name, errors.New(msg))
 	}
 	ref := req.Spec.BoundObjectRef
 	if ref == nil || ref.APIVersion != "v1" || ref.Kind != "Pod" || ref.Name == "" {
@@ -221,7 +221,7 @@ func (s *Server) restrictNodeTokenRequest(r *http.Request, t requestTarget, req 
 		return err
 	}
 	if err != nil {
-		return apierrors.NewForbidden(t.res.groupResource(), t.name, err)
+		return apierrors.NewForbidden(t.res.GroupResource(), t.name, err)
 	}
 	pod := obj.(*corev1.Pod)
 	if ref.UID != pod.UID {

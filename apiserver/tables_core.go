@@ -10,31 +10,24 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
-const none = "<none>"
-
-func orNone(s string) string {
-	if s == "" {
-		return none
-	}
-	return s
-}
-
-func podTable() *tableConvertor {
-	return &tableConvertor{
-		columns: []metav1.TableColumnDefinition{
-			nameColumn,
-			column("Ready", "string", 0, "The aggregate readiness state of this pod for accepting traffic."),
-			column("Status", "string", 0, "The aggregate status of the containers in this pod."),
-			column("Restarts", "string", 0, "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
-			ageColumn,
-			column("IP", "string", 1, "IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated."),
-			column("Node", "string", 1, "NodeName is a request to schedule this pod onto a specific node."),
-			column("Nominated Node", "string", 1, "nominatedNodeName is set only when this pod preempts other pods on the node."),
-			column("Readiness Gates", "string", 1, "If specified, all readiness gates will be evaluated for pod readiness."),
+func podTable() *registry.Table {
+	return &registry.Table{
+		Columns: []metav1.TableColumnDefinition{
+			registry.NameColumn,
+			registry.Column("Ready", "string", 0, "The aggregate readiness state of this pod for accepting traffic."),
+			registry.Column("Status", "string", 0, "The aggregate status of the containers in this pod."),
+			registry.Column("Restarts", "string", 0, "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+			registry.AgeColumn,
+			registry.Column("IP", "string", 1, "IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated."),
+			registry.Column("Node", "string", 1, "NodeName is a request to schedule this pod onto a specific node."),
+			registry.Column("Nominated Node", "string", 1, "nominatedNodeName is set only when this pod preempts other pods on the node."),
+			registry.Column("Readiness Gates", "string", 1, "If specified, all readiness gates will be evaluated for pod readiness."),
 		},
-		cells: func(obj runtime.Object, now time.Time) []any {
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			pod := obj.(*corev1.Pod)
 			ready, restarts := 0, 0
 			var lastRestart time.Time
@@ -95,9 +88,9 @@ func podTable() *tableConvertor {
 			}
 			restartText := fmt.Sprint(restarts)
 			if restarts > 0 && !lastRestart.IsZero() {
-				restartText = fmt.Sprintf("%d (%s ago)", restarts, age(metav1.NewTime(lastRestart), now))
+				restartText = fmt.Sprintf("%d (%s ago)", restarts, registry.Age(metav1.NewTime(lastRestart), now))
 			}
-			gates := none
+			gates := registry.None
 			if n := len(pod.Spec.ReadinessGates); n > 0 {
 				passed := 0
 				for _, g := range pod.Spec.ReadinessGates {
@@ -110,26 +103,26 @@ func podTable() *tableConvertor {
 				gates = fmt.Sprintf("%d/%d", passed, n)
 			}
 			return []any{pod.Name, fmt.Sprintf("%d/%d", ready, len(pod.Spec.Containers)), reason, restartText,
-				age(pod.CreationTimestamp, now), orNone(pod.Status.PodIP), orNone(pod.Spec.NodeName),
-				orNone(pod.Status.NominatedNodeName), gates}
+				registry.Age(pod.CreationTimestamp, now), registry.OrNone(pod.Status.PodIP), registry.OrNone(pod.Spec.NodeName),
+				registry.OrNone(pod.Status.NominatedNodeName), gates}
 		},
 	}
 }
 
-func serviceTable() *tableConvertor {
-	return &tableConvertor{
-		columns: []metav1.TableColumnDefinition{
-			nameColumn,
-			column("Type", "string", 0, "type determines how the Service is exposed."),
-			column("Cluster-IP", "string", 0, "clusterIP is the IP address of the service and is usually assigned randomly."),
-			column("External-IP", "string", 0, "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service."),
-			column("Port(s)", "string", 0, "The list of ports that are exposed by this service."),
-			ageColumn,
-			column("Selector", "string", 1, "Route service traffic to pods with label keys and values matching this selector."),
+func serviceTable() *registry.Table {
+	return &registry.Table{
+		Columns: []metav1.TableColumnDefinition{
+			registry.NameColumn,
+			registry.Column("Type", "string", 0, "type determines how the Service is exposed."),
+			registry.Column("Cluster-IP", "string", 0, "clusterIP is the IP address of the service and is usually assigned randomly."),
+			registry.Column("External-IP", "string", 0, "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service."),
+			registry.Column("Port(s)", "string", 0, "The list of ports that are exposed by this service."),
+			registry.AgeColumn,
+			registry.Column("Selector", "string", 1, "Route service traffic to pods with label keys and values matching this selector."),
 		},
-		cells: func(obj runtime.Object, now time.Time) []any {
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			svc := obj.(*corev1.Service)
-			clusterIP := orNone(svc.Spec.ClusterIP)
+			clusterIP := registry.OrNone(svc.Spec.ClusterIP)
 			var ports []string
 			for _, p := range svc.Spec.Ports {
 				if p.NodePort != 0 {
@@ -138,15 +131,15 @@ func serviceTable() *tableConvertor {
 					ports = append(ports, fmt.Sprintf("%d/%s", p.Port, p.Protocol))
 				}
 			}
-			portText := none
+			portText := registry.None
 			if len(ports) > 0 {
 				portText = strings.Join(ports, ",")
 			}
-			selector := none
+			selector := registry.None
 			if len(svc.Spec.Selector) > 0 {
 				selector = labels.FormatLabels(svc.Spec.Selector)
 			}
-			return []any{svc.Name, string(svc.Spec.Type), clusterIP, externalIP(svc), portText, age(svc.CreationTimestamp, now), selector}
+			return []any{svc.Name, string(svc.Spec.Type), clusterIP, externalIP(svc), portText, registry.Age(svc.CreationTimestamp, now), selector}
 		},
 	}
 }
@@ -173,34 +166,34 @@ func externalIP(svc *corev1.Service) string {
 	if len(svc.Spec.ExternalIPs) > 0 {
 		return strings.Join(svc.Spec.ExternalIPs, ",")
 	}
-	return none
+	return registry.None
 }
 
-func namespaceTable() *tableConvertor {
-	return &tableConvertor{
-		columns: []metav1.TableColumnDefinition{nameColumn,
-			column("Status", "string", 0, "The status of the namespace"), ageColumn},
-		cells: func(obj runtime.Object, now time.Time) []any {
+func namespaceTable() *registry.Table {
+	return &registry.Table{
+		Columns: []metav1.TableColumnDefinition{registry.NameColumn,
+			registry.Column("Status", "string", 0, "The status of the namespace"), registry.AgeColumn},
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			ns := obj.(*corev1.Namespace)
-			return []any{ns.Name, string(ns.Status.Phase), age(ns.CreationTimestamp, now)}
+			return []any{ns.Name, string(ns.Status.Phase), registry.Age(ns.CreationTimestamp, now)}
 		},
 	}
 }
 
-func nodeTable() *tableConvertor {
-	return &tableConvertor{
-		columns: []metav1.TableColumnDefinition{nameColumn,
-			column("Status", "string", 0, "The status of the node"),
-			column("Roles", "string", 0, "The roles of the node"),
-			ageColumn,
-			column("Version", "string", 0, "Kubelet Version reported by the node."),
-			column("Internal-IP", "string", 1, "List of addresses reachable to the node."),
-			column("External-IP", "string", 1, "List of addresses reachable to the node."),
-			column("OS-Image", "string", 1, "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy))."),
-			column("Kernel-Version", "string", 1, "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64)."),
-			column("Container-Runtime", "string", 1, "Container runtime version reported by the node through runtime remote API (e.g. containerd://1.4.2)."),
+func nodeTable() *registry.Table {
+	return &registry.Table{
+		Columns: []metav1.TableColumnDefinition{registry.NameColumn,
+			registry.Column("Status", "string", 0, "The status of the node"),
+			registry.Column("Roles", "string", 0, "The roles of the node"),
+			registry.AgeColumn,
+			registry.Column("Version", "string", 0, "Kubelet Version reported by the node."),
+			registry.Column("Internal-IP", "string", 1, "List of addresses reachable to the node."),
+			registry.Column("External-IP", "string", 1, "List of addresses reachable to the node."),
+			registry.Column("OS-Image", "string", 1, "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy))."),
+			registry.Column("Kernel-Version", "string", 1, "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64)."),
+			registry.Column("Container-Runtime", "string", 1, "Container runtime version reported by the node through runtime remote API (e.g. containerd://1.4.2)."),
 		},
-		cells: func(obj runtime.Object, now time.Time) []any {
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			node := obj.(*corev1.Node)
 			status := "Unknown"
 			for _, c := range node.Status.Conditions {
@@ -228,10 +221,10 @@ func nodeTable() *tableConvertor {
 						return a.Address
 					}
 				}
-				return none
+				return registry.None
 			}
 			info := node.Status.NodeInfo
-			return []any{node.Name, status, orNone(strings.Join(roles, ",")), age(node.CreationTimestamp, now),
+			return []any{node.Name, status, registry.OrNone(strings.Join(roles, ",")), registry.Age(node.CreationTimestamp, now),
 				info.KubeletVersion, address(corev1.NodeInternalIP), address(corev1.NodeExternalIP),
 				orUnknown(info.OSImage), orUnknown(info.KernelVersion), orUnknown(info.ContainerRuntimeVersion)}
 		},
@@ -245,44 +238,44 @@ func orUnknown(s string) string {
 	return s
 }
 
-func configMapTable() *tableConvertor {
-	return &tableConvertor{
-		columns: []metav1.TableColumnDefinition{nameColumn, column("Data", "string", 0, "Data contains the configuration data."), ageColumn},
-		cells: func(obj runtime.Object, now time.Time) []any {
+func configMapTable() *registry.Table {
+	return &registry.Table{
+		Columns: []metav1.TableColumnDefinition{registry.NameColumn, registry.Column("Data", "string", 0, "Data contains the configuration data."), registry.AgeColumn},
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			cm := obj.(*corev1.ConfigMap)
-			return []any{cm.Name, int64(len(cm.Data) + len(cm.BinaryData)), age(cm.CreationTimestamp, now)}
+			return []any{cm.Name, int64(len(cm.Data) + len(cm.BinaryData)), registry.Age(cm.CreationTimestamp, now)}
 		},
 	}
 }
 
-func secretTable() *tableConvertor {
-	return &tableConvertor{
-		columns: []metav1.TableColumnDefinition{nameColumn,
-			column("Type", "string", 0, "The type of the secret"),
-			column("Data", "string", 0, "The number of entries in the secret"), ageColumn},
-		cells: func(obj runtime.Object, now time.Time) []any {
+func secretTable() *registry.Table {
+	return &registry.Table{
+		Columns: []metav1.TableColumnDefinition{registry.NameColumn,
+			registry.Column("Type", "string", 0, "The type of the secret"),
+			registry.Column("Data", "string", 0, "The number of entries in the secret"), registry.AgeColumn},
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			s := obj.(*corev1.Secret)
-			return []any{s.Name, string(s.Type), int64(len(s.Data)), age(s.CreationTimestamp, now)}
+			return []any{s.Name, string(s.Type), int64(len(s.Data)), registry.Age(s.CreationTimestamp, now)}
 		},
 	}
 }
 
-func serviceAccountTable() *tableConvertor {
-	return &tableConvertor{
-		columns: []metav1.TableColumnDefinition{nameColumn,
-			column("Secrets", "string", 0, "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."), ageColumn},
-		cells: func(obj runtime.Object, now time.Time) []any {
+func serviceAccountTable() *registry.Table {
+	return &registry.Table{
+		Columns: []metav1.TableColumnDefinition{registry.NameColumn,
+			registry.Column("Secrets", "string", 0, "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."), registry.AgeColumn},
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			sa := obj.(*corev1.ServiceAccount)
-			return []any{sa.Name, int64(len(sa.Secrets)), age(sa.CreationTimestamp, now)}
+			return []any{sa.Name, int64(len(sa.Secrets)), registry.Age(sa.CreationTimestamp, now)}
 		},
 	}
 }
 
-func endpointsTable() *tableConvertor {
-	return &tableConvertor{
-		columns: []metav1.TableColumnDefinition{nameColumn,
-			column("Endpoints", "string", 0, "Endpoints is the list of endpoints in the endpoints object."), ageColumn},
-		cells: func(obj runtime.Object, now time.Time) []any {
+func endpointsTable() *registry.Table {
+	return &registry.Table{
+		Columns: []metav1.TableColumnDefinition{registry.NameColumn,
+			registry.Column("Endpoints", "string", 0, "Endpoints is the list of endpoints in the endpoints object."), registry.AgeColumn},
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			ep := obj.(*corev1.Endpoints)
 			var list []string
 			total := 0
@@ -302,41 +295,41 @@ func endpointsTable() *tableConvertor {
 					}
 				}
 			}
-			text := orNone(strings.Join(list, ","))
+			text := registry.OrNone(strings.Join(list, ","))
 			if total > len(list) {
 				text += fmt.Sprintf(" + %d more...", total-len(list))
 			}
-			return []any{ep.Name, text, age(ep.CreationTimestamp, now)}
+			return []any{ep.Name, text, registry.Age(ep.CreationTimestamp, now)}
 		},
 	}
 }
 
 var eventColumns = []metav1.TableColumnDefinition{
-	column("Last Seen", "string", 0, "Time when last event occurred"),
-	column("Type", "string", 0, "Type of event"),
-	column("Reason", "string", 0, "Reason of event"),
-	column("Object", "string", 0, "Object this event is about"),
-	column("Subobject", "string", 1, "Subobject this event is about"),
-	column("Source", "string", 1, "Source of event"),
-	column("Message", "string", 0, "Message of event"),
-	column("First Seen", "string", 1, "Time when first event occurred"),
-	column("Count", "string", 1, "Number of times event occurred"),
-	column("Name", "string", 1, "Name of event"),
+	registry.Column("Last Seen", "string", 0, "Time when last event occurred"),
+	registry.Column("Type", "string", 0, "Type of event"),
+	registry.Column("Reason", "string", 0, "Reason of event"),
+	registry.Column("Object", "string", 0, "Object this event is about"),
+	registry.Column("Subobject", "string", 1, "Subobject this event is about"),
+	registry.Column("Source", "string", 1, "Source of event"),
+	registry.Column("Message", "string", 0, "Message of event"),
+	registry.Column("First Seen", "string", 1, "Time when first event occurred"),
+	registry.Column("Count", "string", 1, "Number of times event occurred"),
+	registry.Column("Name", "string", 1, "Name of event"),
 }
 
 func eventRow(name string, last, first metav1.Time, typ, reason string, regarding corev1.ObjectReference, source, message string, count int32, now time.Time) []any {
-	lastSeen := age(last, now)
+	lastSeen := registry.Age(last, now)
 	if last.IsZero() {
-		lastSeen = age(first, now)
+		lastSeen = registry.Age(first, now)
 	}
 	object := strings.ToLower(regarding.Kind) + "/" + regarding.Name
-	return []any{lastSeen, typ, reason, object, regarding.FieldPath, source, message, age(first, now), int64(count), name}
+	return []any{lastSeen, typ, reason, object, regarding.FieldPath, source, message, registry.Age(first, now), int64(count), name}
 }
 
-func coreEventTable() *tableConvertor {
-	return &tableConvertor{
-		columns: eventColumns,
-		cells: func(obj runtime.Object, now time.Time) []any {
+func coreEventTable() *registry.Table {
+	return &registry.Table{
+		Columns: eventColumns,
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			ev := obj.(*corev1.Event)
 			last := ev.LastTimestamp
 			if last.IsZero() && !ev.EventTime.IsZero() {

@@ -14,12 +14,14 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 var (
-	containersColumn = column("Containers", "string", 1, "Names of each container in the template.")
-	imagesColumn     = column("Images", "string", 1, "Images referenced by each container in the template.")
-	selectorColumn   = column("Selector", "string", 1, "Label selector for pods.")
+	containersColumn = registry.Column("Containers", "string", 1, "Names of each container in the template.")
+	imagesColumn     = registry.Column("Images", "string", 1, "Images referenced by each container in the template.")
+	selectorColumn   = registry.Column("Selector", "string", 1, "Label selector for pods.")
 )
 
 // templateCells are the Containers, Images and Selector cells of a
@@ -30,100 +32,100 @@ func templateCells(template *corev1.PodTemplateSpec, selector *metav1.LabelSelec
 		names = append(names, c.Name)
 		images = append(images, c.Image)
 	}
-	sel := none
+	sel := registry.None
 	if s, err := metav1.LabelSelectorAsSelector(selector); err == nil && !s.Empty() {
 		sel = s.String()
 	}
 	return strings.Join(names, ","), strings.Join(images, ","), sel
 }
 
-func deploymentTable() *tableConvertor {
-	return &tableConvertor{
-		columns: []metav1.TableColumnDefinition{nameColumn,
-			column("Ready", "string", 0, "Number of the pod with ready state"),
-			column("Up-to-date", "string", 0, "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
-			column("Available", "string", 0, "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
-			ageColumn, containersColumn, imagesColumn, selectorColumn},
-		cells: func(obj runtime.Object, now time.Time) []any {
+func deploymentTable() *registry.Table {
+	return &registry.Table{
+		Columns: []metav1.TableColumnDefinition{registry.NameColumn,
+			registry.Column("Ready", "string", 0, "Number of the pod with ready state"),
+			registry.Column("Up-to-date", "string", 0, "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
+			registry.Column("Available", "string", 0, "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
+			registry.AgeColumn, containersColumn, imagesColumn, selectorColumn},
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			d := obj.(*appsv1.Deployment)
 			c, i, s := templateCells(&d.Spec.Template, d.Spec.Selector)
 			return []any{d.Name, fmt.Sprintf("%d/%d", d.Status.ReadyReplicas, ptrValue(d.Spec.Replicas)),
-				int64(d.Status.UpdatedReplicas), int64(d.Status.AvailableReplicas), age(d.CreationTimestamp, now), c, i, s}
+				int64(d.Status.UpdatedReplicas), int64(d.Status.AvailableReplicas), registry.Age(d.CreationTimestamp, now), c, i, s}
 		},
 	}
 }
 
-func replicaSetTable() *tableConvertor {
-	return &tableConvertor{
-		columns: []metav1.TableColumnDefinition{nameColumn,
-			column("Desired", "integer", 0, "Replicas is the number of desired replicas."),
-			column("Current", "integer", 0, "Replicas is the most recently observed number of replicas."),
-			column("Ready", "integer", 0, "The number of ready replicas for this replica set."),
-			ageColumn, containersColumn, imagesColumn, selectorColumn},
-		cells: func(obj runtime.Object, now time.Time) []any {
+func replicaSetTable() *registry.Table {
+	return &registry.Table{
+		Columns: []metav1.TableColumnDefinition{registry.NameColumn,
+			registry.Column("Desired", "integer", 0, "Replicas is the number of desired replicas."),
+			registry.Column("Current", "integer", 0, "Replicas is the most recently observed number of replicas."),
+			registry.Column("Ready", "integer", 0, "The number of ready replicas for this replica set."),
+			registry.AgeColumn, containersColumn, imagesColumn, selectorColumn},
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			rs := obj.(*appsv1.ReplicaSet)
 			c, i, s := templateCells(&rs.Spec.Template, rs.Spec.Selector)
 			return []any{rs.Name, int64(ptrValue(rs.Spec.Replicas)), int64(rs.Status.Replicas), int64(rs.Status.ReadyReplicas),
-				age(rs.CreationTimestamp, now), c, i, s}
+				registry.Age(rs.CreationTimestamp, now), c, i, s}
 		},
 	}
 }
 
-func daemonSetTable() *tableConvertor {
-	return &tableConvertor{
-		columns: []metav1.TableColumnDefinition{nameColumn,
-			column("Desired", "integer", 0, "The total number of nodes that should be running the daemon pod."),
-			column("Current", "integer", 0, "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod."),
-			column("Ready", "integer", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready."),
-			column("Up-to-date", "integer", 0, "The total number of nodes that are running updated daemon pod"),
-			column("Available", "integer", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)"),
-			column("Node Selector", "string", 0, "NodeSelector is a selector which must be true for the pod to fit on a node."),
-			ageColumn, containersColumn, imagesColumn, selectorColumn},
-		cells: func(obj runtime.Object, now time.Time) []any {
+func daemonSetTable() *registry.Table {
+	return &registry.Table{
+		Columns: []metav1.TableColumnDefinition{registry.NameColumn,
+			registry.Column("Desired", "integer", 0, "The total number of nodes that should be running the daemon pod."),
+			registry.Column("Current", "integer", 0, "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod."),
+			registry.Column("Ready", "integer", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready."),
+			registry.Column("Up-to-date", "integer", 0, "The total number of nodes that are running updated daemon pod"),
+			registry.Column("Available", "integer", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)"),
+			registry.Column("Node Selector", "string", 0, "NodeSelector is a selector which must be true for the pod to fit on a node."),
+			registry.AgeColumn, containersColumn, imagesColumn, selectorColumn},
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			ds := obj.(*appsv1.DaemonSet)
 			c, i, s := templateCells(&ds.Spec.Template, ds.Spec.Selector)
 			return []any{ds.Name, int64(ds.Status.DesiredNumberScheduled), int64(ds.Status.CurrentNumberScheduled),
 				int64(ds.Status.NumberReady), int64(ds.Status.UpdatedNumberScheduled), int64(ds.Status.NumberAvailable),
-				orNone(labels.FormatLabels(ds.Spec.Template.Spec.NodeSelector)), age(ds.CreationTimestamp, now), c, i, s}
+				registry.OrNone(labels.FormatLabels(ds.Spec.Template.Spec.NodeSelector)), registry.Age(ds.CreationTimestamp, now), c, i, s}
 		},
 	}
 }
 
-func statefulSetTable() *tableConvertor {
-	return &tableConvertor{
-		columns: []metav1.TableColumnDefinition{nameColumn,
-			column("Ready", "string", 0, "Number of the pod with ready state"),
-			ageColumn, containersColumn, imagesColumn},
-		cells: func(obj runtime.Object, now time.Time) []any {
+func statefulSetTable() *registry.Table {
+	return &registry.Table{
+		Columns: []metav1.TableColumnDefinition{registry.NameColumn,
+			registry.Column("Ready", "string", 0, "Number of the pod with ready state"),
+			registry.AgeColumn, containersColumn, imagesColumn},
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			ss := obj.(*appsv1.StatefulSet)
 			c, i, _ := templateCells(&ss.Spec.Template, ss.Spec.Selector)
-			return []any{ss.Name, fmt.Sprintf("%d/%d", ss.Status.ReadyReplicas, ptrValue(ss.Spec.Replicas)), age(ss.CreationTimestamp, now), c, i}
+			return []any{ss.Name, fmt.Sprintf("%d/%d", ss.Status.ReadyReplicas, ptrValue(ss.Spec.Replicas)), registry.Age(ss.CreationTimestamp, now), c, i}
 		},
 	}
 }
 
-func leaseTable() *tableConvertor {
-	return &tableConvertor{
-		columns: []metav1.TableColumnDefinition{nameColumn,
-			column("Holder", "string", 0, "The holder of the lease."), ageColumn},
-		cells: func(obj runtime.Object, now time.Time) []any {
+func leaseTable() *registry.Table {
+	return &registry.Table{
+		Columns: []metav1.TableColumnDefinition{registry.NameColumn,
+			registry.Column("Holder", "string", 0, "The holder of the lease."), registry.AgeColumn},
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			l := obj.(*coordinationv1.Lease)
 			holder := ""
 			if l.Spec.HolderIdentity != nil {
 				holder = *l.Spec.HolderIdentity
 			}
-			return []any{l.Name, holder, age(l.CreationTimestamp, now)}
+			return []any{l.Name, holder, registry.Age(l.CreationTimestamp, now)}
 		},
 	}
 }
 
-func endpointSliceTable() *tableConvertor {
-	return &tableConvertor{
-		columns: []metav1.TableColumnDefinition{nameColumn,
-			column("AddressType", "string", 0, "The IP protocol for this slice"),
-			column("Ports", "string", 0, "The ports of the slice"),
-			column("Endpoints", "string", 0, "Endpoints in the slice"), ageColumn},
-		cells: func(obj runtime.Object, now time.Time) []any {
+func endpointSliceTable() *registry.Table {
+	return &registry.Table{
+		Columns: []metav1.TableColumnDefinition{registry.NameColumn,
+			registry.Column("AddressType", "string", 0, "The IP protocol for this slice"),
+			registry.Column("Ports", "string", 0, "The ports of the slice"),
+			registry.Column("Endpoints", "string", 0, "Endpoints in the slice"), registry.AgeColumn},
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			es := obj.(*discoveryv1.EndpointSlice)
 			var ports []string
 			for _, p := range es.Ports {
@@ -152,15 +154,15 @@ func endpointSliceTable() *tableConvertor {
 					text += fmt.Sprintf(" + %d more...", total-len(addrs))
 				}
 			}
-			return []any{es.Name, string(es.AddressType), portText, text, age(es.CreationTimestamp, now)}
+			return []any{es.Name, string(es.AddressType), portText, text, registry.Age(es.CreationTimestamp, now)}
 		},
 	}
 }
 
-func eventsV1Table() *tableConvertor {
-	return &tableConvertor{
-		columns: eventColumns,
-		cells: func(obj runtime.Object, now time.Time) []any {
+func eventsV1Table() *registry.Table {
+	return &registry.Table{
+		Columns: eventColumns,
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			ev := obj.(*eventsv1.Event)
 			last := metav1.NewTime(ev.EventTime.Time)
 			if ev.Series != nil {
@@ -181,14 +183,14 @@ func eventsV1Table() *tableConvertor {
 	}
 }
 
-func controllerRevisionTable() *tableConvertor {
-	return &tableConvertor{
-		columns: []metav1.TableColumnDefinition{nameColumn,
-			column("Controller", "string", 0, "Controller of the object"),
-			column("Revision", "string", 0, "Revision of the ControllerRevision"), ageColumn},
-		cells: func(obj runtime.Object, now time.Time) []any {
+func controllerRevisionTable() *registry.Table {
+	return &registry.Table{
+		Columns: []metav1.TableColumnDefinition{registry.NameColumn,
+			registry.Column("Controller", "string", 0, "Controller of the object"),
+			registry.Column("Revision", "string", 0, "Revision of the ControllerRevision"), registry.AgeColumn},
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			cr := obj.(*appsv1.ControllerRevision)
-			controller := none
+			controller := registry.None
 			if ref := metav1.GetControllerOf(cr); ref != nil {
 				gv, _ := schema.ParseGroupVersion(ref.APIVersion)
 				controller = strings.ToLower(ref.Kind) + "." + gv.Group + "/" + ref.Name
@@ -196,7 +198,7 @@ func controllerRevisionTable() *tableConvertor {
 					controller = strings.ToLower(ref.Kind) + "/" + ref.Name
 				}
 			}
-			return []any{cr.Name, controller, cr.Revision, age(cr.CreationTimestamp, now)}
+			return []any{cr.Name, controller, cr.Revision, registry.Age(cr.CreationTimestamp, now)}
 		},
 	}
 }

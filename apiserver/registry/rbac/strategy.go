@@ -1,4 +1,4 @@
-package apiserver
+package rbac
 
 import (
 	"strings"
@@ -8,23 +8,27 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 var rbacV1 = rbacv1.SchemeGroupVersion
 
-// rbacResources are the roles and bindings the RBAC authorizer
-// evaluates (authorize.go); writing them is guarded against escalation
-// (authorize_escalation.go).
-func rbacResources() []*resource {
-	return []*resource{
-		{gvr: rbacV1.WithResource("clusterrolebindings"), kind: "ClusterRoleBinding", singular: "clusterrolebinding",
-			nameValidation: rbacName, validate: validateRoleBinding, table: roleBindingTable()},
-		{gvr: rbacV1.WithResource("clusterroles"), kind: "ClusterRole", singular: "clusterrole",
-			nameValidation: rbacName, validate: validateRole, table: defaultTable},
-		{gvr: rbacV1.WithResource("rolebindings"), kind: "RoleBinding", singular: "rolebinding", namespaced: true,
-			nameValidation: rbacName, validate: validateRoleBinding, table: roleBindingTable()},
-		{gvr: rbacV1.WithResource("roles"), kind: "Role", singular: "role", namespaced: true,
-			nameValidation: rbacName, validate: validateRole, table: defaultTable},
+// Group serves rbac.authorization.k8s.io/v1.
+type Group struct{}
+
+// Resources are the roles and bindings the RBAC authorizer evaluates;
+// the generic server guards writing them against escalation.
+func (Group) Resources(registry.Config) []*registry.Resource {
+	return []*registry.Resource{
+		{GVR: rbacV1.WithResource("clusterrolebindings"), Kind: "ClusterRoleBinding", Singular: "clusterrolebinding",
+			NameValidation: rbacName, Validate: validateRoleBinding, Table: roleBindingTable()},
+		{GVR: rbacV1.WithResource("clusterroles"), Kind: "ClusterRole", Singular: "clusterrole",
+			NameValidation: rbacName, Validate: validateRole, Table: registry.DefaultTable},
+		{GVR: rbacV1.WithResource("rolebindings"), Kind: "RoleBinding", Singular: "rolebinding", Namespaced: true,
+			NameValidation: rbacName, Validate: validateRoleBinding, Table: roleBindingTable()},
+		{GVR: rbacV1.WithResource("roles"), Kind: "Role", Singular: "role", Namespaced: true,
+			NameValidation: rbacName, Validate: validateRole, Table: registry.DefaultTable},
 	}
 }
 
@@ -45,8 +49,8 @@ func rbacName(n string, _ bool) []string {
 	return errs
 }
 
-// roleRules are the rules of a Role or ClusterRole.
-func roleRules(obj runtime.Object) []rbacv1.PolicyRule {
+// Rules are the rules of a Role or ClusterRole.
+func Rules(obj runtime.Object) []rbacv1.PolicyRule {
 	switch o := obj.(type) {
 	case *rbacv1.Role:
 		return o.Rules
@@ -58,7 +62,7 @@ func roleRules(obj runtime.Object) []rbacv1.PolicyRule {
 
 func validateRole(obj, _ runtime.Object) field.ErrorList {
 	var errs field.ErrorList
-	for i, r := range roleRules(obj) {
+	for i, r := range Rules(obj) {
 		p := field.NewPath("rules").Index(i)
 		if len(r.Verbs) == 0 {
 			errs = append(errs, field.Required(p.Child("verbs"), "verbs must contain at least one value"))
@@ -129,14 +133,14 @@ func validateRoleBinding(obj, old runtime.Object) field.ErrorList {
 	return errs
 }
 
-func roleBindingTable() *tableConvertor {
-	return &tableConvertor{
-		columns: []metav1.TableColumnDefinition{nameColumn,
-			column("Role", "string", 0, "Role of the binding"), ageColumn,
-			column("Users", "string", 1, "Users in the binding"),
-			column("Groups", "string", 1, "Groups in the binding"),
-			column("ServiceAccounts", "string", 1, "ServiceAccounts in the binding")},
-		cells: func(obj runtime.Object, now time.Time) []any {
+func roleBindingTable() *registry.Table {
+	return &registry.Table{
+		Columns: []metav1.TableColumnDefinition{registry.NameColumn,
+			registry.Column("Role", "string", 0, "Role of the binding"), registry.AgeColumn,
+			registry.Column("Users", "string", 1, "Users in the binding"),
+			registry.Column("Groups", "string", 1, "Groups in the binding"),
+			registry.Column("ServiceAccounts", "string", 1, "ServiceAccounts in the binding")},
+		Cells: func(obj runtime.Object, now time.Time) []any {
 			var ref rbacv1.RoleRef
 			var subjects []rbacv1.Subject
 			var created metav1.Time
@@ -158,7 +162,7 @@ func roleBindingTable() *tableConvertor {
 					sas = append(sas, s.Namespace+"/"+s.Name)
 				}
 			}
-			return []any{name, ref.Kind + "/" + ref.Name, age(created, now), strings.Join(users, ", "), strings.Join(groups, ", "), strings.Join(sas, ", ")}
+			return []any{name, ref.Kind + "/" + ref.Name, registry.Age(created, now), strings.Join(users, ", "), strings.Join(groups, ", "), strings.Join(sas, ", ")}
 		},
 	}
 }
