@@ -6,6 +6,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/tinykube/tinykube/apiserver/registry"
+	"github.com/tinykube/tinykube/apiserver/registry/coordination"
 	"github.com/tinykube/tinykube/apiserver/registry/rbac"
 )
 
@@ -55,7 +56,7 @@ func (s *Server) groups() []registry.Group {
 		rbac.Group{},
 		groupFunc(authenticationResources),
 		groupFunc(authorizationResources),
-		groupFunc(coordinationResources),
+		coordination.Group{},
 		groupFunc(s.discoveryResources),
 		groupFunc(s.eventsResources),
 		groupFunc(s.certificatesResources),
@@ -180,14 +181,6 @@ func authorizationResources(registry.Config) []*registry.Resource {
 	var rs []*registry.Resource
 	rs = append(rs, &registry.Resource{GVR: authorizationV1.WithResource("selfsubjectaccessreviews"), Kind: "SelfSubjectAccessReview", Singular: "selfsubjectaccessreview",
 		CreateOnly: selfSubjectAccessReview})
-	return rs
-}
-
-func coordinationResources(registry.Config) []*registry.Resource {
-	var rs []*registry.Resource
-	subdomain := apimachineryvalidation.NameIsDNSSubdomain
-	rs = append(rs, &registry.Resource{GVR: coordinationV1.WithResource("leases"), Kind: "Lease", Singular: "lease", Namespaced: true,
-		NameValidation: subdomain, AllowCreateOnUpdate: true, Validate: validateLease, Table: leaseTable()})
 	return rs
 }
 

@@ -134,29 +134,3 @@ func coreEventFields(obj runtime.Object) fields.Set {
 		"type":                           ev.Type,
 	}
 }
-
-// fieldErrors is a one-error list for an invalid value at a dotted path.
-func fieldErrors(path string, value any, detail string) field.ErrorList {
-	return field.ErrorList{field.Invalid(pathOf(path), value, detail)}
-}
-
-func requiredError(path string) field.ErrorList {
-	return field.ErrorList{field.Required(pathOf(path), "")}
-}
-
-// pathOf turns "spec.ports" into a field.Path.
-func pathOf(dotted string) *field.Path {
-	var p *field.Path
-	start := 0
-	for i := 0; i <= len(dotted); i++ {
-		if i == len(dotted) || dotted[i] == '.' {
-			if p == nil {
-				p = field.NewPath(dotted[start:i])
-			} else {
-				p = p.Child(dotted[start:i])
-			}
-			start = i + 1
-		}
-	}
-	return p
-}

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/tinykube/tinykube/apiserver/registry"
+	"github.com/tinykube/tinykube/apiserver/registry/fieldvalidation"
 )
 
 // serveBinding binds a pod to a node (POST pods/<name>/binding), as the
@@ -55,11 +56,11 @@ func (s *Server) bindPod(r *http.Request, namespace string, binding *corev1.Bind
 	pods, _ := s.resources.lookup(coreV1.WithResource("pods"))
 	if binding.Target.Kind != "" && binding.Target.Kind != "Node" {
 		return apierrors.NewInvalid(coreV1.WithKind("Binding").GroupKind(), binding.Name,
-			fieldErrors("target.kind", binding.Target.Kind, "must be empty or 'Node'"))
+			fieldvalidation.Invalid("target.kind", binding.Target.Kind, "must be empty or 'Node'"))
 	}
 	if binding.Target.Name == "" {
 		return apierrors.NewInvalid(coreV1.WithKind("Binding").GroupKind(), binding.Name,
-			requiredError("target.name"))
+			fieldvalidation.Required("target.name"))
 	}
 	_, _, err := s.updateObject(r.Context(), updateRequest{
 		res: pods, namespace: namespace, name: binding.Name, subresource: "binding",

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -100,21 +99,6 @@ func statefulSetTable() *registry.Table {
 			ss := obj.(*appsv1.StatefulSet)
 			c, i, _ := templateCells(&ss.Spec.Template, ss.Spec.Selector)
 			return []any{ss.Name, fmt.Sprintf("%d/%d", ss.Status.ReadyReplicas, ptrValue(ss.Spec.Replicas)), registry.Age(ss.CreationTimestamp, now), c, i}
-		},
-	}
-}
-
-func leaseTable() *registry.Table {
-	return &registry.Table{
-		Columns: []metav1.TableColumnDefinition{registry.NameColumn,
-			registry.Column("Holder", "string", 0, "The holder of the lease."), registry.AgeColumn},
-		Cells: func(obj runtime.Object, now time.Time) []any {
-			l := obj.(*coordinationv1.Lease)
-			holder := ""
-			if l.Spec.HolderIdentity != nil {
-				holder = *l.Spec.HolderIdentity
-			}
-			return []any{l.Name, holder, registry.Age(l.CreationTimestamp, now)}
 		},
 	}
 }

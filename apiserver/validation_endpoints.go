@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	netutils "k8s.io/utils/net"
+
+	"github.com/tinykube/tinykube/apiserver/registry/fieldvalidation"
 )
 
 // Upstream's limits for EndpointSlices (pkg/apis/discovery/validation).
@@ -91,10 +93,10 @@ func validateEndpointAddress(address *corev1.EndpointAddress, path *field.Path, 
 	ipPath := path.Child("ip")
 	errs := validation.IsValidIPForLegacyField(ipPath, address.IP, true, oldIPs)
 	if address.Hostname != "" {
-		errs = append(errs, validateDNS1123Label(address.Hostname, path.Child("hostname"))...)
+		errs = append(errs, fieldvalidation.DNS1123Label(address.Hostname, path.Child("hostname"))...)
 	}
 	if address.NodeName != nil {
-		errs = append(errs, validateNodeNameField(*address.NodeName, path.Child("nodeName"))...)
+		errs = append(errs, fieldvalidation.NodeName(*address.NodeName, path.Child("nodeName"))...)
 	}
 	if len(errs) > 0 || address.IP == exempt {
 		return errs
@@ -107,14 +109,14 @@ func validateEndpointPort(port *corev1.EndpointPort, requireName bool, path *fie
 	if requireName && port.Name == "" {
 		errs = append(errs, field.Required(path.Child("name"), ""))
 	} else if port.Name != "" {
-		errs = append(errs, validateDNS1123Label(port.Name, path.Child("name"))...)
+		errs = append(errs, fieldvalidation.DNS1123Label(port.Name, path.Child("name"))...)
 	}
 	for _, msg := range validation.IsValidPortNum(int(port.Port)) {
 		errs = append(errs, field.Invalid(path.Child("port"), port.Port, msg))
 	}
 	errs = append(errs, validateEndpointProtocol(string(port.Protocol), path.Child("protocol"))...)
 	if port.AppProtocol != nil {
-		errs = append(errs, validateQualifiedName(*port.AppProtocol, path.Child("appProtocol"))...)
+		errs = append(errs, fieldvalidation.QualifiedName(*port.AppProtocol, path.Child("appProtocol"))...)
 	}
 	return errs
 }
@@ -149,32 +151,6 @@ func validateEndpointIP(address string, path *field.Path) field.ErrorList {
 	}
 	if ip.IsLinkLocalMulticast() {
 		errs = append(errs, field.Invalid(path, address, "may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"))
-	}
-	return errs
-}
-
-func validateDNS1123Label(value string, path *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	for _, msg := range validation.IsDNS1123Label(value) {
-		errs = append(errs, field.Invalid(path, value, msg))
-	}
-	return errs
-}
-
-func validateQualifiedName(value string, path *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	for _, msg := range validation.IsQualifiedName(value) {
-		errs = append(errs, field.Invalid(path, value, msg))
-	}
-	return errs
-}
-
-// validateNodeNameField checks a reference to a node by name, which must be
-// a node name (a DNS subdomain).
-func validateNodeNameField(name string, path *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	for _, msg := range apimachineryvalidation.NameIsDNSSubdomain(name, false) {
-		errs = append(errs, field.Invalid(path, name, msg))
 	}
 	return errs
 }
@@ -225,7 +201,7 @@ func validateSliceEndpoints(endpoints []discoveryv1.Endpoint, addressType discov
 			}
 		}
 		if endpoint.NodeName != nil {
-			errs = append(errs, validateNodeNameField(*endpoint.NodeName, idxPath.Child("nodeName"))...)
+			errs = append(errs, fieldvalidation.NodeName(*endpoint.NodeName, idxPath.Child("nodeName"))...)
 		}
 		topologyPath := idxPath.Child("deprecatedTopology")
 		if len(endpoint.DeprecatedTopology) > maxDeprecatedTopology {
@@ -233,7 +209,7 @@ func validateSliceEndpoints(endpoints []discoveryv1.Endpoint, addressType discov
 		}
 		errs = append(errs, metavalidation.ValidateLabels(endpoint.DeprecatedTopology, topologyPath)...)
 		if endpoint.Hostname != nil {
-			errs = append(errs, validateDNS1123Label(*endpoint.Hostname, idxPath.Child("hostname"))...)
+			errs = append(errs, fieldvalidation.DNS1123Label(*endpoint.Hostname, idxPath.Child("hostname"))...)
 		}
 		if endpoint.Hints != nil {
 			errs = append(errs, validateEndpointHints(endpoint.Hints, idxPath.Child("hints"))...)
@@ -278,7 +254,7 @@ func validateSlicePorts(ports []discoveryv1.EndpointPort, path *field.Path) fiel
 			name = *port.Name
 		}
 		if name != "" {
-			errs = append(errs, validateDNS1123Label(name, idxPath.Child("name"))...)
+			errs = append(errs, fieldvalidation.DNS1123Label(name, idxPath.Child("name"))...)
 		}
 		if names.Has(name) {
 			errs = append(errs, field.Duplicate(idxPath.Child("name"), name))
@@ -290,7 +266,7 @@ func validateSlicePorts(ports []discoveryv1.EndpointPort, path *field.Path) fiel
 			errs = append(errs, field.NotSupported(idxPath.Child("protocol"), *port.Protocol, endpointPortProtocols))
 		}
 		if port.AppProtocol != nil {
-			errs = append(errs, validateQualifiedName(*port.AppProtocol, idxPath.Child("appProtocol"))...)
+			errs = append(errs, fieldvalidation.QualifiedName(*port.AppProtocol, idxPath.Child("appProtocol"))...)
 		}
 	}
 	return errs
@@ -312,7 +288,7 @@ func validateEndpointHints(hints *discoveryv1.EndpointHints, path *field.Path) f
 		}
 		return errs
 	})
-	return append(errs, validateHintNames(nodes, maxEndpointNodeHints, path.Child("forNodes"), validateNodeNameField)...)
+	return append(errs, validateHintNames(nodes, maxEndpointNodeHints, path.Child("forNodes"), fieldvalidation.NodeName)...)
 }
 
 // validateHintNames checks the names of zone or node hints: at most limit,

@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/tinykube/tinykube/apiserver/registry/fieldvalidation"
 )
 
 // Upstream's length limits for events (pkg/apis/core/validation/events.go).
@@ -128,7 +130,7 @@ func legacyValidateEvent(ev *corev1.Event, reportingControllerField string) fiel
 		if ev.ReportingController == "" {
 			errs = append(errs, field.Required(field.NewPath(reportingControllerField), ""))
 		}
-		errs = append(errs, validateQualifiedName(ev.ReportingController, field.NewPath(reportingControllerField))...)
+		errs = append(errs, fieldvalidation.QualifiedName(ev.ReportingController, field.NewPath(reportingControllerField))...)
 		errs = append(errs, requiredWithLimit(ev.ReportingInstance, "reportingInstance", eventReportingInstanceLimit)...)
 		errs = append(errs, requiredWithLimit(ev.Action, "action", eventActionLimit)...)
 		errs = append(errs, requiredWithLimit(ev.Reason, "reason", eventReasonLimit)...)

@@ -1,12 +1,29 @@
-package apiserver
+package coordination
 
 import (
 	"strings"
+	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
+	"github.com/tinykube/tinykube/apiserver/registry/fieldvalidation"
 )
+
+var coordinationV1 = coordinationv1.SchemeGroupVersion
+
+// Group serves coordination.k8s.io/v1.
+type Group struct{}
+
+// Resources are the Leases.
+func (Group) Resources(registry.Config) []*registry.Resource {
+	return []*registry.Resource{{GVR: coordinationV1.WithResource("leases"), Kind: "Lease", Singular: "lease", Namespaced: true,
+		NameValidation: apimachineryvalidation.NameIsDNSSubdomain, AllowCreateOnUpdate: true, Validate: validateLease, Table: leaseTable()}}
+}
 
 // validateLease is upstream's ValidateLease (pkg/apis/coordination/validation).
 // spec.strategy and spec.preferredHolder are served as by a kube-apiserver
@@ -41,5 +58,20 @@ func validateLeaseStrategy(strategy coordinationv1.CoordinatedLeaseStrategy, pat
 		}
 		return nil
 	}
-	return validateQualifiedName(string(strategy), path)
+	return fieldvalidation.QualifiedName(string(strategy), path)
+}
+
+func leaseTable() *registry.Table {
+	return &registry.Table{
+		Columns: []metav1.TableColumnDefinition{registry.NameColumn,
+			registry.Column("Holder", "string", 0, "The holder of the lease."), registry.AgeColumn},
+		Cells: func(obj runtime.Object, now time.Time) []any {
+			l := obj.(*coordinationv1.Lease)
+			holder := ""
+			if l.Spec.HolderIdentity != nil {
+				holder = *l.Spec.HolderIdentity
+			}
+			return []any{l.Name, holder, registry.Age(l.CreationTimestamp, now)}
+		},
+	}
 }
