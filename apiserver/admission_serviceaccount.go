@@ -14,12 +14,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/rand"
 
+	"github.com/tinykube/tinykube/apiserver/registry/core"
 	"github.com/tinykube/tinykube/storage"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // What upstream's ServiceAccount admission plugin names and mounts.
 const (
-	defaultServiceAccountName = "default"
 	// serviceAccountVolumePrefix starts the name of the projected volume
 	// every pod gets; 5 random characters follow.
 	serviceAccountVolumePrefix = "kube-api-access-"
@@ -43,6 +44,15 @@ const (
 	defaultServiceAccountRetry = 100 * time.Millisecond
 )
 
+// admitPod runs the admission plugins of pods: ServiceAccount on create,
+// when the server enables it.
+func (s *Server) admitPod(ctx context.Context, obj, old runtime.Object, _ bool) error {
+	if old != nil || !s.cfg.ServiceAccountAdmission {
+		return nil
+	}
+	return s.admitServiceAccount(ctx, obj.(*corev1.Pod))
+}
+
 // admitServiceAccount is upstream's ServiceAccount admission for a new
 // pod: it defaults spec.serviceAccountName, refuses the pod when that
 // ServiceAccount does not exist, copies the ServiceAccount's
@@ -56,7 +66,7 @@ func (s *Server) admitServiceAccount(ctx context.Context, pod *corev1.Pod) error
 		return admitMirrorPod(pod)
 	}
 	if pod.Spec.ServiceAccountName == "" {
-		pod.Spec.ServiceAccountName = defaultServiceAccountName
+		pod.Spec.ServiceAccountName = core.DefaultServiceAccountName
 	}
 	//nolint:staticcheck // DeprecatedServiceAccount mirrors the name, as upstream's conversion fills it.
 	pod.Spec.DeprecatedServiceAccount = pod.Spec.ServiceAccountName
@@ -135,7 +145,7 @@ func (s *Server) getServiceAccount(ctx context.Context, namespace, name string) 
 			return nil, err
 		}
 		notFound := apierrors.NewNotFound(schema.GroupResource{Resource: "serviceaccount"}, name)
-		if name != defaultServiceAccountName {
+		if name != core.DefaultServiceAccountName {
 			return nil, notFound
 		}
 		select {

@@ -7,6 +7,9 @@ import (
 
 	"github.com/tinykube/tinykube/apiserver/registry"
 	"github.com/tinykube/tinykube/apiserver/registry/coordination"
+	"github.com/tinykube/tinykube/apiserver/registry/core"
+	"github.com/tinykube/tinykube/apiserver/registry/discovery"
+	"github.com/tinykube/tinykube/apiserver/registry/events"
 	"github.com/tinykube/tinykube/apiserver/registry/rbac"
 )
 
@@ -40,9 +43,7 @@ func (t *resourceTable) servesGroupVersion(gv schema.GroupVersion) bool {
 var (
 	coreV1         = schema.GroupVersion{Version: "v1"}
 	appsV1         = schema.GroupVersion{Group: "apps", Version: "v1"}
-	discoveryV1    = schema.GroupVersion{Group: "discovery.k8s.io", Version: "v1"}
 	coordinationV1 = schema.GroupVersion{Group: "coordination.k8s.io", Version: "v1"}
-	eventsV1       = schema.GroupVersion{Group: "events.k8s.io", Version: "v1"}
 	rbacV1         = schema.GroupVersion{Group: "rbac.authorization.k8s.io", Version: "v1"}
 )
 
@@ -50,15 +51,15 @@ var (
 // adding a group is adding its package and one line here.
 func (s *Server) groups() []registry.Group {
 	return []registry.Group{
-		groupFunc(s.coreResources),
+		core.Group{},
 		groupFunc(appsResources),
 		groupFunc(batchResources),
 		rbac.Group{},
 		groupFunc(authenticationResources),
 		groupFunc(authorizationResources),
 		coordination.Group{},
-		groupFunc(s.discoveryResources),
-		groupFunc(s.eventsResources),
+		discovery.Group{},
+		events.Group{},
 		groupFunc(s.certificatesResources),
 		groupFunc(policyResources),
 	}
@@ -94,50 +95,6 @@ func newResourceTable(s *Server) *resourceTable {
 		}
 	}
 	return t
-}
-
-func (s *Server) coreResources(registry.Config) []*registry.Resource {
-	var rs []*registry.Resource
-	subdomain := apimachineryvalidation.NameIsDNSSubdomain
-	all := []string{"all"}
-
-	rs = append(rs, &registry.Resource{GVR: coreV1.WithResource("bindings"), Kind: "Binding", Singular: "binding", Namespaced: true,
-		NameValidation: subdomain, CreateOnly: s.createLegacyBinding})
-	rs = append(rs, &registry.Resource{GVR: coreV1.WithResource("configmaps"), Kind: "ConfigMap", Singular: "configmap", Namespaced: true,
-		ShortNames: []string{"cm"}, NameValidation: subdomain, Validate: validateConfigMap, Table: configMapTable()})
-	rs = append(rs, &registry.Resource{GVR: coreV1.WithResource("endpoints"), Kind: "Endpoints", Singular: "endpoints", Namespaced: true,
-		ShortNames: []string{"ep"}, NameValidation: subdomain, AllowCreateOnUpdate: true, Validate: s.validateEndpoints, Warnings: endpointsWarnings,
-		PrepareForCreate: defaultEndpoints, PrepareForUpdate: func(obj, _ runtime.Object) { defaultEndpoints(obj) },
-		Table: endpointsTable()})
-	rs = append(rs, &registry.Resource{GVR: coreV1.WithResource("events"), Kind: "Event", Singular: "event", Namespaced: true,
-		ShortNames: []string{"ev"}, NameValidation: coreEventNameValidation, KeepStatusOnCreate: true, AllowCreateOnUpdate: true,
-		SelectableFields: coreEventFields, Validate: validateCoreEvent, Admit: s.admitEvent, Table: coreEventTable()})
-	rs = append(rs, &registry.Resource{GVR: coreV1.WithResource("namespaces"), Kind: "Namespace", Singular: "namespace",
-		ShortNames: []string{"ns"}, Subresources: []string{"status", "finalize"},
-		NameValidation: apimachineryvalidation.ValidateNamespaceName, ReturnDeletedObject: true,
-		SelectableFields: namespaceFields, PrepareForCreate: prepareNamespace, PrepareForUpdate: prepareNamespaceUpdate,
-		Table: namespaceTable()})
-	rs = append(rs, &registry.Resource{GVR: coreV1.WithResource("nodes"), Kind: "Node", Singular: "node",
-		ShortNames: []string{"no"}, Subresources: []string{"status"}, NameValidation: subdomain,
-		KeepStatusOnCreate: true, SelectableFields: nodeFields, Table: nodeTable()})
-	rs = append(rs, &registry.Resource{GVR: coreV1.WithResource("pods"), Kind: "Pod", Singular: "pod", Namespaced: true,
-		ShortNames: []string{"po"}, Categories: all,
-		Subresources:   []string{"status", "binding", "eviction", "log", "exec", "attach", "portforward"},
-		NameValidation: subdomain, Generation: true, ReturnDeletedObject: true,
-		SelectableFields: podFields, PrepareForCreate: s.preparePod, PrepareForUpdate: preparePodUpdate,
-		Validate: validatePod, Admit: s.admitPod, Table: podTable()})
-	rs = append(rs, &registry.Resource{GVR: coreV1.WithResource("secrets"), Kind: "Secret", Singular: "secret", Namespaced: true,
-		NameValidation: subdomain, SelectableFields: secretFields, PrepareForCreate: prepareSecret, Validate: validateSecret,
-		PrepareForUpdate: func(obj, _ runtime.Object) { prepareSecret(obj) }, Table: secretTable()})
-	rs = append(rs, &registry.Resource{GVR: coreV1.WithResource("serviceaccounts"), Kind: "ServiceAccount", Singular: "serviceaccount", Namespaced: true,
-		ShortNames: []string{"sa"}, Subresources: []string{"token"}, NameValidation: subdomain, Table: serviceAccountTable()})
-	rs = append(rs, &registry.Resource{GVR: coreV1.WithResource("services"), Kind: "Service", Singular: "service", Namespaced: true,
-		ShortNames: []string{"svc"}, Categories: all, Subresources: []string{"status"},
-		NameValidation: apimachineryvalidation.NameIsDNS1035Label, ReturnDeletedObject: true, SelectableFields: serviceFields,
-		PrepareForCreate: prepareService, PrepareForUpdate: prepareServiceUpdate, Validate: validateService,
-		Admit: s.admitService, Released: s.releaseService, Table: serviceTable()})
-
-	return rs
 }
 
 func appsResources(registry.Config) []*registry.Resource {
@@ -181,24 +138,6 @@ func authorizationResources(registry.Config) []*registry.Resource {
 	var rs []*registry.Resource
 	rs = append(rs, &registry.Resource{GVR: authorizationV1.WithResource("selfsubjectaccessreviews"), Kind: "SelfSubjectAccessReview", Singular: "selfsubjectaccessreview",
 		CreateOnly: selfSubjectAccessReview})
-	return rs
-}
-
-func (s *Server) discoveryResources(registry.Config) []*registry.Resource {
-	var rs []*registry.Resource
-	subdomain := apimachineryvalidation.NameIsDNSSubdomain
-	rs = append(rs, &registry.Resource{GVR: discoveryV1.WithResource("endpointslices"), Kind: "EndpointSlice", Singular: "endpointslice", Namespaced: true,
-		NameValidation: subdomain, PrepareForCreate: prepareEndpointSlice, PrepareForUpdate: prepareEndpointSliceUpdate,
-		Validate: s.validateEndpointSlice, Warnings: endpointSliceWarnings, Table: endpointSliceTable()})
-	return rs
-}
-
-func (s *Server) eventsResources(registry.Config) []*registry.Resource {
-	var rs []*registry.Resource
-	subdomain := apimachineryvalidation.NameIsDNSSubdomain
-	rs = append(rs, &registry.Resource{GVR: eventsV1.WithResource("events"), Kind: "Event", Singular: "event", Namespaced: true,
-		ShortNames: []string{"ev"}, NameValidation: subdomain, KeepStatusOnCreate: true, AllowCreateOnUpdate: true,
-		Validate: validateEventsV1Event, Admit: s.admitEvent, Table: eventsV1Table(), StoredAs: eventsAsCoreEvents()})
 	return rs
 }
 

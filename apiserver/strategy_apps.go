@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/tinykube/tinykube/apiserver/registry/core"
 )
 
 // prepareWorkload applies upstream's apps/v1 defaults.
@@ -53,10 +55,10 @@ func prepareWorkload(obj runtime.Object) {
 				o.Spec.Strategy.RollingUpdate.MaxUnavailable = &v
 			}
 		}
-		defaultPodSpec(&o.Spec.Template.Spec)
+		core.DefaultPodSpec(&o.Spec.Template.Spec)
 	case *appsv1.ReplicaSet:
 		one(&o.Spec.Replicas)
-		defaultPodSpec(&o.Spec.Template.Spec)
+		core.DefaultPodSpec(&o.Spec.Template.Spec)
 	case *appsv1.StatefulSet:
 		one(&o.Spec.Replicas)
 		ten(&o.Spec.RevisionHistoryLimit)
@@ -81,7 +83,7 @@ func prepareWorkload(obj runtime.Object) {
 				WhenScaled:  appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
 			}
 		}
-		defaultPodSpec(&o.Spec.Template.Spec)
+		core.DefaultPodSpec(&o.Spec.Template.Spec)
 	case *appsv1.DaemonSet:
 		ten(&o.Spec.RevisionHistoryLimit)
 		if o.Spec.UpdateStrategy.Type == "" {
@@ -100,7 +102,7 @@ func prepareWorkload(obj runtime.Object) {
 				o.Spec.UpdateStrategy.RollingUpdate.MaxSurge = &v
 			}
 		}
-		defaultPodSpec(&o.Spec.Template.Spec)
+		core.DefaultPodSpec(&o.Spec.Template.Spec)
 	}
 }
 
@@ -145,7 +147,7 @@ func validateWorkload(obj, old runtime.Object) field.ErrorList {
 			errs = append(errs, field.Invalid(spec.Child("template", "metadata", "labels"), template.Labels, "`selector` does not match template `labels`"))
 		}
 	}
-	errs = append(errs, validatePodSpec(&template.Spec, spec.Child("template", "spec"))...)
+	errs = append(errs, core.ValidatePodSpec(&template.Spec, spec.Child("template", "spec"))...)
 	if template.Spec.RestartPolicy != "" && template.Spec.RestartPolicy != corev1.RestartPolicyAlways {
 		errs = append(errs, field.NotSupported(spec.Child("template", "spec", "restartPolicy"), template.Spec.RestartPolicy, []string{string(corev1.RestartPolicyAlways)}))
 	}
@@ -157,6 +159,6 @@ func validateWorkload(obj, old runtime.Object) field.ErrorList {
 		}
 		oldTemplateSpec = &oldTemplate.Spec
 	}
-	errs = append(errs, validateVolumeSupport(&template.Spec, oldTemplateSpec, spec.Child("template", "spec"))...)
+	errs = append(errs, core.ValidateVolumeSupport(&template.Spec, oldTemplateSpec, spec.Child("template", "spec"))...)
 	return errs
 }

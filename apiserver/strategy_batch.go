@@ -22,6 +22,7 @@ import (
 	ptrs "k8s.io/utils/ptr"
 
 	"github.com/tinykube/tinykube/apiserver/registry"
+	"github.com/tinykube/tinykube/apiserver/registry/core"
 )
 
 var batchV1 = batchv1.SchemeGroupVersion
@@ -117,7 +118,7 @@ func defaultJob(job *batchv1.Job) {
 	if spec.ManualSelector == nil {
 		spec.ManualSelector = ptrs.To(false)
 	}
-	defaultPodSpec(&spec.Template.Spec)
+	core.DefaultPodSpec(&spec.Template.Spec)
 }
 
 func generateJobSelector(job *batchv1.Job) {
@@ -163,7 +164,7 @@ func validateJob(obj, old runtime.Object) field.ErrorList {
 		errs = append(errs, validateJobStatus(&job.Status)...)
 		oldPodSpec = &old.(*batchv1.Job).Spec.Template.Spec
 	}
-	errs = append(errs, validateVolumeSupport(&job.Spec.Template.Spec, oldPodSpec, spec.Child("template", "spec"))...)
+	errs = append(errs, core.ValidateVolumeSupport(&job.Spec.Template.Spec, oldPodSpec, spec.Child("template", "spec"))...)
 	return errs
 }
 
@@ -258,7 +259,7 @@ func validateJobSpec(spec *batchv1.JobSpec, path *field.Path) field.ErrorList {
 	}
 	tmpl := path.Child("template")
 	errs = append(errs, metavalidation.ValidateLabels(spec.Template.Labels, tmpl.Child("metadata", "labels"))...)
-	errs = append(errs, validatePodSpec(&spec.Template.Spec, tmpl.Child("spec"))...)
+	errs = append(errs, core.ValidatePodSpec(&spec.Template.Spec, tmpl.Child("spec"))...)
 	if rp := spec.Template.Spec.RestartPolicy; rp != corev1.RestartPolicyOnFailure && rp != corev1.RestartPolicyNever {
 		errs = append(errs, field.NotSupported(tmpl.Child("spec", "restartPolicy"), rp,
 			[]corev1.RestartPolicy{corev1.RestartPolicyOnFailure, corev1.RestartPolicyNever}))
@@ -318,7 +319,7 @@ func defaultCronJob(obj runtime.Object) {
 	if cj.Spec.FailedJobsHistoryLimit == nil {
 		cj.Spec.FailedJobsHistoryLimit = ptrs.To[int32](1)
 	}
-	defaultPodSpec(&cj.Spec.JobTemplate.Spec.Template.Spec)
+	core.DefaultPodSpec(&cj.Spec.JobTemplate.Spec.Template.Spec)
 }
 
 // validateCronJob is upstream's ValidateCronJobCreate and
@@ -357,7 +358,7 @@ func validateCronJob(obj, old runtime.Object) field.ErrorList {
 	if old != nil {
 		oldPodSpec = &old.(*batchv1.CronJob).Spec.JobTemplate.Spec.Template.Spec
 	}
-	errs = append(errs, validateVolumeSupport(&cj.Spec.JobTemplate.Spec.Template.Spec, oldPodSpec, tmpl.Child("spec", "template", "spec"))...)
+	errs = append(errs, core.ValidateVolumeSupport(&cj.Spec.JobTemplate.Spec.Template.Spec, oldPodSpec, tmpl.Child("spec", "template", "spec"))...)
 	if ptrs.Deref(cj.Spec.JobTemplate.Spec.ManualSelector, false) {
 		errs = append(errs, field.NotSupported(tmpl.Child("spec", "manualSelector"), cj.Spec.JobTemplate.Spec.ManualSelector, []string{"nil", "false"}))
 	}

@@ -7,8 +7,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -99,70 +97,6 @@ func statefulSetTable() *registry.Table {
 			ss := obj.(*appsv1.StatefulSet)
 			c, i, _ := templateCells(&ss.Spec.Template, ss.Spec.Selector)
 			return []any{ss.Name, fmt.Sprintf("%d/%d", ss.Status.ReadyReplicas, ptrValue(ss.Spec.Replicas)), registry.Age(ss.CreationTimestamp, now), c, i}
-		},
-	}
-}
-
-func endpointSliceTable() *registry.Table {
-	return &registry.Table{
-		Columns: []metav1.TableColumnDefinition{registry.NameColumn,
-			registry.Column("AddressType", "string", 0, "The IP protocol for this slice"),
-			registry.Column("Ports", "string", 0, "The ports of the slice"),
-			registry.Column("Endpoints", "string", 0, "Endpoints in the slice"), registry.AgeColumn},
-		Cells: func(obj runtime.Object, now time.Time) []any {
-			es := obj.(*discoveryv1.EndpointSlice)
-			var ports []string
-			for _, p := range es.Ports {
-				if p.Port != nil {
-					ports = append(ports, fmt.Sprint(*p.Port))
-				}
-			}
-			portText := "<unset>"
-			if len(ports) > 0 {
-				portText = strings.Join(ports, ",")
-			}
-			var addrs []string
-			total := 0
-			for _, e := range es.Endpoints {
-				for _, a := range e.Addresses {
-					total++
-					if len(addrs) < 3 {
-						addrs = append(addrs, a)
-					}
-				}
-			}
-			text := "<unset>"
-			if len(addrs) > 0 {
-				text = strings.Join(addrs, ",")
-				if total > len(addrs) {
-					text += fmt.Sprintf(" + %d more...", total-len(addrs))
-				}
-			}
-			return []any{es.Name, string(es.AddressType), portText, text, registry.Age(es.CreationTimestamp, now)}
-		},
-	}
-}
-
-func eventsV1Table() *registry.Table {
-	return &registry.Table{
-		Columns: eventColumns,
-		Cells: func(obj runtime.Object, now time.Time) []any {
-			ev := obj.(*eventsv1.Event)
-			last := metav1.NewTime(ev.EventTime.Time)
-			if ev.Series != nil {
-				last = metav1.NewTime(ev.Series.LastObservedTime.Time)
-			} else if !ev.DeprecatedLastTimestamp.IsZero() {
-				last = ev.DeprecatedLastTimestamp
-			}
-			first := ev.DeprecatedFirstTimestamp
-			if first.IsZero() {
-				first = metav1.NewTime(ev.EventTime.Time)
-			}
-			count := int32(1)
-			if ev.Series != nil {
-				count = ev.Series.Count
-			}
-			return eventRow(ev.Name, last, first, ev.Type, ev.Reason, ev.Regarding, ev.ReportingController, ev.Note, count, now)
 		},
 	}
 }

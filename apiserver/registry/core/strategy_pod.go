@@ -1,7 +1,6 @@
-package apiserver
+package core
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,15 +13,23 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
+// DefaultServiceAccountName is the service account of a pod that names none.
+const DefaultServiceAccountName = "default"
+
 // preparePod: a new pod is Pending with its QoS class, and gets upstream's
-// defaults and the default service account.
-func (s *Server) preparePod(obj runtime.Object) {
-	pod := obj.(*corev1.Pod)
-	defaultPodSpec(&pod.Spec)
+// defaults, the default service account and the default tolerations of cfg.
+func preparePod(cfg registry.Config) func(obj runtime.Object) {
+	return func(obj runtime.Object) { prepareNewPod(cfg, obj.(*corev1.Pod)) }
+}
+
+func prepareNewPod(cfg registry.Config, pod *corev1.Pod) {
+	DefaultPodSpec(&pod.Spec)
 	if _, mirror := pod.Annotations[corev1.MirrorPodAnnotationKey]; pod.Spec.ServiceAccountName == "" && !mirror {
-		pod.Spec.ServiceAccountName = defaultServiceAccountName
+		pod.Spec.ServiceAccountName = DefaultServiceAccountName
 	}
 	//nolint:staticcheck // DeprecatedServiceAccount is still filled by upstream.
 	pod.Spec.DeprecatedServiceAccount = pod.Spec.ServiceAccountName
@@ -39,8 +46,8 @@ func (s *Server) preparePod(obj runtime.Object) {
 		pod.Spec.EnableServiceLinks = &t
 	}
 	addDefaultTolerations(&pod.Spec, map[string]*int64{
-		corev1.TaintNodeNotReady:    s.cfg.DefaultNotReadyTolerationSeconds,
-		corev1.TaintNodeUnreachable: s.cfg.DefaultUnreachableTolerationSeconds,
+		corev1.TaintNodeNotReady:    cfg.DefaultNotReadyTolerationSeconds,
+		corev1.TaintNodeUnreachable: cfg.DefaultUnreachableTolerationSeconds,
 	})
 	for i := range pod.Spec.InitContainers {
 		defaultRequestsToLimits(&pod.Spec.InitContainers[i])
@@ -51,17 +58,8 @@ func (s *Server) preparePod(obj runtime.Object) {
 	pod.Status = corev1.PodStatus{Phase: corev1.PodPending, QOSClass: qosClass(&pod.Spec)}
 }
 
-// admitPod runs the admission plugins of pods: ServiceAccount on create,
-// when the server enables it.
-func (s *Server) admitPod(ctx context.Context, obj, old runtime.Object, _ bool) error {
-	if old != nil || !s.cfg.ServiceAccountAdmission {
-		return nil
-	}
-	return s.admitServiceAccount(ctx, obj.(*corev1.Pod))
-}
-
 func preparePodUpdate(obj, _ runtime.Object) {
-	defaultPodSpec(&obj.(*corev1.Pod).Spec)
+	DefaultPodSpec(&obj.(*corev1.Pod).Spec)
 }
 
 // defaultRequestsToLimits: a limit without a request requests the limit.
@@ -100,9 +98,9 @@ func addDefaultTolerations(spec *corev1.PodSpec, secondsByTaint map[string]*int6
 	}
 }
 
-// defaultPodSpec applies upstream's field defaults to a pod spec (also the
+// DefaultPodSpec applies upstream's field defaults to a pod spec (also the
 // templates of workloads).
-func defaultPodSpec(spec *corev1.PodSpec) {
+func DefaultPodSpec(spec *corev1.PodSpec) {
 	if spec.RestartPolicy == "" {
 		spec.RestartPolicy = corev1.RestartPolicyAlways
 	}
@@ -260,13 +258,13 @@ func boolString(b bool) string {
 // validatePod checks what every pod needs, with upstream's messages.
 func validatePod(obj, old runtime.Object) field.ErrorList {
 	pod := obj.(*corev1.Pod)
-	errs := validatePodSpec(&pod.Spec, field.NewPath("spec"))
+	errs := ValidatePodSpec(&pod.Spec, field.NewPath("spec"))
 	var oldSpec *corev1.PodSpec
 	if old != nil {
 		oldSpec = &old.(*corev1.Pod).Spec
 		errs = append(errs, validatePodSpecUpdate(pod, old.(*corev1.Pod))...)
 	}
-	errs = append(errs, validateVolumeSupport(&pod.Spec, oldSpec, field.NewPath("spec"))...)
+	errs = append(errs, ValidateVolumeSupport(&pod.Spec, oldSpec, field.NewPath("spec"))...)
 	return errs
 }
 
@@ -337,7 +335,9 @@ func tolerationsAdded(old, updated []corev1.Toleration) bool {
 	return true
 }
 
-func validatePodSpec(spec *corev1.PodSpec, path *field.Path) field.ErrorList {
+// ValidatePodSpec checks a pod spec (also the templates of workloads)
+// with upstream's messages.
+func ValidatePodSpec(spec *corev1.PodSpec, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	volumes := map[string]bool{}
 	for i, v := range spec.Volumes {

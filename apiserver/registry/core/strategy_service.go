@@ -1,13 +1,10 @@
-package apiserver
+package core
 
 import (
 	"fmt"
 	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -23,11 +20,11 @@ func prepareService(obj runtime.Object) {
 // nodePort keep them.
 func prepareServiceUpdate(obj, old runtime.Object) {
 	svc, oldSvc := obj.(*corev1.Service), old.(*corev1.Service)
-	if needsClusterIP(svc) && needsClusterIP(oldSvc) && svc.Spec.ClusterIP == "" && len(svc.Spec.ClusterIPs) == 0 {
+	if NeedsClusterIP(svc) && NeedsClusterIP(oldSvc) && svc.Spec.ClusterIP == "" && len(svc.Spec.ClusterIPs) == 0 {
 		svc.Spec.ClusterIP = oldSvc.Spec.ClusterIP
 		svc.Spec.ClusterIPs = oldSvc.Spec.ClusterIPs
 	}
-	if needsNodePorts(svc) && needsNodePorts(oldSvc) {
+	if NeedsNodePorts(svc) && NeedsNodePorts(oldSvc) {
 		for i := range svc.Spec.Ports {
 			p := &svc.Spec.Ports[i]
 			if p.NodePort != 0 {
@@ -49,7 +46,7 @@ func prepareServiceUpdate(obj, old runtime.Object) {
 // spec.type does), like upstream: node ports when leaving NodePort or
 // LoadBalancer, the ClusterIP when becoming ExternalName.
 func dropTypeDependentFields(svc, oldSvc *corev1.Service) {
-	if !needsNodePorts(svc) && needsNodePorts(oldSvc) {
+	if !NeedsNodePorts(svc) && NeedsNodePorts(oldSvc) {
 		for i := range svc.Spec.Ports {
 			p := &svc.Spec.Ports[i]
 			for _, op := range oldSvc.Spec.Ports {
@@ -59,7 +56,7 @@ func dropTypeDependentFields(svc, oldSvc *corev1.Service) {
 			}
 		}
 	}
-	if !needsHealthCheckNodePort(svc) && svc.Spec.HealthCheckNodePort == oldSvc.Spec.HealthCheckNodePort {
+	if !NeedsHealthCheckNodePort(svc) && svc.Spec.HealthCheckNodePort == oldSvc.Spec.HealthCheckNodePort {
 		svc.Spec.HealthCheckNodePort = 0
 	}
 	if svc.Spec.Type != corev1.ServiceTypeNodePort && svc.Spec.Type != corev1.ServiceTypeLoadBalancer &&
@@ -97,7 +94,7 @@ func defaultService(svc *corev1.Service) {
 		p := corev1.ServiceInternalTrafficPolicyCluster
 		spec.InternalTrafficPolicy = &p
 	}
-	if needsNodePorts(svc) && spec.ExternalTrafficPolicy == "" {
+	if NeedsNodePorts(svc) && spec.ExternalTrafficPolicy == "" {
 		spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyCluster
 	}
 	if spec.Type == corev1.ServiceTypeLoadBalancer && spec.AllocateLoadBalancerNodePorts == nil {
@@ -113,15 +110,15 @@ func defaultService(svc *corev1.Service) {
 	}
 }
 
-// needsClusterIP: every type but ExternalName gets a ClusterIP unless it is
+// NeedsClusterIP: every type but ExternalName gets a ClusterIP unless it is
 // headless.
-func needsClusterIP(svc *corev1.Service) bool {
+func NeedsClusterIP(svc *corev1.Service) bool {
 	return svc.Spec.Type != corev1.ServiceTypeExternalName && svc.Spec.ClusterIP != corev1.ClusterIPNone
 }
 
-// needsNodePorts: NodePort services, and LoadBalancer ones unless they
+// NeedsNodePorts: NodePort services, and LoadBalancer ones unless they
 // opted out.
-func needsNodePorts(svc *corev1.Service) bool {
+func NeedsNodePorts(svc *corev1.Service) bool {
 	switch svc.Spec.Type {
 	case corev1.ServiceTypeNodePort:
 		return true
@@ -174,7 +171,7 @@ func validateService(obj, old runtime.Object) field.ErrorList {
 			errs = append(errs, field.Invalid(pp.Child("targetPort"), p.TargetPort.IntVal, "must be between 1 and 65535, inclusive"))
 		}
 		if p.NodePort != 0 {
-			if !needsNodePorts(svc) && svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+			if !NeedsNodePorts(svc) && svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 				errs = append(errs, field.Forbidden(pp.Child("nodePort"), fmt.Sprintf("may not be used when `type` is '%s'", svc.Spec.Type)))
 			}
 			key := fmt.Sprintf("%d/%s", p.NodePort, p.Protocol)
@@ -198,7 +195,7 @@ func validateService(obj, old runtime.Object) field.ErrorList {
 	}
 	if old != nil {
 		oldSvc := old.(*corev1.Service)
-		if needsClusterIP(oldSvc) && needsClusterIP(svc) && oldSvc.Spec.ClusterIP != "" && svc.Spec.ClusterIP != oldSvc.Spec.ClusterIP {
+		if NeedsClusterIP(oldSvc) && NeedsClusterIP(svc) && oldSvc.Spec.ClusterIP != "" && svc.Spec.ClusterIP != oldSvc.Spec.ClusterIP {
 			errs = append(errs, field.Invalid(spec.Child("clusterIPs").Index(0), svc.Spec.ClusterIPs, "may not change once set"))
 		}
 	}
@@ -218,38 +215,9 @@ func defaultEndpoints(obj runtime.Object) {
 	}
 }
 
-// defaultEndpointSlice: a port without name or protocol is "" and TCP, as
-// upstream's defaulting.
-func defaultEndpointSlice(slice *discoveryv1.EndpointSlice) {
-	for i := range slice.Ports {
-		p := &slice.Ports[i]
-		if p.Name == nil {
-			p.Name = new(string)
-		}
-		if p.Protocol == nil {
-			tcp := corev1.ProtocolTCP
-			p.Protocol = &tcp
-		}
-	}
-}
-
-// prepareEndpointSlice: a new EndpointSlice is generation 1, as upstream.
-func prepareEndpointSlice(obj runtime.Object) {
-	slice := obj.(*discoveryv1.EndpointSlice)
-	defaultEndpointSlice(slice)
-	slice.Generation = 1
-}
-
-// prepareEndpointSliceUpdate bumps the generation when anything but
-// metadata changed: an EndpointSlice has no spec, and upstream's strategy
-// compares the whole object with both metadata blanked.
-func prepareEndpointSliceUpdate(obj, old runtime.Object) {
-	slice, oldSlice := obj.(*discoveryv1.EndpointSlice), old.(*discoveryv1.EndpointSlice)
-	defaultEndpointSlice(slice)
-	a, b := *slice, *oldSlice
-	a.ObjectMeta, b.ObjectMeta = metav1.ObjectMeta{}, metav1.ObjectMeta{}
-	a.TypeMeta, b.TypeMeta = metav1.TypeMeta{}, metav1.TypeMeta{}
-	if !equality.Semantic.DeepEqual(a, b) {
-		slice.Generation = oldSlice.Generation + 1
-	}
+// NeedsHealthCheckNodePort: LoadBalancer Services that keep the client's
+// source IP (externalTrafficPolicy Local) get a node port for health
+// checks.
+func NeedsHealthCheckNodePort(svc *corev1.Service) bool {
+	return svc.Spec.Type == corev1.ServiceTypeLoadBalancer && svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
 }

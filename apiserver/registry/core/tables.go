@@ -1,4 +1,4 @@
-package apiserver
+package core
 
 import (
 	"fmt"
@@ -304,7 +304,7 @@ func endpointsTable() *registry.Table {
 	}
 }
 
-var eventColumns = []metav1.TableColumnDefinition{
+var EventColumns = []metav1.TableColumnDefinition{
 	registry.Column("Last Seen", "string", 0, "Time when last event occurred"),
 	registry.Column("Type", "string", 0, "Type of event"),
 	registry.Column("Reason", "string", 0, "Reason of event"),
@@ -317,7 +317,7 @@ var eventColumns = []metav1.TableColumnDefinition{
 	registry.Column("Name", "string", 1, "Name of event"),
 }
 
-func eventRow(name string, last, first metav1.Time, typ, reason string, regarding corev1.ObjectReference, source, message string, count int32, now time.Time) []any {
+func EventRow(name string, last, first metav1.Time, typ, reason string, regarding corev1.ObjectReference, source, message string, count int32, now time.Time) []any {
 	lastSeen := registry.Age(last, now)
 	if last.IsZero() {
 		lastSeen = registry.Age(first, now)
@@ -328,7 +328,7 @@ func eventRow(name string, last, first metav1.Time, typ, reason string, regardin
 
 func coreEventTable() *registry.Table {
 	return &registry.Table{
-		Columns: eventColumns,
+		Columns: EventColumns,
 		Cells: func(obj runtime.Object, now time.Time) []any {
 			ev := obj.(*corev1.Event)
 			last := ev.LastTimestamp
@@ -350,7 +350,7 @@ func coreEventTable() *registry.Table {
 			if count == 0 {
 				count = 1
 			}
-			return eventRow(ev.Name, last, first, ev.Type, ev.Reason, ev.InvolvedObject, source, ev.Message, count, now)
+			return EventRow(ev.Name, last, first, ev.Type, ev.Reason, ev.InvolvedObject, source, ev.Message, count, now)
 		},
 	}
 }

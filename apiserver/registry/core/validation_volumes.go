@@ -1,4 +1,4 @@
-package apiserver
+package core
 
 import (
 	"fmt"
@@ -26,11 +26,11 @@ const (
 	supportedProjectionList = "configMap, secret, downwardAPI and serviceAccountToken"
 )
 
-// validateVolumeSupport refuses volumes this cluster cannot provide,
+// ValidateVolumeSupport refuses volumes this cluster cannot provide,
 // rather than letting the kubelet run the pod without them. old is the
 // stored pod spec on an update (nil on create): a volume it already has
 // is kept as it is, so an object stored before this check is never stuck.
-func validateVolumeSupport(spec, old *corev1.PodSpec, path *field.Path) field.ErrorList {
+func ValidateVolumeSupport(spec, old *corev1.PodSpec, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	for i := range spec.Volumes {
 		v := &spec.Volumes[i]
