@@ -11,12 +11,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/tinykube/tinykube/apiserver/registry/core"
 	"github.com/tinykube/tinykube/storage"
-	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // What upstream's ServiceAccount admission plugin names and mounts.

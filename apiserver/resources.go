@@ -1,11 +1,10 @@
 package apiserver
 
 import (
-	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/tinykube/tinykube/apiserver/registry"
+	"github.com/tinykube/tinykube/apiserver/registry/apps"
 	"github.com/tinykube/tinykube/apiserver/registry/coordination"
 	"github.com/tinykube/tinykube/apiserver/registry/core"
 	"github.com/tinykube/tinykube/apiserver/registry/discovery"
@@ -42,7 +41,6 @@ func (t *resourceTable) servesGroupVersion(gv schema.GroupVersion) bool {
 
 var (
 	coreV1         = schema.GroupVersion{Version: "v1"}
-	appsV1         = schema.GroupVersion{Group: "apps", Version: "v1"}
 	coordinationV1 = schema.GroupVersion{Group: "coordination.k8s.io", Version: "v1"}
 	rbacV1         = schema.GroupVersion{Group: "rbac.authorization.k8s.io", Version: "v1"}
 )
@@ -52,7 +50,7 @@ var (
 func (s *Server) groups() []registry.Group {
 	return []registry.Group{
 		core.Group{},
-		groupFunc(appsResources),
+		apps.Group{},
 		groupFunc(batchResources),
 		rbac.Group{},
 		groupFunc(authenticationResources),
@@ -95,36 +93,6 @@ func newResourceTable(s *Server) *resourceTable {
 		}
 	}
 	return t
-}
-
-func appsResources(registry.Config) []*registry.Resource {
-	var rs []*registry.Resource
-	subdomain := apimachineryvalidation.NameIsDNSSubdomain
-	all := []string{"all"}
-	workload := func(resourceName, kind, singular string, short string, subresources ...string) *registry.Resource {
-		return &registry.Resource{GVR: appsV1.WithResource(resourceName), Kind: kind, Singular: singular, Namespaced: true,
-			ShortNames: []string{short}, Categories: all, Subresources: subresources,
-			NameValidation: subdomain, Generation: true,
-			PrepareForCreate: prepareWorkload, PrepareForUpdate: func(obj, _ runtime.Object) { prepareWorkload(obj) },
-			Validate: validateWorkload}
-	}
-	ds := workload("daemonsets", "DaemonSet", "daemonset", "ds", "status")
-	ds.Table = daemonSetTable()
-	rs = append(rs, ds)
-	deploy := workload("deployments", "Deployment", "deployment", "deploy", "status", "scale")
-	deploy.Table = deploymentTable()
-	rs = append(rs, deploy)
-	replicaSets := workload("replicasets", "ReplicaSet", "replicaset", "rs", "status", "scale")
-	replicaSets.Table = replicaSetTable()
-	replicaSets.SelectableFields = replicaSetFields
-	rs = append(rs, replicaSets)
-	sts := workload("statefulsets", "StatefulSet", "statefulset", "sts", "status", "scale")
-	sts.Table = statefulSetTable()
-	rs = append(rs, sts)
-
-	rs = append(rs, &registry.Resource{GVR: appsV1.WithResource("controllerrevisions"), Kind: "ControllerRevision", Singular: "controllerrevision", Namespaced: true,
-		NameValidation: subdomain, Table: controllerRevisionTable()})
-	return rs
 }
 
 func authenticationResources(registry.Config) []*registry.Resource {

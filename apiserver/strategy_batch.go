@@ -433,7 +433,7 @@ func jobTable() *registry.Table {
 			registry.Column("Status", "string", 0, "Status of the job."),
 			registry.Column("Completions", "string", 0, batchv1.JobSpec{}.SwaggerDoc()["completions"]),
 			registry.Column("Duration", "string", 0, "Time required to complete the job."),
-			registry.AgeColumn, containersColumn, imagesColumn, selectorColumn},
+			registry.AgeColumn, core.ContainersColumn, core.ImagesColumn, core.SelectorColumn},
 		Cells: func(obj runtime.Object, now time.Time) []any {
 			job := obj.(*batchv1.Job)
 			var completions string
@@ -453,7 +453,7 @@ func jobTable() *registry.Table {
 			default:
 				took = duration.HumanDuration(job.Status.CompletionTime.Sub(job.Status.StartTime.Time))
 			}
-			c, i, _ := templateCells(&job.Spec.Template, job.Spec.Selector)
+			c, i, _ := core.TemplateCells(&job.Spec.Template, job.Spec.Selector)
 			return []any{job.Name, jobStatus(job), completions, took, registry.Age(job.CreationTimestamp, now), c, i,
 				metav1.FormatLabelSelector(job.Spec.Selector)}
 		},
@@ -469,7 +469,7 @@ func cronJobTable() *registry.Table {
 			registry.Column("Suspend", "boolean", 0, spec["suspend"]),
 			registry.Column("Active", "integer", 0, batchv1.CronJobStatus{}.SwaggerDoc()["active"]),
 			registry.Column("Last Schedule", "date", 0, batchv1.CronJobStatus{}.SwaggerDoc()["lastScheduleTime"]),
-			registry.AgeColumn, containersColumn, imagesColumn, selectorColumn},
+			registry.AgeColumn, core.ContainersColumn, core.ImagesColumn, core.SelectorColumn},
 		Cells: func(obj runtime.Object, now time.Time) []any {
 			cj := obj.(*batchv1.CronJob)
 			last := registry.None
@@ -481,7 +481,7 @@ func cronJobTable() *registry.Table {
 				suspend = strconv.FormatBool(*cj.Spec.Suspend)
 			}
 			tmpl := &cj.Spec.JobTemplate.Spec
-			c, i, _ := templateCells(&tmpl.Template, tmpl.Selector)
+			c, i, _ := core.TemplateCells(&tmpl.Template, tmpl.Selector)
 			return []any{cj.Name, cj.Spec.Schedule, ptrs.Deref(cj.Spec.TimeZone, registry.None), suspend, int64(len(cj.Status.Active)),
 				last, registry.Age(cj.CreationTimestamp, now), c, i, metav1.FormatLabelSelector(tmpl.Selector)}
 		},

@@ -354,3 +354,25 @@ func coreEventTable() *registry.Table {
 		},
 	}
 }
+
+// The columns of a workload's pod template, shown with -o wide.
+var (
+	ContainersColumn = registry.Column("Containers", "string", 1, "Names of each container in the template.")
+	ImagesColumn     = registry.Column("Images", "string", 1, "Images referenced by each container in the template.")
+	SelectorColumn   = registry.Column("Selector", "string", 1, "Label selector for pods.")
+)
+
+// TemplateCells are the Containers, Images and Selector cells of a
+// workload.
+func TemplateCells(template *corev1.PodTemplateSpec, selector *metav1.LabelSelector) (string, string, string) {
+	var names, images []string
+	for _, c := range template.Spec.Containers {
+		names = append(names, c.Name)
+		images = append(images, c.Image)
+	}
+	sel := registry.None
+	if s, err := metav1.LabelSelectorAsSelector(selector); err == nil && !s.Empty() {
+		sel = s.String()
+	}
+	return strings.Join(names, ","), strings.Join(images, ","), sel
+}

@@ -2,8 +2,11 @@ package discovery
 
 import (
 	"net"
+	"reflect"
+	"slices"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	metavalidation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -12,9 +15,6 @@ import (
 
 	"github.com/tinykube/tinykube/apiserver/registry/core"
 	"github.com/tinykube/tinykube/apiserver/registry/fieldvalidation"
-	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
-	"reflect"
-	"slices"
 )
 
 // Upstream's limits for EndpointSlices (pkg/apis/discovery/validation).

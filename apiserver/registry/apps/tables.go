@@ -1,4 +1,4 @@
-package apiserver
+package apps
 
 import (
 	"fmt"
@@ -6,35 +6,15 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	ptrs "k8s.io/utils/ptr"
 
 	"github.com/tinykube/tinykube/apiserver/registry"
+	"github.com/tinykube/tinykube/apiserver/registry/core"
 )
-
-var (
-	containersColumn = registry.Column("Containers", "string", 1, "Names of each container in the template.")
-	imagesColumn     = registry.Column("Images", "string", 1, "Images referenced by each container in the template.")
-	selectorColumn   = registry.Column("Selector", "string", 1, "Label selector for pods.")
-)
-
-// templateCells are the Containers, Images and Selector cells of a
-// workload.
-func templateCells(template *corev1.PodTemplateSpec, selector *metav1.LabelSelector) (string, string, string) {
-	var names, images []string
-	for _, c := range template.Spec.Containers {
-		names = append(names, c.Name)
-		images = append(images, c.Image)
-	}
-	sel := registry.None
-	if s, err := metav1.LabelSelectorAsSelector(selector); err == nil && !s.Empty() {
-		sel = s.String()
-	}
-	return strings.Join(names, ","), strings.Join(images, ","), sel
-}
 
 func deploymentTable() *registry.Table {
 	return &registry.Table{
@@ -42,11 +22,11 @@ func deploymentTable() *registry.Table {
 			registry.Column("Ready", "string", 0, "Number of the pod with ready state"),
 			registry.Column("Up-to-date", "string", 0, "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
 			registry.Column("Available", "string", 0, "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
-			registry.AgeColumn, containersColumn, imagesColumn, selectorColumn},
+			registry.AgeColumn, core.ContainersColumn, core.ImagesColumn, core.SelectorColumn},
 		Cells: func(obj runtime.Object, now time.Time) []any {
 			d := obj.(*appsv1.Deployment)
-			c, i, s := templateCells(&d.Spec.Template, d.Spec.Selector)
-			return []any{d.Name, fmt.Sprintf("%d/%d", d.Status.ReadyReplicas, ptrValue(d.Spec.Replicas)),
+			c, i, s := core.TemplateCells(&d.Spec.Template, d.Spec.Selector)
+			return []any{d.Name, fmt.Sprintf("%d/%d", d.Status.ReadyReplicas, ptrs.Deref(d.Spec.Replicas, 0)),
 				int64(d.Status.UpdatedReplicas), int64(d.Status.AvailableReplicas), registry.Age(d.CreationTimestamp, now), c, i, s}
 		},
 	}
@@ -58,11 +38,11 @@ func replicaSetTable() *registry.Table {
 			registry.Column("Desired", "integer", 0, "Replicas is the number of desired replicas."),
 			registry.Column("Current", "integer", 0, "Replicas is the most recently observed number of replicas."),
 			registry.Column("Ready", "integer", 0, "The number of ready replicas for this replica set."),
-			registry.AgeColumn, containersColumn, imagesColumn, selectorColumn},
+			registry.AgeColumn, core.ContainersColumn, core.ImagesColumn, core.SelectorColumn},
 		Cells: func(obj runtime.Object, now time.Time) []any {
 			rs := obj.(*appsv1.ReplicaSet)
-			c, i, s := templateCells(&rs.Spec.Template, rs.Spec.Selector)
-			return []any{rs.Name, int64(ptrValue(rs.Spec.Replicas)), int64(rs.Status.Replicas), int64(rs.Status.ReadyReplicas),
+			c, i, s := core.TemplateCells(&rs.Spec.Template, rs.Spec.Selector)
+			return []any{rs.Name, int64(ptrs.Deref(rs.Spec.Replicas, 0)), int64(rs.Status.Replicas), int64(rs.Status.ReadyReplicas),
 				registry.Age(rs.CreationTimestamp, now), c, i, s}
 		},
 	}
@@ -77,10 +57,10 @@ func daemonSetTable() *registry.Table {
 			registry.Column("Up-to-date", "integer", 0, "The total number of nodes that are running updated daemon pod"),
 			registry.Column("Available", "integer", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)"),
 			registry.Column("Node Selector", "string", 0, "NodeSelector is a selector which must be true for the pod to fit on a node."),
-			registry.AgeColumn, containersColumn, imagesColumn, selectorColumn},
+			registry.AgeColumn, core.ContainersColumn, core.ImagesColumn, core.SelectorColumn},
 		Cells: func(obj runtime.Object, now time.Time) []any {
 			ds := obj.(*appsv1.DaemonSet)
-			c, i, s := templateCells(&ds.Spec.Template, ds.Spec.Selector)
+			c, i, s := core.TemplateCells(&ds.Spec.Template, ds.Spec.Selector)
 			return []any{ds.Name, int64(ds.Status.DesiredNumberScheduled), int64(ds.Status.CurrentNumberScheduled),
 				int64(ds.Status.NumberReady), int64(ds.Status.UpdatedNumberScheduled), int64(ds.Status.NumberAvailable),
 				registry.OrNone(labels.FormatLabels(ds.Spec.Template.Spec.NodeSelector)), registry.Age(ds.CreationTimestamp, now), c, i, s}
@@ -92,11 +72,11 @@ func statefulSetTable() *registry.Table {
 	return &registry.Table{
 		Columns: []metav1.TableColumnDefinition{registry.NameColumn,
 			registry.Column("Ready", "string", 0, "Number of the pod with ready state"),
-			registry.AgeColumn, containersColumn, imagesColumn},
+			registry.AgeColumn, core.ContainersColumn, core.ImagesColumn},
 		Cells: func(obj runtime.Object, now time.Time) []any {
 			ss := obj.(*appsv1.StatefulSet)
-			c, i, _ := templateCells(&ss.Spec.Template, ss.Spec.Selector)
-			return []any{ss.Name, fmt.Sprintf("%d/%d", ss.Status.ReadyReplicas, ptrValue(ss.Spec.Replicas)), registry.Age(ss.CreationTimestamp, now), c, i}
+			c, i, _ := core.TemplateCells(&ss.Spec.Template, ss.Spec.Selector)
+			return []any{ss.Name, fmt.Sprintf("%d/%d", ss.Status.ReadyReplicas, ptrs.Deref(ss.Spec.Replicas, 0)), registry.Age(ss.CreationTimestamp, now), c, i}
 		},
 	}
 }
