@@ -5,6 +5,7 @@ import (
 
 	"github.com/tinykube/tinykube/apiserver/registry"
 	"github.com/tinykube/tinykube/apiserver/registry/apps"
+	"github.com/tinykube/tinykube/apiserver/registry/batch"
 	"github.com/tinykube/tinykube/apiserver/registry/coordination"
 	"github.com/tinykube/tinykube/apiserver/registry/core"
 	"github.com/tinykube/tinykube/apiserver/registry/discovery"
@@ -51,7 +52,7 @@ func (s *Server) groups() []registry.Group {
 	return []registry.Group{
 		core.Group{},
 		apps.Group{},
-		groupFunc(batchResources),
+		batch.Group{},
 		rbac.Group{},
 		groupFunc(authenticationResources),
 		groupFunc(authorizationResources),

@@ -1,4 +1,4 @@
-package apiserver
+package batch
 
 import (
 	"fmt"
@@ -40,8 +40,11 @@ const (
 	legacyControllerUIDLabel = "controller-uid"
 )
 
-// batchResources are batch/v1 jobs and cronjobs.
-func batchResources(registry.Config) []*registry.Resource {
+// Group serves batch/v1.
+type Group struct{}
+
+// Resources are the Jobs and CronJobs.
+func (Group) Resources(registry.Config) []*registry.Resource {
 	all := []string{"all"}
 	return []*registry.Resource{
 		{GVR: batchV1.WithResource("cronjobs"), Kind: "CronJob", Singular: "cronjob", Namespaced: true,
