@@ -6,10 +6,12 @@ import (
 	"github.com/tinykube/tinykube/apiserver/registry"
 	"github.com/tinykube/tinykube/apiserver/registry/apps"
 	"github.com/tinykube/tinykube/apiserver/registry/batch"
+	"github.com/tinykube/tinykube/apiserver/registry/certificates"
 	"github.com/tinykube/tinykube/apiserver/registry/coordination"
 	"github.com/tinykube/tinykube/apiserver/registry/core"
 	"github.com/tinykube/tinykube/apiserver/registry/discovery"
 	"github.com/tinykube/tinykube/apiserver/registry/events"
+	"github.com/tinykube/tinykube/apiserver/registry/policy"
 	"github.com/tinykube/tinykube/apiserver/registry/rbac"
 )
 
@@ -44,6 +46,7 @@ var (
 	coreV1         = schema.GroupVersion{Version: "v1"}
 	coordinationV1 = schema.GroupVersion{Group: "coordination.k8s.io", Version: "v1"}
 	rbacV1         = schema.GroupVersion{Group: "rbac.authorization.k8s.io", Version: "v1"}
+	policyV1       = schema.GroupVersion{Group: "policy", Version: "v1"}
 )
 
 // groups are the API groups the server serves, in discovery order:
@@ -59,8 +62,8 @@ func (s *Server) groups() []registry.Group {
 		coordination.Group{},
 		discovery.Group{},
 		events.Group{},
-		groupFunc(s.certificatesResources),
-		groupFunc(policyResources),
+		certificates.Group{},
+		policy.Group{},
 	}
 }
 
@@ -108,12 +111,4 @@ func authorizationResources(registry.Config) []*registry.Resource {
 	rs = append(rs, &registry.Resource{GVR: authorizationV1.WithResource("selfsubjectaccessreviews"), Kind: "SelfSubjectAccessReview", Singular: "selfsubjectaccessreview",
 		CreateOnly: selfSubjectAccessReview})
 	return rs
-}
-
-func (s *Server) certificatesResources(registry.Config) []*registry.Resource {
-	return []*registry.Resource{s.certificateSigningRequests()}
-}
-
-func policyResources(registry.Config) []*registry.Resource {
-	return []*registry.Resource{podDisruptionBudgets()}
 }

@@ -1,4 +1,4 @@
-package apiserver
+package certificates
 
 import (
 	"bytes"
@@ -27,13 +27,16 @@ import (
 
 var certificatesV1 = certificatesv1.SchemeGroupVersion
 
-// certificateSigningRequests is certificates.k8s.io/v1
+// Group serves certificates.k8s.io/v1.
+type Group struct{}
+
+// Resources are certificates.k8s.io/v1
 // certificatesigningrequests as upstream serves it: the requestor's
 // identity is recorded by the server, the spec never changes after create,
 // Approved and Denied conditions are written only through /approval, and
 // the certificate only through /status, once.
-func (s *Server) certificateSigningRequests() *registry.Resource {
-	return &registry.Resource{GVR: certificatesV1.WithResource("certificatesigningrequests"), Kind: "CertificateSigningRequest",
+func (Group) Resources(cfg registry.Config) []*registry.Resource {
+	return []*registry.Resource{{GVR: certificatesV1.WithResource("certificatesigningrequests"), Kind: "CertificateSigningRequest",
 		Singular: "certificatesigningrequest", ShortNames: []string{"csr"},
 		Subresources: []string{"status", "approval"},
 		// Upstream does not care what certificate requests are called.
@@ -47,10 +50,12 @@ func (s *Server) certificateSigningRequests() *registry.Resource {
 		Validate: func(obj, _ runtime.Object) field.ErrorList {
 			return validateCSR(obj.(*certificatesv1.CertificateSigningRequest))
 		},
-		Admit:         admitCSR,
-		UpdateThrough: s.updateCSRThrough,
-		Table:         csrTable(),
-	}
+		Admit: admitCSR,
+		UpdateThrough: func(subresource string, obj, old runtime.Object) field.ErrorList {
+			return updateCSRThrough(subresource, obj, old, cfg.Now())
+		},
+		Table: csrTable(),
+	}}
 }
 
 // admitCSR records who asked, on create: the authenticated user the
@@ -70,10 +75,10 @@ func admitCSR(ctx context.Context, obj, old runtime.Object, _ bool) error {
 }
 
 // updateCSRThrough keeps what a write through subresource may not change
-// and checks the rest, as upstream's three strategies: the main resource
+// and checks the rest (now stamps new conditions), as upstream's three strategies: the main resource
 // changes metadata only, /status the conditions other than Approved and
 // Denied and a certificate not set before, /approval the conditions only.
-func (s *Server) updateCSRThrough(subresource string, obj, old runtime.Object) field.ErrorList {
+func updateCSRThrough(subresource string, obj, old runtime.Object, now time.Time) field.ErrorList {
 	csr, prev := obj.(*certificatesv1.CertificateSigningRequest), old.(*certificatesv1.CertificateSigningRequest)
 	csr.Spec = prev.Spec
 	switch subresource {
@@ -88,7 +93,7 @@ func (s *Server) updateCSRThrough(subresource string, obj, old runtime.Object) f
 	case "approval":
 		csr.Status.Certificate = prev.Status.Certificate
 	}
-	stampConditions(csr, prev, s.now())
+	stampConditions(csr, prev, now)
 
 	var errs field.ErrorList
 	conditions := field.NewPath("status", "conditions")

@@ -1,4 +1,4 @@
-package apiserver
+package policy
 
 import (
 	"strconv"
@@ -19,13 +19,16 @@ import (
 
 var policyV1 = policyv1.SchemeGroupVersion
 
-// podDisruptionBudgets is policy/v1 poddisruptionbudgets as upstream
+// Group serves policy/v1.
+type Group struct{}
+
+// Resources are policy/v1 poddisruptionbudgets as upstream
 // serves it. policy/v1 has no defaults (v1beta1's minAvailable: 1 is
 // gone): a budget with neither minAvailable nor maxUnavailable allows
 // every disruption. Status is the disruption controller's, through
-// /status, and the eviction subresource's (strategy_policy_eviction.go).
-func podDisruptionBudgets() *registry.Resource {
-	return &registry.Resource{GVR: policyV1.WithResource("poddisruptionbudgets"), Kind: "PodDisruptionBudget",
+// /status, and the eviction subresource's (the generic server's).
+func (Group) Resources(registry.Config) []*registry.Resource {
+	return []*registry.Resource{{GVR: policyV1.WithResource("poddisruptionbudgets"), Kind: "PodDisruptionBudget",
 		Singular: "poddisruptionbudget", Namespaced: true, ShortNames: []string{"pdb"},
 		Subresources: []string{"status"}, Generation: true,
 		NameValidation: apimachineryvalidation.NameIsDNSSubdomain,
@@ -33,7 +36,7 @@ func podDisruptionBudgets() *registry.Resource {
 			return validatePodDisruptionBudget(obj.(*policyv1.PodDisruptionBudget))
 		},
 		Table: podDisruptionBudgetTable(),
-	}
+	}}
 }
 
 // supportedUnhealthyPodEvictionPolicies are the values of
