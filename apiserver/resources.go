@@ -5,6 +5,7 @@ import (
 
 	"github.com/tinykube/tinykube/apiserver/registry"
 	"github.com/tinykube/tinykube/apiserver/registry/apps"
+	"github.com/tinykube/tinykube/apiserver/registry/authentication"
 	"github.com/tinykube/tinykube/apiserver/registry/batch"
 	"github.com/tinykube/tinykube/apiserver/registry/certificates"
 	"github.com/tinykube/tinykube/apiserver/registry/coordination"
@@ -57,7 +58,7 @@ func (s *Server) groups() []registry.Group {
 		apps.Group{},
 		batch.Group{},
 		rbac.Group{},
-		groupFunc(authenticationResources),
+		authentication.Group{},
 		groupFunc(authorizationResources),
 		coordination.Group{},
 		discovery.Group{},
@@ -97,13 +98,6 @@ func newResourceTable(s *Server) *resourceTable {
 		}
 	}
 	return t
-}
-
-func authenticationResources(registry.Config) []*registry.Resource {
-	var rs []*registry.Resource
-	rs = append(rs, &registry.Resource{GVR: authenticationV1.WithResource("selfsubjectreviews"), Kind: "SelfSubjectReview", Singular: "selfsubjectreview",
-		CreateOnly: selfSubjectReview})
-	return rs
 }
 
 func authorizationResources(registry.Config) []*registry.Resource {

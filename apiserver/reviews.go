@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,10 +17,7 @@ import (
 	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
-var (
-	authenticationV1 = authenticationv1.SchemeGroupVersion
-	authorizationV1  = authorizationv1.SchemeGroupVersion
-)
+var authorizationV1 = authorizationv1.SchemeGroupVersion
 
 // addAccessReviews serves the authorization.k8s.io/v1 reviews beside
 // selfsubjectaccessreviews: subjectaccessreviews and
@@ -49,29 +45,6 @@ func authorizationFrom(ctx context.Context) *authorization {
 // when no authenticator ran.
 func requestUser(r *http.Request) (authn.User, bool) {
 	return authn.UserFrom(r.Context())
-}
-
-// selfSubjectReview answers `kubectl auth whoami` with the identity the
-// authenticator put on the request.
-func selfSubjectReview(r *http.Request, _ string, _ runtime.Object) (runtime.Object, error) {
-	user, ok := requestUser(r)
-	if !ok {
-		user = authn.User{Name: authn.UserAnonymous, Groups: []string{authn.GroupUnauthenticated}}
-	}
-	var extra map[string]authenticationv1.ExtraValue
-	for k, v := range user.Extra {
-		if extra == nil {
-			extra = map[string]authenticationv1.ExtraValue{}
-		}
-		extra[k] = v
-	}
-	return &authenticationv1.SelfSubjectReview{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "authentication.k8s.io/v1", Kind: "SelfSubjectReview"},
-		ObjectMeta: metav1.ObjectMeta{CreationTimestamp: metav1.Now()},
-		Status: authenticationv1.SelfSubjectReviewStatus{UserInfo: authenticationv1.UserInfo{
-			Username: user.Name, UID: user.UID, Groups: user.Groups, Extra: extra,
-		}},
-	}, nil
 }
 
 // selfSubjectAccessReview answers `kubectl auth can-i` for the
