@@ -10,13 +10,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/validation/path"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
 
 	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/apiserver/authz"
-	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 // privilegedGroup is upstream's system:masters: its members may do
@@ -32,9 +30,8 @@ type authorization struct {
 	cache *rbacCache
 }
 
-// setUpAuthorization builds the authorizer chain and puts NodeRestriction
-// admission, RBAC escalation prevention and the access review resources
-// into the resource table.
+// setUpAuthorization builds the authorizer chain and puts the access
+// review resources into the resource table.
 func (s *Server) setUpAuthorization() {
 	cache := newRBACCache(s)
 	rbac := authz.RBAC{Policy: cache.policy}
@@ -47,28 +44,7 @@ func (s *Server) setUpAuthorization() {
 		rbac:  rbac,
 		cache: cache,
 	}
-	s.addNodeRestriction()
-	s.addEscalationChecks()
 	s.addAccessReviews()
-}
-
-// admitFirst runs check before the admit step of the resource gvr (on
-// creates and updates; old is nil on create).
-func (s *Server) admitFirst(gvr schema.GroupVersionResource, check func(ctx context.Context, res *registry.Resource, obj, old runtime.Object) error) {
-	res, ok := s.resources.lookup(gvr)
-	if !ok {
-		return
-	}
-	next := res.Admit
-	res.Admit = func(ctx context.Context, obj, old runtime.Object, dryRun bool) error {
-		if err := check(ctx, res, obj, old); err != nil {
-			return err
-		}
-		if next != nil {
-			return next(ctx, obj, old, dryRun)
-		}
-		return nil
-	}
 }
 
 // authorizeTimeout bounds how long a denial waits for the RBAC cache to
@@ -143,7 +119,7 @@ func (s *Server) withAuthorization(next http.Handler) http.Handler {
 			return
 		}
 		ctx := context.WithValue(r.Context(), attributesKey{}, a)
-		if err := s.admitNodeRequest(ctx, a); err != nil {
+		if err := s.admitRequest(ctx, a); err != nil {
 			s.writeError(w, r, err)
 			return
 		}

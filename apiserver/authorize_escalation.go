@@ -23,19 +23,12 @@ var fullAuthority = []rbacv1.PolicyRule{
 	{Verbs: []string{rbacv1.VerbAll}, NonResourceURLs: []string{rbacv1.NonResourceAll}},
 }
 
-// addEscalationChecks puts upstream's RBAC escalation prevention in
-// front of the admit step of roles, clusterroles, rolebindings and
-// clusterrolebindings: a user may write a role only with rules it holds
-// itself (or with the escalate verb on it), and bind a role only when it
-// holds the role's rules (or the bind verb on it). Members of
-// system:masters, and writes without a user (the server's own
-// bootstrap), are not checked.
-func (s *Server) addEscalationChecks() {
-	for _, name := range []string{"roles", "clusterroles", "rolebindings", "clusterrolebindings"} {
-		s.admitFirst(rbacV1.WithResource(name), s.preventEscalation)
-	}
-}
-
+// preventEscalation is upstream's RBAC escalation prevention for a write
+// of a role, cluster role, role binding or cluster role binding: a user
+// may write a role only with rules it holds itself (or with the escalate
+// verb on it), and bind a role only when it holds the role's rules (or
+// the bind verb on it). Members of system:masters, and writes without a
+// user (the server's own bootstrap), are not checked.
 func (s *Server) preventEscalation(ctx context.Context, res *registry.Resource, obj, old runtime.Object) error {
 	a, ok := attributesFrom(ctx)
 	if !ok || slices.Contains(a.User.Groups, privilegedGroup) || onlyGCFieldsChange(obj, old) {

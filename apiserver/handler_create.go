@@ -99,10 +99,8 @@ func (s *Server) createObject(ctx context.Context, res *registry.Resource, names
 	if res.Warnings != nil {
 		warn(ctx, res.Warnings(obj, nil))
 	}
-	if res.Admit != nil {
-		if err := res.Admit(ctx, obj, nil, dryRun); err != nil {
-			return nil, err
-		}
+	if err := s.admit(ctx, res, "", obj, nil, dryRun); err != nil {
+		return nil, err
 	}
 	if dryRun {
 		return obj, nil

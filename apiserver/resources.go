@@ -76,15 +76,12 @@ func (f groupFunc) Resources(cfg registry.Config) []*registry.Resource { return 
 // registryConfig is what the server gives every group.
 func (s *Server) registryConfig() registry.Config {
 	return registry.Config{
-		Now:                                 s.now,
-		AdvertiseAddress:                    s.cfg.AdvertiseAddress,
-		DefaultNotReadyTolerationSeconds:    s.cfg.DefaultNotReadyTolerationSeconds,
-		DefaultUnreachableTolerationSeconds: s.cfg.DefaultUnreachableTolerationSeconds,
-		Bind:                                s.createLegacyBinding,
-		AllocateService:                     s.admitService,
-		ReleaseService:                      s.releaseService,
-		EventWritten:                        s.admitEvent,
-		AdmitPod:                            s.admitPod,
+		Now:              s.now,
+		AdvertiseAddress: s.cfg.AdvertiseAddress,
+		Bind:             s.createLegacyBinding,
+		AllocateService:  s.admitService,
+		ReleaseService:   s.releaseService,
+		EventWritten:     s.admitEvent,
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
+	"github.com/tinykube/tinykube/apiserver/admission"
 	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/storage"
 )
@@ -83,6 +84,7 @@ type Server struct {
 	resources *resourceTable
 	now       func() time.Time
 	log       *slog.Logger
+	admission *admission.Chain
 	// watchBookmarkInterval is how often a watch that asked for bookmarks
 	// gets one while nothing else happens.
 	watchBookmarkInterval time.Duration
@@ -152,6 +154,9 @@ func New(cfg Config) (*Server, error) {
 	s.nodePorts = newPortAllocator(cfg.NodePortRange)
 	s.resources = newResourceTable(s)
 	s.setUpAuthorization()
+	if s.admission, err = admission.NewChain(s.admissionPlugins()...); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

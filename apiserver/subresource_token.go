@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/tinykube/tinykube/apiserver/admission"
 	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/pki"
 )
@@ -29,11 +30,6 @@ const (
 	minTokenExpirationSeconds = 600
 	// maxTokenExpirationSeconds is the longest (2^32 seconds).
 	maxTokenExpirationSeconds = 1 << 32
-	// kubeletTokenExpirationSeconds is what the ServiceAccount admission
-	// puts into every kube-api-access volume (one hour and 7 seconds): a
-	// pod-bound request of exactly this lifetime is recognised as the
-	// kubelet's and extended.
-	kubeletTokenExpirationSeconds = 3607
 	// extendedTokenExpiration is how long such a token stays valid
 	// (upstream's ExpirationExtensionSeconds, one year), so clients that
 	// never reread the refreshed file keep working; its warnafter claim
@@ -110,7 +106,7 @@ func (s *Server) serveTokenRequest(w http.ResponseWriter, r *http.Request, t req
 			return err
 		}
 	}
-	if s.extendTokenExpiration() && claims.Pod != nil && *req.Spec.ExpirationSeconds == kubeletTokenExpirationSeconds &&
+	if s.extendTokenExpiration() && claims.Pod != nil && *req.Spec.ExpirationSeconds == admission.KubeletTokenExpirationSeconds &&
 		isSubset(req.Spec.Audiences, issuer.Audiences()) {
 		claims.WarnAfter = claims.Lifetime
 		claims.Lifetime = extendedTokenExpiration

@@ -87,10 +87,8 @@ func (s *Server) updateObject(ctx context.Context, u updateRequest) (runtime.Obj
 		if u.res.Warnings != nil {
 			warn(ctx, u.res.Warnings(desired, current))
 		}
-		if u.res.Admit != nil {
-			if err := u.res.Admit(ctx, desired, current, u.dryRun); err != nil {
-				return nil, false, err
-			}
+		if err := s.admit(ctx, u.res, u.subresource, desired, current, u.dryRun); err != nil {
+			return nil, false, err
 		}
 		if u.dryRun {
 			return desired, false, nil

@@ -34,11 +34,6 @@ type Config struct {
 	// AdvertiseAddress is the address of the `kubernetes` Service's
 	// endpoints; it may be loopback (invalid when unknown).
 	AdvertiseAddress netip.Addr
-	// DefaultNotReadyTolerationSeconds and
-	// DefaultUnreachableTolerationSeconds are the tolerationSeconds of the
-	// NoExecute tolerations every new pod gets; 300 when nil.
-	DefaultNotReadyTolerationSeconds    *int64
-	DefaultUnreachableTolerationSeconds *int64
 
 	// Bind answers a create of the legacy bindings resource: it binds
 	// the pod the Binding names, in namespace.
@@ -50,8 +45,6 @@ type Config struct {
 	// EventWritten is told of every write of an event (an Admit hook),
 	// so the server can expire old ones.
 	EventWritten AdmitFunc
-	// AdmitPod runs the admission plugins of pods (an Admit hook).
-	AdmitPod AdmitFunc
 }
 
 // AdmitFunc performs stateful admission after validation; old is nil on
@@ -101,7 +94,10 @@ type Resource struct {
 	// Warnings returns warnings for a valid write, sent as Warning
 	// headers; old is nil on create (may be nil).
 	Warnings func(obj, old runtime.Object) []string
-	// Admit performs stateful admission (allocations) after validation.
+	// Admit is the resource's own step after validation and the
+	// admission chain, for what must happen with the write (allocations
+	// in storage, recording the requestor); admission plugins belong in
+	// package admission.
 	Admit AdmitFunc
 	// Released is told that obj has been deleted from storage.
 	Released func(ctx context.Context, obj runtime.Object)

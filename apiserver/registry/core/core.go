@@ -14,9 +14,10 @@ var coreV1 = schema.GroupVersion{Version: "v1"}
 // Group serves the legacy group, core/v1.
 type Group struct{}
 
-// Resources are core/v1's resources. Bindings, Service allocation, pod
-// admission and event expiry are the server's (cfg.Bind,
-// cfg.AllocateService, cfg.ReleaseService, cfg.AdmitPod, cfg.EventWritten).
+// Resources are core/v1's resources. Bindings, Service allocation and
+// event expiry are the server's (cfg.Bind, cfg.AllocateService,
+// cfg.ReleaseService, cfg.EventWritten); pod admission is the admission
+// chain's.
 func (Group) Resources(cfg registry.Config) []*registry.Resource {
 	subdomain := apimachineryvalidation.NameIsDNSSubdomain
 	all := []string{"all"}
@@ -47,8 +48,8 @@ func (Group) Resources(cfg registry.Config) []*registry.Resource {
 			ShortNames: []string{"po"}, Categories: all,
 			Subresources:   []string{"status", "binding", "eviction", "log", "exec", "attach", "portforward"},
 			NameValidation: subdomain, Generation: true, ReturnDeletedObject: true,
-			SelectableFields: podFields, PrepareForCreate: preparePod(cfg), PrepareForUpdate: preparePodUpdate,
-			Validate: validatePod, Admit: cfg.AdmitPod, Table: podTable()},
+			SelectableFields: podFields, PrepareForCreate: preparePod, PrepareForUpdate: preparePodUpdate,
+			Validate: validatePod, Table: podTable()},
 		{GVR: coreV1.WithResource("secrets"), Kind: "Secret", Singular: "secret", Namespaced: true,
 			NameValidation: subdomain, SelectableFields: secretFields, PrepareForCreate: prepareSecret, Validate: validateSecret,
 			PrepareForUpdate: func(obj, _ runtime.Object) { prepareSecret(obj) }, Table: secretTable()},

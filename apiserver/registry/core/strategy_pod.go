@@ -13,20 +13,15 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-
-	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 // DefaultServiceAccountName is the service account of a pod that names none.
 const DefaultServiceAccountName = "default"
 
 // preparePod: a new pod is Pending with its QoS class, and gets upstream's
-// defaults, the default service account and the default tolerations of cfg.
-func preparePod(cfg registry.Config) func(obj runtime.Object) {
-	return func(obj runtime.Object) { prepareNewPod(cfg, obj.(*corev1.Pod)) }
-}
-
-func prepareNewPod(cfg registry.Config, pod *corev1.Pod) {
+// defaults and the default service account.
+func preparePod(obj runtime.Object) {
+	pod := obj.(*corev1.Pod)
 	DefaultPodSpec(&pod.Spec)
 	if _, mirror := pod.Annotations[corev1.MirrorPodAnnotationKey]; pod.Spec.ServiceAccountName == "" && !mirror {
 		pod.Spec.ServiceAccountName = DefaultServiceAccountName
@@ -45,10 +40,6 @@ func prepareNewPod(cfg registry.Config, pod *corev1.Pod) {
 		t := true
 		pod.Spec.EnableServiceLinks = &t
 	}
-	addDefaultTolerations(&pod.Spec, map[string]*int64{
-		corev1.TaintNodeNotReady:    cfg.DefaultNotReadyTolerationSeconds,
-		corev1.TaintNodeUnreachable: cfg.DefaultUnreachableTolerationSeconds,
-	})
 	for i := range pod.Spec.InitContainers {
 		defaultRequestsToLimits(&pod.Spec.InitContainers[i])
 	}
@@ -71,29 +62,6 @@ func defaultRequestsToLimits(c *corev1.Container) {
 				c.Resources.Requests = corev1.ResourceList{}
 			}
 			c.Resources.Requests[name] = limit.DeepCopy()
-		}
-	}
-}
-
-// addDefaultTolerations adds what upstream's DefaultTolerationSeconds
-// admission adds: tolerate not-ready and unreachable nodes for the
-// configured seconds (300 when nil), unless the pod already tolerates them.
-func addDefaultTolerations(spec *corev1.PodSpec, secondsByTaint map[string]*int64) {
-	for _, key := range []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable} {
-		found := false
-		for _, t := range spec.Tolerations {
-			if (t.Key == key || t.Key == "") && (t.Effect == corev1.TaintEffectNoExecute || t.Effect == "") {
-				found = true
-			}
-		}
-		if !found {
-			s := int64(300)
-			if configured := secondsByTaint[key]; configured != nil {
-				s = *configured
-			}
-			spec.Tolerations = append(spec.Tolerations, corev1.Toleration{
-				Key: key, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &s,
-			})
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package apiserver
+package admission
 
 import (
 	"context"
@@ -10,59 +10,80 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/apiserver/authz"
-	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
-// NodeRestriction admission, as upstream's plugin of that name: a
-// kubelet may write only its own Node and Lease, and only pods bound to
-// it. Creates and updates are checked by the resources' admit step, which
-// sees the objects; deletes and evictions before the request is served,
-// from the stored object (there is no admission step on delete).
+// NodeRestriction is upstream's admission plugin of that name: a kubelet
+// may write only its own Node and Lease, and only mirror pods bound to it
+// and the status of pods bound to it. Creates and updates are checked
+// with the objects; deletes and evictions against the stored object.
+type NodeRestriction struct {
+	Objects ObjectGetter
+}
 
-// addNodeRestriction puts NodeRestriction in front of the admit step of
-// pods, nodes and leases.
-func (s *Server) addNodeRestriction() {
-	for _, gvr := range []schema.GroupVersionResource{coreV1.WithResource("pods"), coreV1.WithResource("nodes"), coordinationV1.WithResource("leases")} {
-		s.admitFirst(gvr, s.admitNodeWrite)
+var _ Validator = NodeRestriction{}
+
+// Name is the plugin's upstream name.
+func (NodeRestriction) Name() string { return "NodeRestriction" }
+
+var (
+	podsResource   = schema.GroupResource{Resource: "pods"}
+	nodesResource  = schema.GroupResource{Resource: "nodes"}
+	leasesResource = schema.GroupResource{Group: coordinationv1.GroupName, Resource: "leases"}
+)
+
+// Validate checks a node's writes of pods, nodes and leases.
+func (n NodeRestriction) Validate(ctx context.Context, a *Attributes) error {
+	if a.Object == nil {
+		return n.validateRequest(ctx, a)
 	}
+	switch a.Resource.GroupResource() {
+	case podsResource, nodesResource, leasesResource:
+		return n.validateWrite(ctx, a)
+	}
+	return nil
 }
 
 // requestingNode returns the node the request's user is; ok is false
 // for anyone else. A member of system:nodes whose name names no node is
 // refused outright, as upstream refuses it.
 func requestingNode(ctx context.Context, gr schema.GroupResource, name string) (node string, ok bool, err error) {
-	a, authorized := attributesFrom(ctx)
-	if !authorized {
+	user, authenticated := authn.UserFrom(ctx)
+	if !authenticated {
 		return "", false, nil
 	}
-	node, isNode := authz.NodeIdentity(a.User)
+	node, isNode := authz.NodeIdentity(user)
 	if !isNode {
 		return "", false, nil
 	}
 	if node == "" {
-		return "", false, apierrors.NewForbidden(gr, name, fmt.Errorf("could not determine node from user %q", a.User.Name))
+		return "", false, apierrors.NewForbidden(gr, name, fmt.Errorf("could not determine node from user %q", user.Name))
 	}
 	return node, true, nil
 }
 
-// admitNodeWrite checks a node's create (old is nil) or update of a pod,
-// node or lease.
-func (s *Server) admitNodeWrite(ctx context.Context, res *registry.Resource, obj, old runtime.Object) error {
-	name := accessor(obj).GetName()
-	if name == "" {
-		name = accessor(obj).GetGenerateName()
+// validateWrite checks a node's create or update of a pod, node or lease.
+func (n NodeRestriction) validateWrite(ctx context.Context, a *Attributes) error {
+	obj, old := a.Object, a.OldObject
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return err
 	}
-	gr := res.GroupResource()
+	name := m.GetName()
+	if name == "" {
+		name = m.GetGenerateName()
+	}
+	gr := a.Resource.GroupResource()
 	node, isNode, err := requestingNode(ctx, gr, name)
 	if !isNode || err != nil {
 		return err
 	}
-	a, _ := attributesFrom(ctx)
 	deny := func(format string, args ...any) error {
 		return apierrors.NewForbidden(gr, name, fmt.Errorf(format, args...))
 	}
@@ -73,7 +94,7 @@ func (s *Server) admitNodeWrite(ctx context.Context, res *registry.Resource, obj
 			if old != nil {
 				return deny("unexpected operation %q, node %q can only create and delete mirror pods", "UPDATE", node)
 			}
-			return s.admitMirrorPod(ctx, node, o, deny)
+			return n.admitMirrorPod(ctx, node, o, deny)
 		case "status":
 			oldPod, ok := old.(*corev1.Pod)
 			if !ok {
@@ -101,7 +122,7 @@ func (s *Server) admitNodeWrite(ctx context.Context, res *registry.Resource, obj
 
 // admitMirrorPod allows a node to create only mirror pods bound to
 // itself, owned by its Node, and using no other API object.
-func (s *Server) admitMirrorPod(ctx context.Context, node string, pod *corev1.Pod, deny func(string, ...any) error) error {
+func (n NodeRestriction) admitMirrorPod(ctx context.Context, node string, pod *corev1.Pod, deny func(string, ...any) error) error {
 	if _, mirror := pod.Annotations[corev1.MirrorPodAnnotationKey]; !mirror {
 		return deny("pod does not have %q annotation, node %q can only create mirror pods", corev1.MirrorPodAnnotationKey, node)
 	}
@@ -125,12 +146,15 @@ func (s *Server) admitMirrorPod(ctx context.Context, node string, pod *corev1.Po
 	if owner.BlockOwnerDeletion != nil && *owner.BlockOwnerDeletion {
 		return deny("node %q must not set blockOwnerDeletion on an owner reference", node)
 	}
-	nodes, _ := s.resources.lookup(coreV1.WithResource("nodes"))
-	stored, err := s.getStored(ctx, nodes, "", node)
+	stored, err := n.Objects.Get(ctx, nodesResource.WithVersion("v1"), "", node)
 	if err != nil {
 		return err
 	}
-	if uid := accessor(stored).GetUID(); owner.UID != uid {
+	sm, err := meta.Accessor(stored)
+	if err != nil {
+		return err
+	}
+	if uid := sm.GetUID(); owner.UID != uid {
 		return deny("node %s UID mismatch: expected %s got %s", node, owner.UID, uid)
 	}
 	switch {
@@ -249,14 +273,14 @@ func admitNodeLease(node, namespace, name string, deny func(string, ...any) erro
 	return nil
 }
 
-// admitNodeRequest checks, before they are served, a node's deletes of
+// validateRequest checks, before they are served, a node's deletes of
 // pods, nodes and leases and its pod evictions, against the stored
 // objects.
-func (s *Server) admitNodeRequest(ctx context.Context, a authz.Attributes) error {
-	if !a.ResourceRequest || (a.Verb != "delete" && !(a.Verb == "create" && a.Subresource == "eviction")) {
+func (n NodeRestriction) validateRequest(ctx context.Context, a *Attributes) error {
+	if a.Operation != Delete && !(a.Operation == Create && a.Subresource == "eviction") {
 		return nil
 	}
-	gr := schema.GroupResource{Group: a.APIGroup, Resource: a.Resource}
+	gr := a.Resource.GroupResource()
 	node, isNode, err := requestingNode(ctx, gr, a.Name)
 	if !isNode || err != nil {
 		return err
@@ -265,9 +289,8 @@ func (s *Server) admitNodeRequest(ctx context.Context, a authz.Attributes) error
 		return apierrors.NewForbidden(gr, a.Name, fmt.Errorf(format, args...))
 	}
 	switch gr {
-	case schema.GroupResource{Resource: "pods"}:
-		pods, _ := s.resources.lookup(coreV1.WithResource("pods"))
-		stored, err := s.getStored(ctx, pods, a.Namespace, a.Name)
+	case podsResource:
+		stored, err := n.Objects.Get(ctx, a.Resource, a.Namespace, a.Name)
 		if err != nil {
 			return err
 		}
@@ -278,25 +301,12 @@ func (s *Server) admitNodeRequest(ctx context.Context, a authz.Attributes) error
 			return deny("node %s can only evict pods with spec.nodeName set to itself", node)
 		}
 		return deny("node %q can only delete pods with spec.nodeName set to itself", node)
-	case schema.GroupResource{Resource: "nodes"}:
+	case nodesResource:
 		if a.Name != node {
 			return deny("node %q is not allowed to modify node %q", node, a.Name)
 		}
-	case schema.GroupResource{Group: coordinationV1.Group, Resource: "leases"}:
+	case leasesResource:
 		return admitNodeLease(node, a.Namespace, a.Name, deny)
 	}
 	return nil
-}
-
-// getStored reads one object as stored.
-func (s *Server) getStored(ctx context.Context, res *registry.Resource, namespace, name string) (runtime.Object, error) {
-	kv, err := s.store.Get(ctx, storageKey(res, namespace, name), 0)
-	if err != nil {
-		return nil, fromStorage(err, res, name)
-	}
-	obj, err := s.fromKV(res, kv)
-	if err != nil {
-		return nil, apierrors.NewInternalError(err)
-	}
-	return obj, nil
 }

@@ -1,4 +1,4 @@
-package apiserver
+package admission
 
 import (
 	"context"
@@ -11,12 +11,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/tinykube/tinykube/apiserver/registry/core"
-	"github.com/tinykube/tinykube/storage"
 )
 
 // What upstream's ServiceAccount admission plugin names and mounts.
@@ -35,6 +33,12 @@ const (
 	enforceMountableSecretsAnnotation = "kubernetes.io/enforce-mountable-secrets"
 )
 
+// KubeletTokenExpirationSeconds is what the ServiceAccount admission puts
+// into every kube-api-access volume (one hour and 7 seconds): a pod-bound
+// TokenRequest of exactly this lifetime is recognised as the kubelet's and
+// extended.
+const KubeletTokenExpirationSeconds = 3607
+
 // defaultServiceAccountWait is how long a pod create waits for the
 // "default" ServiceAccount of a namespace: the serviceaccount controller
 // creates it a moment after the namespace, and upstream's admission
@@ -44,24 +48,29 @@ const (
 	defaultServiceAccountRetry = 100 * time.Millisecond
 )
 
-// admitPod runs the admission plugins of pods: ServiceAccount on create,
-// when the server enables it.
-func (s *Server) admitPod(ctx context.Context, obj, old runtime.Object, _ bool) error {
-	if old != nil || !s.cfg.ServiceAccountAdmission {
-		return nil
-	}
-	return s.admitServiceAccount(ctx, obj.(*corev1.Pod))
+// ServiceAccount is upstream's admission plugin of that name, for new
+// pods (see Admit).
+type ServiceAccount struct {
+	Objects ObjectGetter
 }
 
-// admitServiceAccount is upstream's ServiceAccount admission for a new
-// pod: it defaults spec.serviceAccountName, refuses the pod when that
+var _ Mutator = ServiceAccount{}
+
+// Name is the plugin's upstream name.
+func (ServiceAccount) Name() string { return "ServiceAccount" }
+
+// Admit is upstream's ServiceAccount admission for a new pod: it defaults spec.serviceAccountName, refuses the pod when that
 // ServiceAccount does not exist, copies the ServiceAccount's
 // imagePullSecrets, and, unless automounting is off (the pod's choice
 // wins over the ServiceAccount's), adds the kube-api-access projected
 // volume (token, cluster CA, namespace) mounted read-only at
 // /var/run/secrets/kubernetes.io/serviceaccount in every container and
 // init container that does not mount something there already.
-func (s *Server) admitServiceAccount(ctx context.Context, pod *corev1.Pod) error {
+func (p ServiceAccount) Admit(ctx context.Context, a *Attributes) error {
+	if a.Operation != Create || a.Subresource != "" || a.Resource.GroupResource() != podsResource {
+		return nil
+	}
+	pod := a.Object.(*corev1.Pod)
 	if _, mirror := pod.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
 		return admitMirrorPod(pod)
 	}
@@ -70,7 +79,7 @@ func (s *Server) admitServiceAccount(ctx context.Context, pod *corev1.Pod) error
 	}
 	//nolint:staticcheck // DeprecatedServiceAccount mirrors the name, as upstream's conversion fills it.
 	pod.Spec.DeprecatedServiceAccount = pod.Spec.ServiceAccountName
-	sa, err := s.getServiceAccount(ctx, pod.Namespace, pod.Spec.ServiceAccountName)
+	sa, err := p.getServiceAccount(ctx, pod.Namespace, pod.Spec.ServiceAccountName)
 	if err != nil {
 		return podForbidden(pod, fmt.Errorf("error looking up service account %s/%s: %w", pod.Namespace, pod.Spec.ServiceAccountName, err))
 	}
@@ -128,20 +137,15 @@ const generatedNameSuffixLength = 5
 // getServiceAccount reads a ServiceAccount. A missing "default" one is
 // waited for a moment, as upstream does, because its controller creates
 // it right after the namespace.
-func (s *Server) getServiceAccount(ctx context.Context, namespace, name string) (*corev1.ServiceAccount, error) {
-	res, _ := s.resources.lookup(coreV1.WithResource("serviceaccounts"))
+func (p ServiceAccount) getServiceAccount(ctx context.Context, namespace, name string) (*corev1.ServiceAccount, error) {
 	wait := time.NewTimer(defaultServiceAccountWait)
 	defer wait.Stop()
 	for {
-		kv, err := s.store.Get(ctx, storageKey(res, namespace, name), 0)
+		obj, err := p.Objects.Get(ctx, corev1.SchemeGroupVersion.WithResource("serviceaccounts"), namespace, name)
 		if err == nil {
-			obj, err := s.fromKV(res, kv)
-			if err != nil {
-				return nil, err
-			}
 			return obj.(*corev1.ServiceAccount), nil
 		}
-		if !errors.Is(err, storage.ErrNotFound) {
+		if !apierrors.IsNotFound(err) {
 			return nil, err
 		}
 		notFound := apierrors.NewNotFound(schema.GroupResource{Resource: "serviceaccount"}, name)
@@ -217,7 +221,7 @@ func mountsPath(c *corev1.Container, path string) bool {
 // every pod, defaults included.
 func serviceAccountTokenVolume() *corev1.ProjectedVolumeSource {
 	mode := corev1.ProjectedVolumeSourceDefaultMode
-	seconds := int64(kubeletTokenExpirationSeconds)
+	seconds := int64(KubeletTokenExpirationSeconds)
 	return &corev1.ProjectedVolumeSource{
 		DefaultMode: &mode,
 		Sources: []corev1.VolumeProjection{
