@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/validation/path"
 	"k8s.io/apimachinery/pkg/fields"
@@ -30,8 +31,7 @@ type authorization struct {
 	cache *rbacCache
 }
 
-// setUpAuthorization builds the authorizer chain and puts the access
-// review resources into the resource table.
+// setUpAuthorization builds the authorizer chain.
 func (s *Server) setUpAuthorization() {
 	cache := newRBACCache(s)
 	rbac := authz.RBAC{Policy: cache.policy}
@@ -44,7 +44,6 @@ func (s *Server) setUpAuthorization() {
 		rbac:  rbac,
 		cache: cache,
 	}
-	s.addAccessReviews()
 }
 
 // authorizeTimeout bounds how long a denial waits for the RBAC cache to
@@ -85,7 +84,6 @@ func attributesFrom(ctx context.Context) (authz.Attributes, bool) {
 // there is nobody to authorize.
 func (s *Server) withAuthorization(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r = r.WithContext(context.WithValue(r.Context(), authorizationKey{}, s.authz))
 		user, ok := authn.UserFrom(r.Context())
 		if !ok {
 			next.ServeHTTP(w, r)
@@ -215,4 +213,20 @@ func requestAttributes(r *http.Request, user authn.User) authz.Attributes {
 		a.Verb = "deletecollection"
 	}
 	return a
+}
+
+// reviewAuthorizer answers the access reviews (registry/authorization)
+// with the server's authorizer.
+type reviewAuthorizer struct{ s *Server }
+
+func (r reviewAuthorizer) Authorize(ctx context.Context, a authz.Attributes) (authz.Decision, string, error) {
+	return r.s.authz.authorize(ctx, a)
+}
+
+func (r reviewAuthorizer) RulesFor(ctx context.Context, user authn.User, namespace string) ([]rbacv1.PolicyRule, error, error) {
+	if err := r.s.authz.cache.start(ctx); err != nil {
+		return nil, nil, err
+	}
+	rules, evalErr := r.s.authz.rbac.RulesFor(user, namespace)
+	return rules, evalErr, nil
 }

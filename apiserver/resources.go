@@ -6,6 +6,7 @@ import (
 	"github.com/tinykube/tinykube/apiserver/registry"
 	"github.com/tinykube/tinykube/apiserver/registry/apps"
 	"github.com/tinykube/tinykube/apiserver/registry/authentication"
+	authorizationreviews "github.com/tinykube/tinykube/apiserver/registry/authorization"
 	"github.com/tinykube/tinykube/apiserver/registry/batch"
 	"github.com/tinykube/tinykube/apiserver/registry/certificates"
 	"github.com/tinykube/tinykube/apiserver/registry/coordination"
@@ -59,7 +60,7 @@ func (s *Server) groups() []registry.Group {
 		batch.Group{},
 		rbac.Group{},
 		authentication.Group{},
-		groupFunc(authorizationResources),
+		authorizationreviews.Group{Authorizer: reviewAuthorizer{s}},
 		coordination.Group{},
 		discovery.Group{},
 		events.Group{},
@@ -67,11 +68,6 @@ func (s *Server) groups() []registry.Group {
 		policy.Group{},
 	}
 }
-
-// groupFunc serves a group that has no package of its own yet.
-type groupFunc func(registry.Config) []*registry.Resource
-
-func (f groupFunc) Resources(cfg registry.Config) []*registry.Resource { return f(cfg) }
 
 // registryConfig is what the server gives every group.
 func (s *Server) registryConfig() registry.Config {
@@ -95,11 +91,4 @@ func newResourceTable(s *Server) *resourceTable {
 		}
 	}
 	return t
-}
-
-func authorizationResources(registry.Config) []*registry.Resource {
-	var rs []*registry.Resource
-	rs = append(rs, &registry.Resource{GVR: authorizationV1.WithResource("selfsubjectaccessreviews"), Kind: "SelfSubjectAccessReview", Singular: "selfsubjectaccessreview",
-		CreateOnly: selfSubjectAccessReview})
-	return rs
 }

@@ -152,8 +152,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.serviceIPs = ips
 	s.nodePorts = newPortAllocator(cfg.NodePortRange)
-	s.resources = newResourceTable(s)
 	s.setUpAuthorization()
+	s.resources = newResourceTable(s)
 	if s.admission, err = admission.NewChain(s.admissionPlugins()...); err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package apiserver
+package authorization
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -19,56 +20,65 @@ import (
 
 var authorizationV1 = authorizationv1.SchemeGroupVersion
 
-// addAccessReviews serves the authorization.k8s.io/v1 reviews beside
-// selfsubjectaccessreviews: subjectaccessreviews and
-// localsubjectaccessreviews (may another user do this?) and
-// selfsubjectrulesreviews (`kubectl auth can-i --list`).
-func (s *Server) addAccessReviews() {
-	s.resources.add(&registry.Resource{GVR: authorizationV1.WithResource("localsubjectaccessreviews"), Kind: "LocalSubjectAccessReview",
-		Singular: "localsubjectaccessreview", Namespaced: true, CreateOnly: localSubjectAccessReview})
-	s.resources.add(&registry.Resource{GVR: authorizationV1.WithResource("selfsubjectrulesreviews"), Kind: "SelfSubjectRulesReview",
-		Singular: "selfsubjectrulesreview", CreateOnly: selfSubjectRulesReview})
-	s.resources.add(&registry.Resource{GVR: authorizationV1.WithResource("subjectaccessreviews"), Kind: "SubjectAccessReview",
-		Singular: "subjectaccessreview", CreateOnly: subjectAccessReview})
+// Authorizer is the server's authorizer, as the reviews ask it.
+type Authorizer interface {
+	// Authorize decides a and says why; err is an evaluation error.
+	Authorize(ctx context.Context, a authz.Attributes) (authz.Decision, string, error)
+	// RulesFor lists the RBAC rules user holds in namespace; evalErr
+	// says what could not be evaluated (the answer says so too), err
+	// fails the request.
+	RulesFor(ctx context.Context, user authn.User, namespace string) (rules []rbacv1.PolicyRule, evalErr, err error)
 }
 
-// authorizationKey is the context key of the server's *authorization,
-// which the review resources answer with.
-type authorizationKey struct{}
-
-func authorizationFrom(ctx context.Context) *authorization {
-	z, _ := ctx.Value(authorizationKey{}).(*authorization)
-	return z
+// Group serves authorization.k8s.io/v1: the access reviews, answered by
+// Authorizer (nil answers every review with "no authorizer"), never
+// stored.
+type Group struct {
+	Authorizer Authorizer
 }
 
-// requestUser is the user the request was authenticated as; ok is false
-// when no authenticator ran.
-func requestUser(r *http.Request) (authn.User, bool) {
-	return authn.UserFrom(r.Context())
+// Resources are selfsubjectaccessreviews (`kubectl auth can-i`),
+// subjectaccessreviews and localsubjectaccessreviews (may another user
+// do this?) and selfsubjectrulesreviews (`kubectl auth can-i --list`).
+func (g Group) Resources(registry.Config) []*registry.Resource {
+	r := reviewer{g.Authorizer}
+	return []*registry.Resource{
+		{GVR: authorizationV1.WithResource("selfsubjectaccessreviews"), Kind: "SelfSubjectAccessReview", Singular: "selfsubjectaccessreview",
+			CreateOnly: r.selfSubjectAccessReview},
+		{GVR: authorizationV1.WithResource("localsubjectaccessreviews"), Kind: "LocalSubjectAccessReview",
+			Singular: "localsubjectaccessreview", Namespaced: true, CreateOnly: r.localSubjectAccessReview},
+		{GVR: authorizationV1.WithResource("selfsubjectrulesreviews"), Kind: "SelfSubjectRulesReview",
+			Singular: "selfsubjectrulesreview", CreateOnly: r.selfSubjectRulesReview},
+		{GVR: authorizationV1.WithResource("subjectaccessreviews"), Kind: "SubjectAccessReview",
+			Singular: "subjectaccessreview", CreateOnly: r.subjectAccessReview},
+	}
 }
+
+// reviewer answers the reviews.
+type reviewer struct{ z Authorizer }
 
 // selfSubjectAccessReview answers `kubectl auth can-i` for the
 // requesting user with the server's authorizer.
-func selfSubjectAccessReview(r *http.Request, _ string, obj runtime.Object) (runtime.Object, error) {
+func (rv reviewer) selfSubjectAccessReview(r *http.Request, _ string, obj runtime.Object) (runtime.Object, error) {
 	review := obj.(*authorizationv1.SelfSubjectAccessReview)
 	gk := authorizationV1.WithKind("SelfSubjectAccessReview").GroupKind()
 	if errs := validateAccessSpec(review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes); len(errs) > 0 {
 		return nil, apierrors.NewInvalid(gk, "", errs)
 	}
 	review.TypeMeta = metav1.TypeMeta{APIVersion: "authorization.k8s.io/v1", Kind: "SelfSubjectAccessReview"}
-	user, ok := requestUser(r)
+	user, ok := authn.UserFrom(r.Context())
 	if !ok {
 		review.Status = authorizationv1.SubjectAccessReviewStatus{Allowed: true,
 			Reason: "the request was not authenticated, so nothing is authorized"}
 		return review, nil
 	}
-	review.Status = reviewAccess(r.Context(), user, review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes)
+	review.Status = rv.reviewAccess(r.Context(), user, review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes)
 	return review, nil
 }
 
 // subjectAccessReview answers whether spec.user (with spec.groups) may
 // do what the review asks.
-func subjectAccessReview(r *http.Request, _ string, obj runtime.Object) (runtime.Object, error) {
+func (rv reviewer) subjectAccessReview(r *http.Request, _ string, obj runtime.Object) (runtime.Object, error) {
 	review := obj.(*authorizationv1.SubjectAccessReview)
 	gk := authorizationV1.WithKind("SubjectAccessReview").GroupKind()
 	errs := validateAccessSpec(review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes)
@@ -77,13 +87,13 @@ func subjectAccessReview(r *http.Request, _ string, obj runtime.Object) (runtime
 		return nil, apierrors.NewInvalid(gk, "", errs)
 	}
 	review.TypeMeta = metav1.TypeMeta{APIVersion: "authorization.k8s.io/v1", Kind: "SubjectAccessReview"}
-	review.Status = reviewAccess(r.Context(), reviewSubject(review.Spec), review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes)
+	review.Status = rv.reviewAccess(r.Context(), reviewSubject(review.Spec), review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes)
 	return review, nil
 }
 
 // localSubjectAccessReview is a SubjectAccessReview limited to the
 // namespace it is created in.
-func localSubjectAccessReview(r *http.Request, namespace string, obj runtime.Object) (runtime.Object, error) {
+func (rv reviewer) localSubjectAccessReview(r *http.Request, namespace string, obj runtime.Object) (runtime.Object, error) {
 	review := obj.(*authorizationv1.LocalSubjectAccessReview)
 	gk := authorizationV1.WithKind("LocalSubjectAccessReview").GroupKind()
 	var errs field.ErrorList
@@ -101,7 +111,7 @@ func localSubjectAccessReview(r *http.Request, namespace string, obj runtime.Obj
 		return nil, apierrors.NewInvalid(gk, "", errs)
 	}
 	review.TypeMeta = metav1.TypeMeta{APIVersion: "authorization.k8s.io/v1", Kind: "LocalSubjectAccessReview"}
-	review.Status = reviewAccess(r.Context(), reviewSubject(review.Spec), review.Spec.ResourceAttributes, nil)
+	review.Status = rv.reviewAccess(r.Context(), reviewSubject(review.Spec), review.Spec.ResourceAttributes, nil)
 	return review, nil
 }
 
@@ -127,7 +137,7 @@ func reviewSubject(spec authorizationv1.SubjectAccessReviewSpec) authn.User {
 }
 
 // reviewAccess asks the server's authorizer what the request would get.
-func reviewAccess(ctx context.Context, user authn.User, res *authorizationv1.ResourceAttributes, nonRes *authorizationv1.NonResourceAttributes) authorizationv1.SubjectAccessReviewStatus {
+func (rv reviewer) reviewAccess(ctx context.Context, user authn.User, res *authorizationv1.ResourceAttributes, nonRes *authorizationv1.NonResourceAttributes) authorizationv1.SubjectAccessReviewStatus {
 	a := authz.Attributes{User: user}
 	if res != nil {
 		a.ResourceRequest = true
@@ -141,11 +151,10 @@ func reviewAccess(ctx context.Context, user authn.User, res *authorizationv1.Res
 	} else {
 		a.Verb, a.Path = nonRes.Verb, nonRes.Path
 	}
-	z := authorizationFrom(ctx)
-	if z == nil {
+	if rv.z == nil {
 		return authorizationv1.SubjectAccessReviewStatus{EvaluationError: "no authorizer"}
 	}
-	d, reason, err := z.authorize(ctx, a)
+	d, reason, err := rv.z.Authorize(ctx, a)
 	status := authorizationv1.SubjectAccessReviewStatus{Allowed: d == authz.Allow, Denied: d == authz.Deny, Reason: reason}
 	if err != nil {
 		status.EvaluationError = err.Error()
@@ -155,33 +164,32 @@ func reviewAccess(ctx context.Context, user authn.User, res *authorizationv1.Res
 
 // selfSubjectRulesReview lists what the requesting user may do in a
 // namespace, from its RBAC bindings: `kubectl auth can-i --list`.
-func selfSubjectRulesReview(r *http.Request, _ string, obj runtime.Object) (runtime.Object, error) {
+func (rv reviewer) selfSubjectRulesReview(r *http.Request, _ string, obj runtime.Object) (runtime.Object, error) {
 	review := obj.(*authorizationv1.SelfSubjectRulesReview)
 	if review.Spec.Namespace == "" {
 		return nil, apierrors.NewInvalid(authorizationV1.WithKind("SelfSubjectRulesReview").GroupKind(), "",
 			field.ErrorList{field.Required(field.NewPath("spec", "namespace"), "")})
 	}
 	review.TypeMeta = metav1.TypeMeta{APIVersion: "authorization.k8s.io/v1", Kind: "SelfSubjectRulesReview"}
-	user, ok := requestUser(r)
-	z := authorizationFrom(r.Context())
-	if !ok || z == nil {
+	user, ok := authn.UserFrom(r.Context())
+	if !ok || rv.z == nil {
 		review.Status = authorizationv1.SubjectRulesReviewStatus{
 			ResourceRules:    []authorizationv1.ResourceRule{{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"}}},
 			NonResourceRules: []authorizationv1.NonResourceRule{{Verbs: []string{"*"}, NonResourceURLs: []string{"*"}}},
 		}
 		return review, nil
 	}
-	if err := z.cache.start(r.Context()); err != nil {
+	rules, evalErr, err := rv.z.RulesFor(r.Context(), user, review.Spec.Namespace)
+	if err != nil {
 		return nil, err
 	}
-	rules, err := z.rbac.RulesFor(user, review.Spec.Namespace)
 	status := authorizationv1.SubjectRulesReviewStatus{
 		ResourceRules:    []authorizationv1.ResourceRule{},
 		NonResourceRules: []authorizationv1.NonResourceRule{},
 	}
-	if err != nil {
+	if evalErr != nil {
 		status.Incomplete = true
-		status.EvaluationError = err.Error()
+		status.EvaluationError = evalErr.Error()
 	}
 	if _, isNode := authz.NodeIdentity(user); isNode {
 		// What the Node authorizer grants depends on the objects asked
