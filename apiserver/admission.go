@@ -99,16 +99,3 @@ func (e rbacEscalation) Validate(ctx context.Context, a *admission.Attributes) e
 	}
 	return e.s.preventEscalation(ctx, res, a.Object, a.OldObject)
 }
-
-// getStored reads one object as stored.
-func (s *Server) getStored(ctx context.Context, res *registry.Resource, namespace, name string) (runtime.Object, error) {
-	kv, err := s.store.Get(ctx, storageKey(res, namespace, name), 0)
-	if err != nil {
-		return nil, fromStorage(err, res, name)
-	}
-	obj, err := s.fromKV(res, kv)
-	if err != nil {
-		return nil, apierrors.NewInternalError(err)
-	}
-	return obj, nil
-}

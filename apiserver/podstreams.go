@@ -66,7 +66,7 @@ func (s *Server) servePodStream(w http.ResponseWriter, r *http.Request, t reques
 			return apierrors.NewBadRequest(fmt.Sprintf("pods/%s: WebSocket streaming needs subprotocol %s, or use SPDY", t.subresource, map[bool]string{true: portForwardTunnelProtocol, false: remotecommand.StreamProtocolV5Name}[t.subresource == "portforward"]))
 		}
 	}
-	obj, err := s.getObject(r, t.res, t.namespace, t.name)
+	obj, err := s.getStored(r.Context(), t.res, t.namespace, t.name)
 	if err != nil {
 		return err
 	}
@@ -75,7 +75,7 @@ func (s *Server) servePodStream(w http.ResponseWriter, r *http.Request, t reques
 		return apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name))
 	}
 	nodes, _ := s.resources.lookup(coreV1.WithResource("nodes"))
-	nodeObj, err := s.getObject(r, nodes, "", pod.Spec.NodeName)
+	nodeObj, err := s.getStored(r.Context(), nodes, "", pod.Spec.NodeName)
 	if err != nil {
 		return err
 	}

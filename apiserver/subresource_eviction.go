@@ -91,7 +91,7 @@ func (s *Server) evict(r *http.Request, namespace, name string, opts metav1.Dele
 	rvUnset := opts.Preconditions == nil || opts.Preconditions.ResourceVersion == nil
 	var pod *corev1.Pod
 	for attempt := 0; ; attempt++ {
-		obj, err := s.getObject(r, pods, namespace, name)
+		obj, err := s.getStored(r.Context(), pods, namespace, name)
 		if err != nil {
 			return nil, err
 		}

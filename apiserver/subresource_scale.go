@@ -73,7 +73,7 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, t requestTar
 		return err
 	}
 	if r.Method == http.MethodGet {
-		obj, err := s.getObject(r, t.res, t.namespace, t.name)
+		obj, err := s.getStored(r.Context(), t.res, t.namespace, t.name)
 		if err != nil {
 			return err
 		}

@@ -67,7 +67,7 @@ func (s *Server) serveTokenRequest(w http.ResponseWriter, r *http.Request, t req
 	if err := s.restrictNodeTokenRequest(r, t, req); err != nil {
 		return err
 	}
-	saObj, err := s.getObject(r, t.res, t.namespace, t.name)
+	saObj, err := s.getStored(r.Context(), t.res, t.namespace, t.name)
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func (s *Server) bindToken(r *http.Request, namespace string, sa *corev1.Service
 		return apierrors.NewBadRequest(fmt.Sprintf("cannot bind token to object of type %s", gvk.String()))
 	}
 	res, _ := s.resources.lookup(coreV1.WithResource(resource))
-	obj, err := s.getObject(r, res, objNamespace, ref.Name)
+	obj, err := s.getStored(r.Context(), res, objNamespace, ref.Name)
 	if err != nil {
 		return err
 	}
@@ -178,7 +178,7 @@ func (s *Server) bindToken(r *http.Request, namespace string, sa *corev1.Service
 		// node cannot be read still gets its token, as upstream.
 		if pod.Spec.NodeName != "" {
 			nodes, _ := s.resources.lookup(coreV1.WithResource("nodes"))
-			if node, err := s.getObject(r, nodes, "", pod.Spec.NodeName); err == nil {
+			if node, err := s.getStored(r.Context(), nodes, "", pod.Spec.NodeName); err == nil {
 				claims.Node = &authn.ObjectRef{Name: pod.Spec.NodeName, UID: string(accessor(node).GetUID())}
 			}
 		}
@@ -212,7 +212,7 @@ func (s *Server) restrictNodeTokenRequest(r *http.Request, t requestTarget, req 
 		return forbidden("node requested token with a pod binding without a uid")
 	}
 	pods, _ := s.resources.lookup(coreV1.WithResource("pods"))
-	obj, err := s.getObject(r, pods, t.namespace, ref.Name)
+	obj, err := s.getStored(r.Context(), pods, t.namespace, ref.Name)
 	if apierrors.IsNotFound(err) {
 		return err
 	}
