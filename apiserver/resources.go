@@ -45,10 +45,9 @@ func (t *resourceTable) servesGroupVersion(gv schema.GroupVersion) bool {
 }
 
 var (
-	coreV1         = schema.GroupVersion{Version: "v1"}
-	coordinationV1 = schema.GroupVersion{Group: "coordination.k8s.io", Version: "v1"}
-	rbacV1         = schema.GroupVersion{Group: "rbac.authorization.k8s.io", Version: "v1"}
-	policyV1       = schema.GroupVersion{Group: "policy", Version: "v1"}
+	coreV1   = schema.GroupVersion{Version: "v1"}
+	rbacV1   = schema.GroupVersion{Group: "rbac.authorization.k8s.io", Version: "v1"}
+	policyV1 = schema.GroupVersion{Group: "policy", Version: "v1"}
 )
 
 // groups are the API groups the server serves, in discovery order:
