@@ -1,13 +1,13 @@
 package apiserver
 
 import (
+	"context"
 	"net/http"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"context"
 	"github.com/tinykube/tinykube/apiserver/registry"
 )
 

@@ -51,10 +51,11 @@ var (
 )
 
 // groups are the API groups the server serves, in discovery order:
-// adding a group is adding its package and one line here.
+// adding a group is adding its package and one line here, with whatever
+// of the server's state the group needs.
 func (s *Server) groups() []registry.Group {
 	return []registry.Group{
-		core.Group{},
+		core.Group{Bind: s.createLegacyBinding, AllocateService: s.admitService, ReleaseService: s.releaseService, EventWritten: s.admitEvent},
 		apps.Group{},
 		batch.Group{},
 		rbac.Group{},
@@ -62,7 +63,7 @@ func (s *Server) groups() []registry.Group {
 		authorizationreviews.Group{Authorizer: reviewAuthorizer{s}},
 		coordination.Group{},
 		discovery.Group{},
-		events.Group{},
+		events.Group{EventWritten: s.admitEvent},
 		certificates.Group{},
 		policy.Group{},
 	}
@@ -70,14 +71,7 @@ func (s *Server) groups() []registry.Group {
 
 // registryConfig is what the server gives every group.
 func (s *Server) registryConfig() registry.Config {
-	return registry.Config{
-		Now:              s.now,
-		AdvertiseAddress: s.cfg.AdvertiseAddress,
-		Bind:             s.createLegacyBinding,
-		AllocateService:  s.admitService,
-		ReleaseService:   s.releaseService,
-		EventWritten:     s.admitEvent,
-	}
+	return registry.Config{Now: s.now, AdvertiseAddress: s.cfg.AdvertiseAddress}
 }
 
 // newResourceTable builds the table of every resource s serves.

@@ -20,31 +20,20 @@ import (
 // Resources is called once, when the server is built; it returns the
 // group's resources in discovery order, each of them complete (the server
 // does not fill in hooks afterwards). It must not start goroutines or touch
-// storage: whatever needs the server's state reaches it through cfg.
+// storage: a group that needs the server's state (bindings, allocations,
+// the authorizer) gets it as fields of its Group value, set in the
+// server's list of groups.
 type Group interface {
 	Resources(cfg Config) []*Resource
 }
 
-// Config is what the generic server gives every group: its clock, its
-// settings, and the few services whose state lives in storage, which the
-// server implements.
+// Config is what the generic server gives every group.
 type Config struct {
 	// Now is the server's clock.
 	Now func() time.Time
 	// AdvertiseAddress is the address of the `kubernetes` Service's
 	// endpoints; it may be loopback (invalid when unknown).
 	AdvertiseAddress netip.Addr
-
-	// Bind answers a create of the legacy bindings resource: it binds
-	// the pod the Binding names, in namespace.
-	Bind CreateOnlyFunc
-	// AllocateService claims a Service's ClusterIPs and node ports (an
-	// Admit hook); ReleaseService frees them once it is deleted.
-	AllocateService AdmitFunc
-	ReleaseService  func(ctx context.Context, obj runtime.Object)
-	// EventWritten is told of every write of an event (an Admit hook),
-	// so the server can expire old ones.
-	EventWritten AdmitFunc
 }
 
 // AdmitFunc performs stateful admission after validation; old is nil on
@@ -78,6 +67,9 @@ type Resource struct {
 	// ReturnDeletedObject: an immediate DELETE answers with the object
 	// instead of a Status.
 	ReturnDeletedObject bool
+	// NoDeleteCollection: the collection cannot be deleted in bulk
+	// (namespaces, as upstream).
+	NoDeleteCollection bool
 
 	NameValidation apimachineryvalidation.ValidateNameFunc
 	// SelectableFields adds resource specific field selector fields to
@@ -156,8 +148,7 @@ func (r *Resource) Verbs() metav1.Verbs {
 	if r.CreateOnly != nil {
 		return metav1.Verbs{"create"}
 	}
-	if r.GVR == (schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}) {
-		// Namespaces cannot be deleted in bulk, as upstream.
+	if r.NoDeleteCollection {
 		return metav1.Verbs{"create", "delete", "get", "list", "patch", "update", "watch"}
 	}
 	return metav1.Verbs{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}

@@ -1,6 +1,8 @@
 package core
 
 import (
+	"context"
+
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -11,14 +13,23 @@ import (
 
 var coreV1 = schema.GroupVersion{Version: "v1"}
 
-// Group serves the legacy group, core/v1.
-type Group struct{}
+// Group serves the legacy group, core/v1. What needs storage is the
+// server's, given here; pod admission is the admission chain's.
+type Group struct {
+	// Bind answers a create of the legacy bindings resource: it binds
+	// the pod the Binding names.
+	Bind registry.CreateOnlyFunc
+	// AllocateService claims a Service's ClusterIPs and node ports
+	// (its Admit hook); ReleaseService frees them once it is deleted.
+	AllocateService registry.AdmitFunc
+	ReleaseService  func(ctx context.Context, obj runtime.Object)
+	// EventWritten is told of every write of an event (its Admit hook),
+	// so the server can expire old ones.
+	EventWritten registry.AdmitFunc
+}
 
-// Resources are core/v1's resources. Bindings, Service allocation and
-// event expiry are the server's (cfg.Bind, cfg.AllocateService,
-// cfg.ReleaseService, cfg.EventWritten); pod admission is the admission
-// chain's.
-func (Group) Resources(cfg registry.Config) []*registry.Resource {
+// Resources are core/v1's resources.
+func (g Group) Resources(cfg registry.Config) []*registry.Resource {
 	subdomain := apimachineryvalidation.NameIsDNSSubdomain
 	all := []string{"all"}
 	validateEndpoints := func(obj, old runtime.Object) field.ErrorList {
@@ -26,7 +37,7 @@ func (Group) Resources(cfg registry.Config) []*registry.Resource {
 	}
 	return []*registry.Resource{
 		{GVR: coreV1.WithResource("bindings"), Kind: "Binding", Singular: "binding", Namespaced: true,
-			NameValidation: subdomain, CreateOnly: cfg.Bind},
+			NameValidation: subdomain, CreateOnly: g.Bind},
 		{GVR: coreV1.WithResource("configmaps"), Kind: "ConfigMap", Singular: "configmap", Namespaced: true,
 			ShortNames: []string{"cm"}, NameValidation: subdomain, Validate: validateConfigMap, Table: configMapTable()},
 		{GVR: coreV1.WithResource("endpoints"), Kind: "Endpoints", Singular: "endpoints", Namespaced: true,
@@ -35,10 +46,10 @@ func (Group) Resources(cfg registry.Config) []*registry.Resource {
 			Table: endpointsTable()},
 		{GVR: coreV1.WithResource("events"), Kind: "Event", Singular: "event", Namespaced: true,
 			ShortNames: []string{"ev"}, NameValidation: coreEventNameValidation, KeepStatusOnCreate: true, AllowCreateOnUpdate: true,
-			SelectableFields: coreEventFields, Validate: validateCoreEvent, Admit: cfg.EventWritten, Table: coreEventTable()},
+			SelectableFields: coreEventFields, Validate: validateCoreEvent, Admit: g.EventWritten, Table: coreEventTable()},
 		{GVR: coreV1.WithResource("namespaces"), Kind: "Namespace", Singular: "namespace",
 			ShortNames: []string{"ns"}, Subresources: []string{"status", "finalize"},
-			NameValidation: apimachineryvalidation.ValidateNamespaceName, ReturnDeletedObject: true,
+			NameValidation: apimachineryvalidation.ValidateNamespaceName, ReturnDeletedObject: true, NoDeleteCollection: true,
 			SelectableFields: namespaceFields, PrepareForCreate: prepareNamespace, PrepareForUpdate: prepareNamespaceUpdate,
 			Table: namespaceTable()},
 		{GVR: coreV1.WithResource("nodes"), Kind: "Node", Singular: "node",
@@ -59,6 +70,6 @@ func (Group) Resources(cfg registry.Config) []*registry.Resource {
 			ShortNames: []string{"svc"}, Categories: all, Subresources: []string{"status"},
 			NameValidation: apimachineryvalidation.NameIsDNS1035Label, ReturnDeletedObject: true, SelectableFields: serviceFields,
 			PrepareForCreate: prepareService, PrepareForUpdate: prepareServiceUpdate, Validate: validateService,
-			Admit: cfg.AllocateService, Released: cfg.ReleaseService, Table: serviceTable()},
+			Admit: g.AllocateService, Released: g.ReleaseService, Table: serviceTable()},
 	}
 }

@@ -7,7 +7,7 @@
 // ValidatePodSpec, ValidateVolumeSupport), which the apps and batch groups
 // apply to their pod templates. What needs storage (bindings, ClusterIP
 // and node port allocation, service account admission, event expiry) is
-// the server's, reached through registry.Config.
+// the server's, given as fields of Group.
 package core
 
 import ()

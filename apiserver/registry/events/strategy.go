@@ -20,14 +20,17 @@ import (
 var eventsV1 = schema.GroupVersion{Group: "events.k8s.io", Version: "v1"}
 
 // Group serves events.k8s.io/v1.
-type Group struct{}
+type Group struct {
+	// EventWritten is told of every write of an event (its Admit hook),
+	// so the server can expire old ones, as core/v1's.
+	EventWritten registry.AdmitFunc
+}
 
-// Resources are the Events; every write is told to cfg.EventWritten,
-// as core/v1's.
-func (Group) Resources(cfg registry.Config) []*registry.Resource {
+// Resources are the Events.
+func (g Group) Resources(registry.Config) []*registry.Resource {
 	return []*registry.Resource{{GVR: eventsV1.WithResource("events"), Kind: "Event", Singular: "event", Namespaced: true,
 		ShortNames: []string{"ev"}, NameValidation: apimachineryvalidation.NameIsDNSSubdomain, KeepStatusOnCreate: true, AllowCreateOnUpdate: true,
-		Validate: validateEventsV1Event, Admit: cfg.EventWritten, Table: eventsV1Table(), StoredAs: eventsAsCoreEvents()}}
+		Validate: validateEventsV1Event, Admit: g.EventWritten, Table: eventsV1Table(), StoredAs: eventsAsCoreEvents()}}
 }
 
 // eventsAsCoreEvents stores events.k8s.io/v1 Events as core/v1 Events, so
