@@ -36,8 +36,9 @@ type Config struct {
 	AdvertiseAddress netip.Addr
 }
 
-// AdmitFunc performs stateful admission after validation; old is nil on
-// create. It must not persist anything when dryRun is set.
+// AdmitFunc is a resource's own step after validation and the admission
+// chain, for what must happen with the write (allocations in storage);
+// old is nil on create. It must not persist anything when dryRun is set.
 type AdmitFunc func(ctx context.Context, obj, old runtime.Object, dryRun bool) error
 
 // CreateOnlyFunc answers a create-only request (nothing is stored): it gets
