@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/tinykube/tinykube/apiserver/registry/core"
 	"github.com/tinykube/tinykube/storage"
 )
 
@@ -185,7 +186,7 @@ func (s *Server) admitService(ctx context.Context, obj, old runtime.Object, dryR
 		}
 	}
 
-	if needsClusterIP(svc) {
+	if core.NeedsClusterIP(svc) {
 		switch {
 		case svc.Spec.ClusterIP == "":
 			// The first address is kept for the `kubernetes` Service, so
@@ -219,12 +220,12 @@ func (s *Server) admitService(ctx context.Context, obj, old runtime.Object, dryR
 	}
 
 	oldPorts := map[int32]bool{}
-	if oldSvc != nil && needsNodePorts(oldSvc) {
+	if oldSvc != nil && core.NeedsNodePorts(oldSvc) {
 		for _, p := range oldSvc.Spec.Ports {
 			oldPorts[p.NodePort] = true
 		}
 	}
-	if needsNodePorts(svc) {
+	if core.NeedsNodePorts(svc) {
 		for i := range svc.Spec.Ports {
 			p := &svc.Spec.Ports[i]
 			path := spec.Child("ports").Index(i).Child("nodePort")
@@ -255,11 +256,11 @@ func (s *Server) admitService(ctx context.Context, obj, old runtime.Object, dryR
 			}
 		}
 	}
-	if needsHealthCheckNodePort(svc) {
+	if core.NeedsHealthCheckNodePort(svc) {
 		hc := svc.Spec.HealthCheckNodePort
 		path := spec.Child("healthCheckNodePort")
 		switch {
-		case hc == 0 && oldSvc != nil && needsHealthCheckNodePort(oldSvc):
+		case hc == 0 && oldSvc != nil && core.NeedsHealthCheckNodePort(oldSvc):
 			svc.Spec.HealthCheckNodePort = oldSvc.Spec.HealthCheckNodePort
 		case hc == 0:
 			n, err := s.claimRandom(ctx, int64(s.nodePorts.r.Size), func(n int64) string { return portKey(int32(s.nodePorts.r.Base) + int32(n)) }, owner, dryRun)
@@ -307,11 +308,11 @@ func (s *Server) admitService(ctx context.Context, obj, old runtime.Object, dryR
 // releaseDropped frees what oldSvc held and svc no longer does.
 func (s *Server) releaseDropped(ctx context.Context, svc, oldSvc *corev1.Service) {
 	owner := ownerOf(oldSvc)
-	if needsClusterIP(oldSvc) && oldSvc.Spec.ClusterIP != "" && (!needsClusterIP(svc) || svc.Spec.ClusterIP != oldSvc.Spec.ClusterIP) {
+	if core.NeedsClusterIP(oldSvc) && oldSvc.Spec.ClusterIP != "" && (!core.NeedsClusterIP(svc) || svc.Spec.ClusterIP != oldSvc.Spec.ClusterIP) {
 		s.release(ctx, ipKey(oldSvc.Spec.ClusterIP), owner)
 	}
 	keep := map[int32]bool{svc.Spec.HealthCheckNodePort: true}
-	if needsNodePorts(svc) {
+	if core.NeedsNodePorts(svc) {
 		for _, p := range svc.Spec.Ports {
 			keep[p.NodePort] = true
 		}
@@ -352,11 +353,4 @@ func (s *Server) releaseService(ctx context.Context, obj runtime.Object) {
 	if hc := svc.Spec.HealthCheckNodePort; hc != 0 {
 		s.release(ctx, portKey(hc), owner)
 	}
-}
-
-// needsHealthCheckNodePort: LoadBalancer Services that keep the client's
-// source IP (externalTrafficPolicy Local) get a node port for health
-// checks.
-func needsHealthCheckNodePort(svc *corev1.Service) bool {
-	return svc.Spec.Type == corev1.ServiceTypeLoadBalancer && svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
 }

@@ -16,7 +16,7 @@ import (
 // one behind. It runs at start-up, before clients write.
 func (s *Server) repairAllocations(ctx context.Context) error {
 	servicesRes, _ := s.resources.lookup(coreV1.WithResource("services"))
-	kvs, _, err := s.listAll(ctx, servicesRes.prefix(""))
+	kvs, _, err := s.listAll(ctx, storagePrefix(servicesRes, ""))
 	if err != nil {
 		return fmt.Errorf("apiserver: repairing allocations: %w", err)
 	}

@@ -7,13 +7,12 @@ import (
 	"strings"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/validation/path"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/httpstream/wsstream"
-	"k8s.io/klog/v2"
 
 	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/apiserver/authz"
@@ -32,9 +31,7 @@ type authorization struct {
 	cache *rbacCache
 }
 
-// setUpAuthorization builds the authorizer chain and puts NodeRestriction
-// admission, RBAC escalation prevention and the access review resources
-// into the resource table.
+// setUpAuthorization builds the authorizer chain.
 func (s *Server) setUpAuthorization() {
 	cache := newRBACCache(s)
 	rbac := authz.RBAC{Policy: cache.policy}
@@ -46,28 +43,6 @@ func (s *Server) setUpAuthorization() {
 		},
 		rbac:  rbac,
 		cache: cache,
-	}
-	s.addNodeRestriction()
-	s.addEscalationChecks()
-	s.addAccessReviews()
-}
-
-// admitFirst runs check before the admit step of the resource gvr (on
-// creates and updates; old is nil on create).
-func (s *Server) admitFirst(gvr schema.GroupVersionResource, check func(ctx context.Context, res *resource, obj, old runtime.Object) error) {
-	res, ok := s.resources.lookup(gvr)
-	if !ok {
-		return
-	}
-	next := res.admit
-	res.admit = func(ctx context.Context, obj, old runtime.Object, dryRun bool) error {
-		if err := check(ctx, res, obj, old); err != nil {
-			return err
-		}
-		if next != nil {
-			return next(ctx, obj, old, dryRun)
-		}
-		return nil
 	}
 }
 
@@ -109,7 +84,6 @@ func attributesFrom(ctx context.Context) (authz.Attributes, bool) {
 // there is nobody to authorize.
 func (s *Server) withAuthorization(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r = r.WithContext(context.WithValue(r.Context(), authorizationKey{}, s.authz))
 		user, ok := authn.UserFrom(r.Context())
 		if !ok {
 			next.ServeHTTP(w, r)
@@ -138,12 +112,12 @@ func (s *Server) withAuthorization(next http.Handler) http.Handler {
 				s.writeError(w, r, apierrors.NewInternalError(err))
 				return
 			}
-			klog.V(4).InfoS("Forbidden", "URI", r.RequestURI, "user", user.Name, "reason", reason)
+			s.log.Debug("forbidden", "uri", r.RequestURI, "user", user.Name, "reason", reason)
 			s.writeError(w, r, forbidden(judged, reason))
 			return
 		}
 		ctx := context.WithValue(r.Context(), attributesKey{}, a)
-		if err := s.admitNodeRequest(ctx, a); err != nil {
+		if err := s.admitRequest(ctx, a); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -239,4 +213,20 @@ func requestAttributes(r *http.Request, user authn.User) authz.Attributes {
 		a.Verb = "deletecollection"
 	}
 	return a
+}
+
+// reviewAuthorizer answers the access reviews (registry/authorization)
+// with the server's authorizer.
+type reviewAuthorizer struct{ s *Server }
+
+func (r reviewAuthorizer) Authorize(ctx context.Context, a authz.Attributes) (authz.Decision, string, error) {
+	return r.s.authz.authorize(ctx, a)
+}
+
+func (r reviewAuthorizer) RulesFor(ctx context.Context, user authn.User, namespace string) ([]rbacv1.PolicyRule, error, error) {
+	if err := r.s.authz.cache.start(ctx); err != nil {
+		return nil, nil, err
+	}
+	rules, evalErr := r.s.authz.rbac.RulesFor(user, namespace)
+	return rules, evalErr, nil
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/klog/v2"
 
 	"github.com/tinykube/tinykube/apiserver/authz"
 	"github.com/tinykube/tinykube/storage"
@@ -110,7 +109,7 @@ func (c *rbacCache) run(rev int64) {
 			if errors.Is(err, storage.ErrClosed) {
 				return
 			}
-			klog.Warningf("apiserver: listing the RBAC policy: %v", err)
+			c.s.log.Warn("listing the RBAC policy", "err", err)
 		}
 	}
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/apiserver/authz"
+	"github.com/tinykube/tinykube/apiserver/registry"
+	"github.com/tinykube/tinykube/apiserver/registry/rbac"
 )
 
 // fullAuthority is what setting an aggregationRule may gather: anything.
@@ -21,20 +23,13 @@ var fullAuthority = []rbacv1.PolicyRule{
 	{Verbs: []string{rbacv1.VerbAll}, NonResourceURLs: []string{rbacv1.NonResourceAll}},
 }
 
-// addEscalationChecks puts upstream's RBAC escalation prevention in
-// front of the admit step of roles, clusterroles, rolebindings and
-// clusterrolebindings: a user may write a role only with rules it holds
-// itself (or with the escalate verb on it), and bind a role only when it
-// holds the role's rules (or the bind verb on it). Members of
-// system:masters, and writes without a user (the server's own
-// bootstrap), are not checked.
-func (s *Server) addEscalationChecks() {
-	for _, name := range []string{"roles", "clusterroles", "rolebindings", "clusterrolebindings"} {
-		s.admitFirst(rbacV1.WithResource(name), s.preventEscalation)
-	}
-}
-
-func (s *Server) preventEscalation(ctx context.Context, res *resource, obj, old runtime.Object) error {
+// preventEscalation is upstream's RBAC escalation prevention for a write
+// of a role, cluster role, role binding or cluster role binding: a user
+// may write a role only with rules it holds itself (or with the escalate
+// verb on it), and bind a role only when it holds the role's rules (or
+// the bind verb on it). Members of system:masters, and writes without a
+// user (the server's own bootstrap), are not checked.
+func (s *Server) preventEscalation(ctx context.Context, res *registry.Resource, obj, old runtime.Object) error {
 	a, ok := attributesFrom(ctx)
 	if !ok || slices.Contains(a.User.Groups, privilegedGroup) || onlyGCFieldsChange(obj, old) {
 		return nil
@@ -44,8 +39,8 @@ func (s *Server) preventEscalation(ctx context.Context, res *resource, obj, old 
 	// The verb that lets a user skip the check: escalate on the role
 	// written, bind on the role referenced.
 	verbAttrs := authz.Attributes{User: a.User, ResourceRequest: true, APIGroup: rbacv1.GroupName, APIVersion: "v1",
-		Resource: res.gvr.Resource, Namespace: namespace, Name: name, Verb: "escalate"}
-	rules := roleRules(obj)
+		Resource: res.GVR.Resource, Namespace: namespace, Name: name, Verb: "escalate"}
+	rules := rbac.Rules(obj)
 	switch o := obj.(type) {
 	case *rbacv1.Role:
 	case *rbacv1.ClusterRole:
@@ -100,7 +95,7 @@ func (s *Server) preventEscalation(ctx context.Context, res *resource, obj, old 
 	if resolveErr != nil {
 		msg += fmt.Sprintf("; resolution errors: [%v]", resolveErr)
 	}
-	return apierrors.NewForbidden(res.groupResource(), name, fmt.Errorf("%s", msg))
+	return apierrors.NewForbidden(res.GroupResource(), name, fmt.Errorf("%s", msg))
 }
 
 // onlyGCFieldsChange reports whether an update changes nothing but the

@@ -25,7 +25,7 @@ func (l storePodLister) PodsOnNode(ctx context.Context, namespace, node string) 
 	var pods []*corev1.Pod
 	opts := storage.ListOptions{}
 	for {
-		page, err := l.s.store.List(ctx, res.prefix(namespace), opts)
+		page, err := l.s.store.List(ctx, storagePrefix(res, namespace), opts)
 		if err != nil {
 			return nil, err
 		}

@@ -12,6 +12,7 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -612,5 +613,27 @@ func TestPodStreamWebSocketsNeedCreate(t *testing.T) {
 	st := readAll(t, resp).status(t)
 	if resp.StatusCode != http.StatusForbidden || st.Message != `pods "p" is forbidden: User "alice" cannot create resource "pods/exec" in API group "" in the namespace "default"` {
 		t.Fatalf("WebSocket exec with get only: %d %s", resp.StatusCode, st.Message)
+	}
+}
+
+// A kubelet may evict the pods bound to it, as upstream's NodeRestriction
+// allows (the eviction's own status write is not a node's pod update),
+// and no other pod.
+func TestNodeEvictsOnlyItsOwnPods(t *testing.T) {
+	s := newAuthServer(t)
+	n1, admin := s.as(t, "node-n1"), s.as(t, "admin")
+	for _, p := range []struct{ name, node string }{{"mine", "n1"}, {"theirs", "n2"}} {
+		pod := makePod(p.name)
+		pod.Spec.NodeName = p.node
+		if _, err := admin.CoreV1().Pods("default").Create(ctx(t), pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evict := func(name string) error {
+		return n1.CoreV1().Pods("default").EvictV1(ctx(t), &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}})
+	}
+	wantForbidden(t, evict("theirs"), `pods "theirs" is forbidden: node n1 can only evict pods with spec.nodeName set to itself`)
+	if err := evict("mine"); err != nil {
+		t.Fatalf("evicting its own pod: %v", err)
 	}
 }

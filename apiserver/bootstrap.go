@@ -10,6 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 // systemNamespaces exist on every cluster.
@@ -91,7 +93,7 @@ func (s *Server) ensureKubernetesService(ctx context.Context) error {
 	return s.ensureUpToDate(ctx, "endpointslices", slice)
 }
 
-func (s *Server) bootstrapResource(resource string) *resource {
+func (s *Server) bootstrapResource(resource string) *registry.Resource {
 	for _, gv := range s.resources.groups {
 		if r, ok := s.resources.lookup(gv.WithResource(resource)); ok {
 			return r
@@ -104,7 +106,7 @@ func (s *Server) bootstrapResource(resource string) *resource {
 func (s *Server) ensure(ctx context.Context, resourceName string, obj runtime.Object) error {
 	res := s.bootstrapResource(resourceName)
 	m := accessor(obj)
-	_, err := s.store.Get(ctx, res.key(m.GetNamespace(), m.GetName()), 0)
+	_, err := s.store.Get(ctx, storageKey(res, m.GetNamespace(), m.GetName()), 0)
 	if err == nil {
 		return nil
 	}

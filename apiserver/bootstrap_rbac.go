@@ -63,7 +63,7 @@ func (s *Server) ensureRBACPolicy(ctx context.Context) error {
 func (s *Server) reconcileBootstrapObject(ctx context.Context, resourceName string, want runtime.Object) error {
 	res := s.bootstrapResource(resourceName)
 	m := accessor(want)
-	kv, err := s.store.Get(ctx, res.key(m.GetNamespace(), m.GetName()), 0)
+	kv, err := s.store.Get(ctx, storageKey(res, m.GetNamespace(), m.GetName()), 0)
 	if err != nil {
 		return s.ensure(ctx, resourceName, want)
 	}

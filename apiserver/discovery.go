@@ -11,6 +11,8 @@ import (
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 // aggregatedDiscoveryContentType is the only Content-Type by which
@@ -37,7 +39,7 @@ type subresourceInfo struct {
 	verbs []string
 }
 
-func (r *resource) subresourceInfo(name string) subresourceInfo {
+func subresourceInfoOf(r *registry.Resource, name string) subresourceInfo {
 	switch name {
 	case "status", "approval":
 		return subresourceInfo{verbs: []string{"get", "patch", "update"}}
@@ -136,12 +138,12 @@ func (s *Server) serveResourceList(w http.ResponseWriter, r *http.Request, gv sc
 	list := &metav1.APIResourceList{TypeMeta: metav1.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"}, GroupVersion: gv.String()}
 	for _, res := range s.sortedResources(gv) {
 		list.APIResources = append(list.APIResources, metav1.APIResource{
-			Name: res.gvr.Resource, SingularName: res.singular, Namespaced: res.namespaced, Kind: res.kind,
-			Verbs: res.verbs(), ShortNames: res.shortNames, Categories: res.categories,
+			Name: res.GVR.Resource, SingularName: res.Singular, Namespaced: res.Namespaced, Kind: res.Kind,
+			Verbs: res.Verbs(), ShortNames: res.ShortNames, Categories: res.Categories,
 		})
-		for _, sub := range res.subresources {
-			info := res.subresourceInfo(sub)
-			ar := metav1.APIResource{Name: res.gvr.Resource + "/" + sub, Namespaced: res.namespaced, Kind: res.kind, Verbs: info.verbs}
+		for _, sub := range res.Subresources {
+			info := subresourceInfoOf(res, sub)
+			ar := metav1.APIResource{Name: res.GVR.Resource + "/" + sub, Namespaced: res.Namespaced, Kind: res.Kind, Verbs: info.verbs}
 			if !info.kind.Empty() {
 				ar.Kind = info.kind.Kind
 				if info.kind.GroupVersion() != gv {
@@ -154,9 +156,9 @@ func (s *Server) serveResourceList(w http.ResponseWriter, r *http.Request, gv sc
 	s.encode(w, http.StatusOK, mediaJSON, list)
 }
 
-func (s *Server) sortedResources(gv schema.GroupVersion) []*resource {
-	out := append([]*resource(nil), s.resources.byGV[gv]...)
-	sort.Slice(out, func(i, j int) bool { return out[i].gvr.Resource < out[j].gvr.Resource })
+func (s *Server) sortedResources(gv schema.GroupVersion) []*registry.Resource {
+	out := append([]*registry.Resource(nil), s.resources.byGV[gv]...)
+	sort.Slice(out, func(i, j int) bool { return out[i].GVR.Resource < out[j].GVR.Resource })
 	return out
 }
 
@@ -168,17 +170,17 @@ func (s *Server) writeAggregated(w http.ResponseWriter, gvs []schema.GroupVersio
 		version := apidiscoveryv2.APIVersionDiscovery{Version: gv.Version, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent}
 		for _, res := range s.sortedResources(gv) {
 			scope := apidiscoveryv2.ScopeCluster
-			if res.namespaced {
+			if res.Namespaced {
 				scope = apidiscoveryv2.ScopeNamespace
 			}
-			kind := res.gvk()
+			kind := res.GVK()
 			d := apidiscoveryv2.APIResourceDiscovery{
-				Resource: res.gvr.Resource, SingularResource: res.singular, Scope: scope,
+				Resource: res.GVR.Resource, SingularResource: res.Singular, Scope: scope,
 				ResponseKind: &metav1.GroupVersionKind{Group: kind.Group, Version: kind.Version, Kind: kind.Kind},
-				Verbs:        res.verbs(), ShortNames: res.shortNames, Categories: res.categories,
+				Verbs:        res.Verbs(), ShortNames: res.ShortNames, Categories: res.Categories,
 			}
-			for _, sub := range res.subresources {
-				info := res.subresourceInfo(sub)
+			for _, sub := range res.Subresources {
+				info := subresourceInfoOf(res, sub)
 				k := kind
 				if !info.kind.Empty() {
 					k = info.kind

@@ -1,13 +1,16 @@
 // Package apiserver is tinykube's Kubernetes API server core: everything
 // between an authenticated HTTP request and storage.Interface.
 //
-// It owns the resource table (one entry per served resource: kind, scope,
-// short names, subresources, strategy and table columns), the generic REST
-// verbs (get, list, watch, create, update, patch, delete, deletecollection),
-// content negotiation (JSON, YAML and protobuf bodies; JSON, YAML, protobuf,
-// Table and PartialObjectMetadata answers), discovery, /version, health and
-// OpenAPI endpoints, and admission steps that need state (Service ClusterIP
-// and NodePort allocation). Authentication, TLS and flags live elsewhere.
+// It owns the resource table, built from one list of API groups (groups in
+// resources.go; each group is a package under registry/ that describes its
+// resources as registry.Resource values), the generic REST verbs (get, list,
+// watch, create, update, patch, delete, deletecollection), content
+// negotiation (JSON, YAML and protobuf bodies; JSON, YAML, protobuf, Table
+// and PartialObjectMetadata answers), discovery, /version, health and
+// OpenAPI endpoints, the order of the admission chain (package admission),
+// and the steps that need storage (Service ClusterIP and NodePort
+// allocation, bindings, evictions, tokens). No resource's own rules live
+// here. Authentication, TLS and flags live elsewhere.
 //
 // Storage layout: every object is stored as the JSON of its versioned type
 // under

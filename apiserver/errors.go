@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/tinykube/tinykube/apiserver/registry"
 	"github.com/tinykube/tinykube/storage"
 )
 
@@ -70,8 +71,8 @@ func errMethodNotSupported(r *http.Request) error {
 
 // fromStorage translates a storage sentinel into the API error upstream
 // returns for the same situation on resource res / name.
-func fromStorage(err error, res *resource, name string) error {
-	gr := res.groupResource()
+func fromStorage(err error, res *registry.Resource, name string) error {
+	gr := res.GroupResource()
 	switch {
 	case err == nil:
 		return nil

@@ -40,7 +40,7 @@ func (s *Server) sweepExpiredEvents() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	events, _ := s.resources.lookup(coreV1.WithResource("events"))
-	kvs, _, err := s.listAll(ctx, events.prefix(""))
+	kvs, _, err := s.listAll(ctx, storagePrefix(events, ""))
 	if err != nil {
 		return
 	}

@@ -14,6 +14,8 @@ import (
 	"k8s.io/client-go/applyconfigurations"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 	"sigs.k8s.io/yaml"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 // fieldManagers builds, on first use, one apimachinery FieldManager per
@@ -43,24 +45,24 @@ func newFieldManagers(scheme *runtime.Scheme) *fieldManagers {
 // forResource returns the FieldManager of res (subresource "" or
 // "status"). Status is reset on the main resource and spec on /status, as
 // upstream strategies' GetResetFields say.
-func (f *fieldManagers) forResource(res *resource, subresource string) (*managedfields.FieldManager, error) {
+func (f *fieldManagers) forResource(res *registry.Resource, subresource string) (*managedfields.FieldManager, error) {
 	f.once.Do(func() { f.converter = applyconfigurations.NewTypeConverter(f.scheme) })
-	key := fieldManagerKey{gvk: res.gvk(), subresource: subresource}
+	key := fieldManagerKey{gvk: res.GVK(), subresource: subresource}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if fm, ok := f.byKind[key]; ok {
 		return fm, nil
 	}
 	var reset map[fieldpath.APIVersion]fieldpath.Filter
-	version := fieldpath.APIVersion(res.gvr.GroupVersion().String())
+	version := fieldpath.APIVersion(res.GVR.GroupVersion().String())
 	switch {
 	case subresource == "status":
 		paths := []fieldpath.Path{fieldpath.MakePathOrDie("spec")}
-		for _, name := range statusResetMetadata[res.groupResource()] {
+		for _, name := range statusResetMetadata[res.GroupResource()] {
 			paths = append(paths, fieldpath.MakePathOrDie("metadata", name))
 		}
 		reset = map[fieldpath.APIVersion]fieldpath.Filter{version: fieldpath.NewExcludeSetFilter(fieldpath.NewSet(paths...))}
-	case res.hasSubresource("status"):
+	case res.HasSubresource("status"):
 		reset = map[fieldpath.APIVersion]fieldpath.Filter{version: fieldpath.NewExcludeSetFilter(fieldpath.NewSet(fieldpath.MakePathOrDie("status")))}
 	}
 	fm, err := managedfields.NewDefaultFieldManager(f.converter, f.scheme, f.scheme, f.scheme, key.gvk, key.gvk.GroupVersion(), subresource, reset)
@@ -86,7 +88,7 @@ func managerName(r *http.Request, fieldManager string) string {
 
 // trackUpdate records in newObj's managedFields that manager set what
 // differs from live (nil on create).
-func (s *Server) trackUpdate(res *resource, subresource string, live, newObj runtime.Object, manager string) runtime.Object {
+func (s *Server) trackUpdate(res *registry.Resource, subresource string, live, newObj runtime.Object, manager string) runtime.Object {
 	fm, err := s.fieldManagers.forResource(res, subresource)
 	if err != nil {
 		return newObj
@@ -107,7 +109,7 @@ func (s *Server) serverSideApply(t requestTarget, subresource string, live runti
 	if err := yaml.Unmarshal(patch, &applied.Object); err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("error decoding YAML: %v", err))
 	}
-	gvk := t.res.gvk()
+	gvk := t.res.GVK()
 	if applied.GetAPIVersion() != gvk.GroupVersion().String() || applied.GetKind() != gvk.Kind {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the API version or kind in the applied configuration (%s, %s) does not match %s, %s",
 			applied.GetAPIVersion(), applied.GetKind(), gvk.GroupVersion(), gvk.Kind))
@@ -115,7 +117,7 @@ func (s *Server) serverSideApply(t requestTarget, subresource string, live runti
 	if applied.GetName() != "" && applied.GetName() != t.name {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", applied.GetName(), t.name))
 	}
-	if t.res.namespaced && applied.GetNamespace() != "" && applied.GetNamespace() != t.namespace {
+	if t.res.Namespaced && applied.GetNamespace() != "" && applied.GetNamespace() != t.namespace {
 		return nil, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
 	}
 	fm, err := s.fieldManagers.forResource(t.res, subresource)

@@ -15,17 +15,18 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/tinykube/tinykube/apiserver/registry"
 	"github.com/tinykube/tinykube/storage"
 )
 
 // serveCreate answers POST on a collection.
 func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request, t requestTarget) error {
-	if t.res.createOnly != nil {
-		obj, err := s.readObject(w, r, t.res.gvk())
+	if t.res.CreateOnly != nil {
+		obj, err := s.readObject(w, r, t.res.GVK())
 		if err != nil {
 			return err
 		}
-		answer, err := t.res.createOnly(r, t, obj)
+		answer, err := t.res.CreateOnly(r, t.namespace, obj)
 		if err != nil {
 			return err
 		}
@@ -41,7 +42,7 @@ func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request, t requestTa
 	if err != nil {
 		return err
 	}
-	obj, err := s.readObject(w, r, t.res.gvk())
+	obj, err := s.readObject(w, r, t.res.GVK())
 	if err != nil {
 		return err
 	}
@@ -70,9 +71,9 @@ func parseDryRun(values []string) (bool, error) {
 // createObject runs the create pipeline: namespace check, server-set
 // metadata, defaulting, validation, admission, then storage. With dryRun it
 // stops before anything is persisted.
-func (s *Server) createObject(ctx context.Context, res *resource, namespace string, obj runtime.Object, dryRun bool) (runtime.Object, error) {
+func (s *Server) createObject(ctx context.Context, res *registry.Resource, namespace string, obj runtime.Object, dryRun bool) (runtime.Object, error) {
 	m := accessor(obj)
-	if res.namespaced {
+	if res.Namespaced {
 		if m.GetNamespace() == "" {
 			m.SetNamespace(namespace)
 		}
@@ -93,15 +94,13 @@ func (s *Server) createObject(ctx context.Context, res *resource, namespace stri
 	}
 	s.prepareForCreate(res, obj)
 	if errs := s.validateCreate(res, obj); len(errs) > 0 {
-		return nil, apierrors.NewInvalid(res.gvk().GroupKind(), m.GetName(), errs)
+		return nil, apierrors.NewInvalid(res.GVK().GroupKind(), m.GetName(), errs)
 	}
-	if res.warnings != nil {
-		warn(ctx, res.warnings(obj, nil))
+	if res.Warnings != nil {
+		warn(ctx, res.Warnings(obj, nil))
 	}
-	if res.admit != nil {
-		if err := res.admit(ctx, obj, nil, dryRun); err != nil {
-			return nil, err
-		}
+	if err := s.admit(ctx, res, "", obj, nil, dryRun); err != nil {
+		return nil, err
 	}
 	if dryRun {
 		return obj, nil
@@ -111,7 +110,7 @@ func (s *Server) createObject(ctx context.Context, res *resource, namespace stri
 		return nil, apierrors.NewInternalError(err)
 	}
 	for attempt := 0; ; attempt++ {
-		kv, err := s.store.Create(ctx, res.key(m.GetNamespace(), m.GetName()), value)
+		kv, err := s.store.Create(ctx, storageKey(res, m.GetNamespace(), m.GetName()), value)
 		if errors.Is(err, storage.ErrAlreadyExists) && generated && attempt < 5 {
 			m.SetName(m.GetGenerateName() + rand.String(5))
 			if value, err = s.toStored(res, obj); err != nil {
@@ -120,8 +119,8 @@ func (s *Server) createObject(ctx context.Context, res *resource, namespace stri
 			continue
 		}
 		if err != nil {
-			if res.released != nil {
-				res.released(ctx, obj)
+			if res.Released != nil {
+				res.Released(ctx, obj)
 			}
 			return nil, fromStorage(err, res, m.GetName())
 		}
@@ -131,7 +130,7 @@ func (s *Server) createObject(ctx context.Context, res *resource, namespace stri
 }
 
 // prepareForCreate sets the fields the server owns on a new object.
-func (s *Server) prepareForCreate(res *resource, obj runtime.Object) {
+func (s *Server) prepareForCreate(res *registry.Resource, obj runtime.Object) {
 	m := accessor(obj)
 	m.SetUID(uuid.NewUUID())
 	m.SetCreationTimestamp(metav1.NewTime(s.now()))
@@ -139,32 +138,32 @@ func (s *Server) prepareForCreate(res *resource, obj runtime.Object) {
 	m.SetSelfLink("")
 	m.SetDeletionTimestamp(nil)
 	m.SetDeletionGracePeriodSeconds(nil)
-	if res.generation {
+	if res.Generation {
 		m.SetGeneration(1)
 	} else {
 		m.SetGeneration(0)
 	}
-	if res.hasSubresource("status") && !res.keepStatusOnCreate {
+	if res.HasSubresource("status") && !res.KeepStatusOnCreate {
 		resetField(obj, "Status")
 	}
-	if res.prepareForCreate != nil {
-		res.prepareForCreate(obj)
+	if res.PrepareForCreate != nil {
+		res.PrepareForCreate(obj)
 	}
 }
 
-func (s *Server) validateCreate(res *resource, obj runtime.Object) field.ErrorList {
-	errs := apimachineryvalidation.ValidateObjectMetaAccessor(accessor(obj), res.namespaced, res.nameValidation, field.NewPath("metadata"))
-	if res.validate != nil {
-		errs = append(errs, res.validate(obj, nil)...)
+func (s *Server) validateCreate(res *registry.Resource, obj runtime.Object) field.ErrorList {
+	errs := apimachineryvalidation.ValidateObjectMetaAccessor(accessor(obj), res.Namespaced, res.NameValidation, field.NewPath("metadata"))
+	if res.Validate != nil {
+		errs = append(errs, res.Validate(obj, nil)...)
 	}
 	return errs
 }
 
 // checkNamespaceAcceptsCreate refuses creates in a namespace that does not
 // exist or is being deleted, with upstream's messages.
-func (s *Server) checkNamespaceAcceptsCreate(ctx context.Context, res *resource, namespace, name string) error {
+func (s *Server) checkNamespaceAcceptsCreate(ctx context.Context, res *registry.Resource, namespace, name string) error {
 	nsRes, _ := s.resources.lookup(coreV1.WithResource("namespaces"))
-	kv, err := s.store.Get(ctx, nsRes.key("", namespace), 0)
+	kv, err := s.store.Get(ctx, storageKey(nsRes, "", namespace), 0)
 	if err != nil {
 		return fromStorage(err, nsRes, namespace)
 	}
@@ -173,7 +172,7 @@ func (s *Server) checkNamespaceAcceptsCreate(ctx context.Context, res *resource,
 		return apierrors.NewInternalError(err)
 	}
 	if accessor(ns).GetDeletionTimestamp() != nil {
-		return errNamespaceTerminating(res.groupResource(), name, namespace)
+		return errNamespaceTerminating(res.GroupResource(), name, namespace)
 	}
 	return nil
 }

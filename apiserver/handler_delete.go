@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/tinykube/tinykube/apiserver/registry"
 	"github.com/tinykube/tinykube/storage"
 )
 
@@ -69,7 +70,7 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, t requestTa
 	if err != nil {
 		return err
 	}
-	if !deleted || t.res.returnDeletedObject {
+	if !deleted || t.res.ReturnDeletedObject {
 		code := http.StatusOK
 		//nolint:staticcheck // OrphanDependents is deprecated, but upstream still answers 202 for it.
 		if !deleted && opts.OrphanDependents != nil && !*opts.OrphanDependents {
@@ -82,8 +83,8 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, t requestTa
 		Status:   metav1.StatusSuccess,
 		Details: &metav1.StatusDetails{
 			Name:  t.name,
-			Group: t.res.gvr.Group,
-			Kind:  t.res.gvr.Resource,
+			Group: t.res.GVR.Group,
+			Kind:  t.res.GVR.Resource,
 			UID:   accessor(obj).GetUID(),
 		},
 	}
@@ -95,21 +96,21 @@ func (s *Server) serveDelete(w http.ResponseWriter, r *http.Request, t requestTa
 // checks preconditions, gives pods their grace period, honours finalizers
 // (adding the propagation policy's), and otherwise removes the key. It
 // returns the object and whether it is gone from storage.
-func (s *Server) deleteObject(ctx context.Context, res *resource, namespace, name string, opts metav1.DeleteOptions) (runtime.Object, bool, error) {
+func (s *Server) deleteObject(ctx context.Context, res *registry.Resource, namespace, name string, opts metav1.DeleteOptions) (runtime.Object, bool, error) {
 	dryRun, err := parseDryRun(opts.DryRun)
 	if err != nil {
 		return nil, false, err
 	}
-	if res.gvr == coreV1.WithResource("namespaces") && immortalNamespaces[name] {
-		return nil, false, apierrors.NewForbidden(res.groupResource(), name, errors.New("this namespace may not be deleted"))
+	if res.GVR == coreV1.WithResource("namespaces") && immortalNamespaces[name] {
+		return nil, false, apierrors.NewForbidden(res.GroupResource(), name, errors.New("this namespace may not be deleted"))
 	}
 	//nolint:staticcheck // OrphanDependents is deprecated but still sent by old clients.
-	if res.orphanByDefault && opts.PropagationPolicy == nil && opts.OrphanDependents == nil {
+	if res.OrphanByDefault && opts.PropagationPolicy == nil && opts.OrphanDependents == nil {
 		orphan := metav1.DeletePropagationOrphan
 		opts.PropagationPolicy = &orphan
-		warn(ctx, []string{res.orphanWarning})
+		warn(ctx, []string{res.OrphanWarning})
 	}
-	key := res.key(namespace, name)
+	key := storageKey(res, namespace, name)
 	for {
 		kv, err := s.store.Get(ctx, key, 0)
 		if err != nil {
@@ -122,11 +123,11 @@ func (s *Server) deleteObject(ctx context.Context, res *resource, namespace, nam
 		m := accessor(obj)
 		if p := opts.Preconditions; p != nil {
 			if p.UID != nil && *p.UID != m.GetUID() {
-				return nil, false, apierrors.NewConflict(res.groupResource(), name,
+				return nil, false, apierrors.NewConflict(res.GroupResource(), name,
 					fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *p.UID, m.GetUID()))
 			}
 			if p.ResourceVersion != nil && *p.ResourceVersion != m.GetResourceVersion() {
-				return nil, false, apierrors.NewConflict(res.groupResource(), name,
+				return nil, false, apierrors.NewConflict(res.GroupResource(), name,
 					fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *p.ResourceVersion, m.GetResourceVersion()))
 			}
 		}
@@ -161,8 +162,8 @@ func (s *Server) deleteObject(ctx context.Context, res *resource, namespace, nam
 			return nil, false, fromStorage(err, res, name)
 		}
 		setResourceVersion(obj, deleted.ModRevision)
-		if res.released != nil {
-			res.released(ctx, obj)
+		if res.Released != nil {
+			res.Released(ctx, obj)
 		}
 		return obj, true, nil
 	}
@@ -172,7 +173,7 @@ func (s *Server) deleteObject(ctx context.Context, res *resource, namespace, nam
 // period, finalizers, namespace content) it sets deletionTimestamp and
 // friends on obj and returns pending; changed says whether obj was
 // modified and must be written.
-func (s *Server) markForDeletion(res *resource, obj runtime.Object, opts metav1.DeleteOptions) (changed, pending bool) {
+func (s *Server) markForDeletion(res *registry.Resource, obj runtime.Object, opts metav1.DeleteOptions) (changed, pending bool) {
 	m := accessor(obj)
 	finalizers := m.GetFinalizers()
 	policy := opts.PropagationPolicy

@@ -1,11 +1,14 @@
 package apiserver
 
 import (
+	"context"
 	"net/http"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 // serveGet answers GET on one object. Any resourceVersion is satisfied by
@@ -20,24 +23,11 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, t requestTarge
 	if err := s.checkNotFutureRevision(r, opts.ResourceVersion); err != nil {
 		return err
 	}
-	obj, err := s.getObject(r, t.res, t.namespace, t.name)
+	obj, err := s.getStored(r.Context(), t.res, t.namespace, t.name)
 	if err != nil {
 		return err
 	}
 	return s.respond(w, r, t.res, http.StatusOK, obj)
-}
-
-// getObject reads the latest state of one object.
-func (s *Server) getObject(r *http.Request, res *resource, namespace, name string) (runtime.Object, error) {
-	kv, err := s.store.Get(r.Context(), res.key(namespace, name), 0)
-	if err != nil {
-		return nil, fromStorage(err, res, name)
-	}
-	obj, err := s.fromKV(res, kv)
-	if err != nil {
-		return nil, apierrors.NewInternalError(err)
-	}
-	return obj, nil
 }
 
 // checkNotFutureRevision refuses a resourceVersion newer than the store,
@@ -55,4 +45,17 @@ func (s *Server) checkNotFutureRevision(r *http.Request, rv string) error {
 		return errTooLargeResourceVersion(n, current)
 	}
 	return nil
+}
+
+// getStored reads the latest state of one object.
+func (s *Server) getStored(ctx context.Context, res *registry.Resource, namespace, name string) (runtime.Object, error) {
+	kv, err := s.store.Get(ctx, storageKey(res, namespace, name), 0)
+	if err != nil {
+		return nil, fromStorage(err, res, name)
+	}
+	obj, err := s.fromKV(res, kv)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
+	return obj, nil
 }

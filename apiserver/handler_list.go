@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/tinykube/tinykube/apiserver/registry"
 	"github.com/tinykube/tinykube/storage"
 )
 
@@ -55,12 +56,12 @@ func (s *Server) listRevision(ctx context.Context, opts metav1.ListOptions) (int
 // listObjects reads one page (or everything) of a collection, filtered by
 // the query's selectors. With a selector and a limit it reads on until the
 // page is full, as upstream does, and hands out its own continue token.
-func (s *Server) listObjects(ctx context.Context, res *resource, namespace string, q listQuery) (runtime.Object, error) {
+func (s *Server) listObjects(ctx context.Context, res *registry.Resource, namespace string, q listQuery) (runtime.Object, error) {
 	rev, err := s.listRevision(ctx, q.opts)
 	if err != nil {
 		return nil, err
 	}
-	prefix := res.prefix(namespace)
+	prefix := storagePrefix(res, namespace)
 	limit := q.opts.Limit
 	var items []runtime.Object
 	var listRev int64
@@ -132,8 +133,8 @@ func setListMeta(lm metav1.ListInterface, rev int64, cont string, remaining *int
 }
 
 // newList returns an empty list of the resource's kind with TypeMeta set.
-func (s *Server) newList(res *resource) (runtime.Object, error) {
-	gvk := res.gvr.GroupVersion().WithKind(res.kind + "List")
+func (s *Server) newList(res *registry.Resource) (runtime.Object, error) {
+	gvk := res.GVR.GroupVersion().WithKind(res.Kind + "List")
 	list, err := s.scheme.New(gvk)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)

@@ -94,7 +94,7 @@ func (s *Server) applyPatch(w http.ResponseWriter, r *http.Request, t requestTar
 	if err != nil {
 		return nil, err
 	}
-	gvk := t.res.gvk()
+	gvk := t.res.GVK()
 	obj, err := s.scheme.New(gvk)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)

@@ -24,7 +24,7 @@ func (s *Server) serveReplace(w http.ResponseWriter, r *http.Request, t requestT
 	if err != nil {
 		return err
 	}
-	obj, err := s.readObject(w, r, t.res.gvk())
+	obj, err := s.readObject(w, r, t.res.GVK())
 	if err != nil {
 		return err
 	}
@@ -33,7 +33,7 @@ func (s *Server) serveReplace(w http.ResponseWriter, r *http.Request, t requestT
 	}
 	out, created, err := s.updateObject(r.Context(), updateRequest{
 		res: t.res, namespace: t.namespace, name: t.name, subresource: subresource, dryRun: dryRun,
-		allowCreate: subresource == "" && t.res.allowCreateOnUpdate,
+		allowCreate: subresource == "" && t.res.AllowCreateOnUpdate,
 		mutate: func(current runtime.Object) (runtime.Object, error) {
 			return s.trackUpdate(t.res, subresource, current, obj.DeepCopyObject(), managerName(r, opts.FieldManager)), nil
 		},
@@ -58,7 +58,7 @@ func checkBodyIdentity(t requestTarget, obj runtime.Object) error {
 	if m.GetName() != t.name {
 		return apierrors.NewBadRequest("the name of the object (" + m.GetName() + ") does not match the name on the URL (" + t.name + ")")
 	}
-	if t.res.namespaced {
+	if t.res.Namespaced {
 		if m.GetNamespace() == "" {
 			m.SetNamespace(t.namespace)
 		}

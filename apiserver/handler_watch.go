@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/tinykube/tinykube/apiserver/registry"
 	"github.com/tinykube/tinykube/storage"
 )
 
@@ -58,7 +59,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, t requestTar
 	rv, _ := parseResourceVersion(q.opts.ResourceVersion)
 	watchList := q.opts.SendInitialEvents != nil && *q.opts.SendInitialEvents
 	sendInitial := watchList || (q.opts.SendInitialEvents == nil && rv == 0)
-	prefix := t.res.prefix(t.namespace)
+	prefix := storagePrefix(t.res, t.namespace)
 
 	var initial []storage.KeyValue
 	startRev := rv
@@ -183,7 +184,7 @@ func (s *Server) listAll(ctx context.Context, prefix string) ([]storage.KeyValue
 // DELETED, as upstream's cacher does. A nil object means no event. Objects
 // are decoded once for all watches (see eventCache) and must not be
 // changed.
-func (s *Server) translateEvent(res *resource, q listQuery, ev storage.Event) (watch.EventType, *sharedObject) {
+func (s *Server) translateEvent(res *registry.Resource, q listQuery, ev storage.Event) (watch.EventType, *sharedObject) {
 	var cur, prev *sharedObject
 	if ev.Type != storage.Deleted {
 		obj, err := s.sharedObject(res, ev.KV, 0)
@@ -236,7 +237,7 @@ func (s *Server) translateEvent(res *resource, q listQuery, ev storage.Event) (w
 type watchStream struct {
 	s         *Server
 	w         http.ResponseWriter
-	res       *resource
+	res       *registry.Resource
 	q         listQuery
 	format    responseFormat
 	tableOpts metav1.TableOptions

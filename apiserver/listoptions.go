@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 // listQuery is a parsed list or watch request.
@@ -22,7 +24,7 @@ type listQuery struct {
 // parseListQuery reads ListOptions from the URL and checks them as
 // upstream's ValidateListOptions does. The WatchList feature is served, so
 // sendInitialEvents is accepted on watches.
-func (s *Server) parseListQuery(r *http.Request, res *resource, watch bool) (listQuery, error) {
+func (s *Server) parseListQuery(r *http.Request, res *registry.Resource, watch bool) (listQuery, error) {
 	var q listQuery
 	values := r.URL.Query()
 	if err := metav1.Convert_url_Values_To_v1_ListOptions(&values, &q.opts, nil); err != nil {
@@ -91,7 +93,7 @@ func (s *Server) parseListQuery(r *http.Request, res *resource, watch bool) (lis
 
 // selectableFields returns the fields a field selector may use on obj; for
 // a nil obj only the keys matter.
-func (s *Server) selectableFields(res *resource, obj runtime.Object) fields.Set {
+func (s *Server) selectableFields(res *registry.Resource, obj runtime.Object) fields.Set {
 	set := fields.Set{}
 	if obj == nil {
 		zero, err := s.newObject(res)
@@ -102,13 +104,13 @@ func (s *Server) selectableFields(res *resource, obj runtime.Object) fields.Set 
 	}
 	m := accessor(obj)
 	set["metadata.name"] = m.GetName()
-	if res.namespaced {
+	if res.Namespaced {
 		set["metadata.namespace"] = m.GetNamespace()
 	} else {
 		set["metadata.namespace"] = ""
 	}
-	if res.selectableFields != nil {
-		for k, v := range res.selectableFields(obj) {
+	if res.SelectableFields != nil {
+		for k, v := range res.SelectableFields(obj) {
 			set[k] = v
 		}
 	}
@@ -116,7 +118,7 @@ func (s *Server) selectableFields(res *resource, obj runtime.Object) fields.Set 
 }
 
 // matches reports whether obj passes the query's selectors.
-func (s *Server) matches(q listQuery, res *resource, obj runtime.Object) bool {
+func (s *Server) matches(q listQuery, res *registry.Resource, obj runtime.Object) bool {
 	if !q.labels.Empty() && !q.labels.Matches(labels.Set(accessor(obj).GetLabels())) {
 		return false
 	}

@@ -12,26 +12,27 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/tinykube/tinykube/apiserver/registry"
 	"github.com/tinykube/tinykube/storage"
 )
 
 // key is where one object lives in storage.
-func (r *resource) key(namespace, name string) string {
-	if r.namespaced {
-		return r.prefix("") + namespace + "/" + name
+func storageKey(r *registry.Resource, namespace, name string) string {
+	if r.Namespaced {
+		return storagePrefix(r, "") + namespace + "/" + name
 	}
-	return r.prefix("") + name
+	return storagePrefix(r, "") + name
 }
 
 // prefix is the storage prefix of a collection: one namespace, or every
 // namespace when namespace is empty. It always ends in "/".
-func (r *resource) prefix(namespace string) string {
-	group, resource := r.storageGroup(), r.gvr.Resource
-	if r.storedAs != nil {
-		group, resource = r.storedAs.group, r.storedAs.resource
+func storagePrefix(r *registry.Resource, namespace string) string {
+	group, resource := r.StorageGroup(), r.GVR.Resource
+	if r.StoredAs != nil {
+		group, resource = r.StoredAs.Group, r.StoredAs.Resource
 	}
 	p := "/registry/" + group + "/" + resource + "/"
-	if r.namespaced && namespace != "" {
+	if r.Namespaced && namespace != "" {
 		p += namespace + "/"
 	}
 	return p
@@ -39,25 +40,25 @@ func (r *resource) prefix(namespace string) string {
 
 // newObject returns an empty object of the resource's kind with its
 // TypeMeta set.
-func (s *Server) newObject(r *resource) (runtime.Object, error) {
-	obj, err := s.scheme.New(r.gvk())
+func (s *Server) newObject(r *registry.Resource) (runtime.Object, error) {
+	obj, err := s.scheme.New(r.GVK())
 	if err != nil {
 		return nil, err
 	}
-	obj.GetObjectKind().SetGroupVersionKind(r.gvk())
+	obj.GetObjectKind().SetGroupVersionKind(r.GVK())
 	return obj, nil
 }
 
 // fromKV decodes a stored object and sets its resourceVersion from the
 // key's ModRevision (the stored one is never trusted).
-func (s *Server) fromKV(r *resource, kv storage.KeyValue) (runtime.Object, error) {
+func (s *Server) fromKV(r *registry.Resource, kv storage.KeyValue) (runtime.Object, error) {
 	var obj runtime.Object
-	if r.storedAs != nil {
-		stored := r.storedAs.newStorage()
+	if r.StoredAs != nil {
+		stored := r.StoredAs.NewStorage()
 		if err := json.Unmarshal(kv.Value, stored); err != nil {
 			return nil, fmt.Errorf("decoding %s: %w", kv.Key, err)
 		}
-		obj = r.storedAs.fromStorage(stored)
+		obj = r.StoredAs.FromStorage(stored)
 	} else {
 		var err error
 		if obj, err = s.newObject(r); err != nil {
@@ -67,16 +68,16 @@ func (s *Server) fromKV(r *resource, kv storage.KeyValue) (runtime.Object, error
 			return nil, fmt.Errorf("decoding %s: %w", kv.Key, err)
 		}
 	}
-	obj.GetObjectKind().SetGroupVersionKind(r.gvk())
+	obj.GetObjectKind().SetGroupVersionKind(r.GVK())
 	setResourceVersion(obj, kv.ModRevision)
 	return obj, nil
 }
 
 // toStored encodes obj for storage, without its resourceVersion, in the
 // resource's storage form.
-func (s *Server) toStored(r *resource, obj runtime.Object) ([]byte, error) {
-	if r.storedAs != nil {
-		obj = r.storedAs.toStorage(obj)
+func (s *Server) toStored(r *registry.Resource, obj runtime.Object) ([]byte, error) {
+	if r.StoredAs != nil {
+		obj = r.StoredAs.ToStorage(obj)
 	}
 	m, err := meta.Accessor(obj)
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	openapi_v2 "github.com/google/gnostic-models/openapiv2"
 	"google.golang.org/protobuf/proto"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 // The OpenAPI documents carry paths and operations, which is what kubectl
@@ -29,23 +31,23 @@ func openAPIV3Path(gv schema.GroupVersion) string {
 }
 
 // resourcePaths returns the collection and item URL templates of res.
-func resourcePaths(res *resource) (collection, item string) {
-	base := "/" + openAPIV3Path(res.gvr.GroupVersion())
-	if res.namespaced {
+func resourcePaths(res *registry.Resource) (collection, item string) {
+	base := "/" + openAPIV3Path(res.GVR.GroupVersion())
+	if res.Namespaced {
 		base += "/namespaces/{namespace}"
 	}
-	collection = base + "/" + res.gvr.Resource
+	collection = base + "/" + res.GVR.Resource
 	return collection, collection + "/{name}"
 }
 
-func gvkExtension(res *resource) map[string]string {
-	k := res.gvk()
+func gvkExtension(res *registry.Resource) map[string]string {
+	k := res.GVK()
 	return map[string]string{"group": k.Group, "version": k.Version, "kind": k.Kind}
 }
 
 // operation is one OpenAPI operation with the query parameters kubectl
 // probes for.
-func operation(swagger2 bool, id string, res *resource, params ...string) map[string]any {
+func operation(swagger2 bool, id string, res *registry.Resource, params ...string) map[string]any {
 	var ps []map[string]any
 	for _, p := range params {
 		param := map[string]any{"name": p, "in": "query"}
@@ -69,21 +71,21 @@ func operation(swagger2 bool, id string, res *resource, params ...string) map[st
 func (s *Server) openAPIPaths(gv schema.GroupVersion, swagger2 bool) map[string]any {
 	paths := map[string]any{}
 	for _, res := range s.sortedResources(gv) {
-		if res.createOnly != nil {
+		if res.CreateOnly != nil {
 			continue
 		}
 		collection, item := resourcePaths(res)
 		writeParams := []string{"dryRun", "fieldManager", "fieldValidation"}
 		paths[collection] = map[string]any{
-			"get":    operation(swagger2, "list"+res.kind, res, "labelSelector", "fieldSelector", "limit", "continue", "resourceVersion", "watch"),
-			"post":   operation(swagger2, "create"+res.kind, res, writeParams...),
-			"delete": operation(swagger2, "deletecollection"+res.kind, res, "labelSelector", "fieldSelector"),
+			"get":    operation(swagger2, "list"+res.Kind, res, "labelSelector", "fieldSelector", "limit", "continue", "resourceVersion", "watch"),
+			"post":   operation(swagger2, "create"+res.Kind, res, writeParams...),
+			"delete": operation(swagger2, "deletecollection"+res.Kind, res, "labelSelector", "fieldSelector"),
 		}
 		paths[item] = map[string]any{
-			"get":    operation(swagger2, "read"+res.kind, res),
-			"put":    operation(swagger2, "replace"+res.kind, res, writeParams...),
-			"patch":  operation(swagger2, "patch"+res.kind, res, append(writeParams, "force")...),
-			"delete": operation(swagger2, "delete"+res.kind, res, "dryRun", "gracePeriodSeconds", "propagationPolicy"),
+			"get":    operation(swagger2, "read"+res.Kind, res),
+			"put":    operation(swagger2, "replace"+res.Kind, res, writeParams...),
+			"patch":  operation(swagger2, "patch"+res.Kind, res, append(writeParams, "force")...),
+			"delete": operation(swagger2, "delete"+res.Kind, res, "dryRun", "gracePeriodSeconds", "propagationPolicy"),
 		}
 	}
 	return paths

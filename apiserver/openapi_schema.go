@@ -8,6 +8,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 // OpenAPI component schemas are built by reflection from the Go types of
@@ -147,16 +149,16 @@ func (b *schemaBuilder) addFields(t reflect.Type, props map[string]any, docs map
 
 // openAPIComponents returns the component schemas of a group version's
 // kinds, each top-level kind tagged with x-kubernetes-group-version-kind.
-func (s *Server) openAPIComponents(gv string, resources []*resource) map[string]any {
+func (s *Server) openAPIComponents(gv string, resources []*registry.Resource) map[string]any {
 	b := &schemaBuilder{schemas: map[string]map[string]any{}}
 	for _, res := range resources {
-		obj, err := s.scheme.New(res.gvk())
+		obj, err := s.scheme.New(res.GVK())
 		if err != nil {
 			continue
 		}
 		t := reflect.TypeOf(obj).Elem()
 		b.ref(t)
-		k := res.gvk()
+		k := res.GVK()
 		b.schemas[schemaName(t)]["x-kubernetes-group-version-kind"] = []any{
 			map[string]string{"group": k.Group, "version": k.Version, "kind": k.Kind},
 		}

@@ -24,7 +24,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/remotecommand"
 	clientremotecommand "k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
-	"k8s.io/klog/v2"
 	"k8s.io/streaming/pkg/httpstream/wsstream"
 )
 
@@ -67,7 +66,7 @@ func (s *Server) servePodStream(w http.ResponseWriter, r *http.Request, t reques
 			return apierrors.NewBadRequest(fmt.Sprintf("pods/%s: WebSocket streaming needs subprotocol %s, or use SPDY", t.subresource, map[bool]string{true: portForwardTunnelProtocol, false: remotecommand.StreamProtocolV5Name}[t.subresource == "portforward"]))
 		}
 	}
-	obj, err := s.getObject(r, t.res, t.namespace, t.name)
+	obj, err := s.getStored(r.Context(), t.res, t.namespace, t.name)
 	if err != nil {
 		return err
 	}
@@ -76,7 +75,7 @@ func (s *Server) servePodStream(w http.ResponseWriter, r *http.Request, t reques
 		return apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name))
 	}
 	nodes, _ := s.resources.lookup(coreV1.WithResource("nodes"))
-	nodeObj, err := s.getObject(r, nodes, "", pod.Spec.NodeName)
+	nodeObj, err := s.getStored(r.Context(), nodes, "", pod.Spec.NodeName)
 	if err != nil {
 		return err
 	}
@@ -182,7 +181,7 @@ func (s *Server) translateRemoteCommand(w http.ResponseWriter, r *http.Request, 
 	conn.SetIdleTimeout(4 * time.Hour)
 	_, streams, err := conn.Open(hijackable{w}, r)
 	if err != nil {
-		klog.V(2).Infof("pods stream: WebSocket upgrade: %v", err)
+		s.log.Debug("pods stream: WebSocket upgrade", "err", err)
 		return
 	}
 	defer conn.Close()

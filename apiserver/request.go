@@ -7,11 +7,13 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 // requestTarget is what a resource URL names.
 type requestTarget struct {
-	res         *resource
+	res         *registry.Resource
 	namespace   string
 	name        string
 	subresource string
@@ -27,15 +29,15 @@ func (s *Server) parseResourcePath(gv schema.GroupVersion, rest string) (request
 		return requestTarget{}, false
 	}
 	segs := strings.Split(rest, "/")
-	lookup := func(name string) (*resource, bool) {
+	lookup := func(name string) (*registry.Resource, bool) {
 		return s.resources.lookup(gv.WithResource(name))
 	}
 	if segs[0] == "namespaces" && len(segs) >= 3 {
-		if nsRes, ok := lookup("namespaces"); ok && len(segs) == 3 && nsRes.hasSubresource(segs[2]) {
+		if nsRes, ok := lookup("namespaces"); ok && len(segs) == 3 && nsRes.HasSubresource(segs[2]) {
 			return requestTarget{res: nsRes, name: segs[1], subresource: segs[2]}, true
 		}
 		res, ok := lookup(segs[2])
-		if !ok || !res.namespaced || len(segs) > 5 {
+		if !ok || !res.Namespaced || len(segs) > 5 {
 			return requestTarget{}, false
 		}
 		t := requestTarget{res: res, namespace: segs[1]}
@@ -44,7 +46,7 @@ func (s *Server) parseResourcePath(gv schema.GroupVersion, rest string) (request
 		}
 		if len(segs) == 5 {
 			t.subresource = segs[4]
-			if !res.hasSubresource(t.subresource) {
+			if !res.HasSubresource(t.subresource) {
 				return requestTarget{}, false
 			}
 		}
@@ -56,7 +58,7 @@ func (s *Server) parseResourcePath(gv schema.GroupVersion, rest string) (request
 	}
 	t := requestTarget{res: res}
 	if len(segs) >= 2 {
-		if res.namespaced {
+		if res.Namespaced {
 			// Only list and watch across namespaces are served here.
 			return requestTarget{}, false
 		}
@@ -64,7 +66,7 @@ func (s *Server) parseResourcePath(gv schema.GroupVersion, rest string) (request
 	}
 	if len(segs) == 3 {
 		t.subresource = segs[2]
-		if !res.hasSubresource(t.subresource) {
+		if !res.HasSubresource(t.subresource) {
 			return requestTarget{}, false
 		}
 	}
@@ -107,7 +109,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, t requestTarge
 	r = r.WithContext(withWarningSink(r.Context(), w))
 	var err error
 	switch {
-	case t.res.createOnly != nil && (r.Method != http.MethodPost || t.name != "" || t.subresource != ""):
+	case t.res.CreateOnly != nil && (r.Method != http.MethodPost || t.name != "" || t.subresource != ""):
 		err = errMethodNotSupported(r)
 	case t.subresource != "":
 		err = s.serveSubresource(w, r, t)
@@ -122,7 +124,7 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, t requestTarge
 		case http.MethodPost:
 			err = s.serveCreate(w, r, t)
 		case http.MethodDelete:
-			if !slices.Contains(t.res.verbs(), "deletecollection") {
+			if !slices.Contains(t.res.Verbs(), "deletecollection") {
 				err = errMethodNotSupported(r)
 				break
 			}

@@ -8,11 +8,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 // respond writes obj (an object or a list of res) in the format the client
 // negotiated: the object itself, a Table, or PartialObjectMetadata.
-func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *resource, code int, obj runtime.Object) error {
+func (s *Server) respond(w http.ResponseWriter, r *http.Request, res *registry.Resource, code int, obj runtime.Object) error {
 	format, err := negotiate(r)
 	if err != nil {
 		return err
@@ -69,8 +71,8 @@ func warn(ctx context.Context, texts []string) {
 
 // warnIfDeprecated adds the deprecation warning of res, if any, before
 // anything else is written, so errors and watches carry it too.
-func warnIfDeprecated(w http.ResponseWriter, res *resource) {
-	if text, ok := deprecatedResources[res.gvr]; ok {
+func warnIfDeprecated(w http.ResponseWriter, res *registry.Resource) {
+	if text, ok := deprecatedResources[res.GVR]; ok {
 		addWarning(w, text)
 	}
 }

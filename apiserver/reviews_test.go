@@ -2,8 +2,6 @@ package apiserver
 
 import (
 	"bytes"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -16,8 +14,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/kubectl/pkg/cmd/auth"
-
-	"github.com/tinykube/tinykube/apiserver/authn"
 )
 
 func TestAuthWhoamiAndCanIWithoutAuthentication(t *testing.T) {
@@ -127,22 +123,5 @@ func TestKubectlAuthCanI(t *testing.T) {
 			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "get", Resource: "pods", Namespace: "other"}}}, metav1.CreateOptions{})
 	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.resourceAttributes.namespace: Invalid value: \"other\": must match metadata.namespace") {
 		t.Fatalf("local review in another namespace: %v", err)
-	}
-}
-
-// kubectl auth whoami shows a service account token's extra fields (the
-// pod and node it is bound to), as upstream.
-func TestSelfSubjectReviewCarriesExtra(t *testing.T) {
-	user := authn.User{Name: "system:serviceaccount:default:default", Groups: []string{"system:serviceaccounts"},
-		Extra: map[string][]string{"authentication.kubernetes.io/pod-name": {"web"}}}
-	r := httptest.NewRequest(http.MethodPost, "/apis/authentication.k8s.io/v1/selfsubjectreviews", nil)
-	r = r.WithContext(authn.WithUser(r.Context(), user))
-	obj, err := selfSubjectReview(r, requestTarget{}, &authenticationv1.SelfSubjectReview{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := obj.(*authenticationv1.SelfSubjectReview).Status.UserInfo.Extra
-	if v := got["authentication.kubernetes.io/pod-name"]; len(v) != 1 || v[0] != "web" {
-		t.Fatalf("extra %v", got)
 	}
 }

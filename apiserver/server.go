@@ -3,6 +3,7 @@ package apiserver
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
+	"github.com/tinykube/tinykube/apiserver/admission"
 	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/storage"
 )
@@ -67,6 +69,10 @@ type Config struct {
 
 	// Now is the clock for timestamps; time.Now when nil.
 	Now func() time.Time
+
+	// Logger is where the server logs; the caller tags it (e.g.
+	// component=apiserver). Nothing is logged when nil.
+	Logger *slog.Logger
 }
 
 // Server serves the Kubernetes API over one storage.Interface.
@@ -77,6 +83,8 @@ type Server struct {
 	codecs    serializer.CodecFactory
 	resources *resourceTable
 	now       func() time.Time
+	log       *slog.Logger
+	admission *admission.Chain
 	// watchBookmarkInterval is how often a watch that asked for bookmarks
 	// gets one while nothing else happens.
 	watchBookmarkInterval time.Duration
@@ -119,6 +127,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("apiserver: building scheme: %w", err)
@@ -129,6 +140,7 @@ func New(cfg Config) (*Server, error) {
 		scheme:                scheme,
 		codecs:                serializer.NewCodecFactory(scheme, serializer.EnableStrict),
 		now:                   cfg.Now,
+		log:                   cfg.Logger,
 		watchBookmarkInterval: time.Minute,
 		fieldManagers:         newFieldManagers(scheme),
 		watchesDone:           make(chan struct{}),
@@ -140,8 +152,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.serviceIPs = ips
 	s.nodePorts = newPortAllocator(cfg.NodePortRange)
-	s.resources = newResourceTable(s)
 	s.setUpAuthorization()
+	s.resources = newResourceTable(s)
+	if s.admission, err = admission.NewChain(s.admissionPlugins()...); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -8,6 +8,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
+	"github.com/tinykube/tinykube/apiserver/registry/fieldvalidation"
 )
 
 // serveBinding binds a pod to a node (POST pods/<name>/binding), as the
@@ -32,8 +35,8 @@ func (s *Server) serveBinding(w http.ResponseWriter, r *http.Request, t requestT
 }
 
 // createLegacyBinding is POST namespaces/<ns>/bindings.
-func (s *Server) createLegacyBinding(r *http.Request, t requestTarget, obj runtime.Object) (runtime.Object, error) {
-	if err := s.bindPod(r, t.namespace, obj.(*corev1.Binding)); err != nil {
+func (s *Server) createLegacyBinding(r *http.Request, namespace string, obj runtime.Object) (runtime.Object, error) {
+	if err := s.bindPod(r, namespace, obj.(*corev1.Binding)); err != nil {
 		return nil, err
 	}
 	return createdStatus(), nil
@@ -53,11 +56,11 @@ func (s *Server) bindPod(r *http.Request, namespace string, binding *corev1.Bind
 	pods, _ := s.resources.lookup(coreV1.WithResource("pods"))
 	if binding.Target.Kind != "" && binding.Target.Kind != "Node" {
 		return apierrors.NewInvalid(coreV1.WithKind("Binding").GroupKind(), binding.Name,
-			fieldErrors("target.kind", binding.Target.Kind, "must be empty or 'Node'"))
+			fieldvalidation.Invalid("target.kind", binding.Target.Kind, "must be empty or 'Node'"))
 	}
 	if binding.Target.Name == "" {
 		return apierrors.NewInvalid(coreV1.WithKind("Binding").GroupKind(), binding.Name,
-			requiredError("target.name"))
+			fieldvalidation.Required("target.name"))
 	}
 	_, _, err := s.updateObject(r.Context(), updateRequest{
 		res: pods, namespace: namespace, name: binding.Name, subresource: "binding",
@@ -67,10 +70,10 @@ func (s *Server) bindPod(r *http.Request, namespace string, binding *corev1.Bind
 				return nil, err
 			}
 			if pod.DeletionTimestamp != nil {
-				return nil, apierrors.NewConflict(pods.groupResource(), pod.Name, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", pod.Name))
+				return nil, apierrors.NewConflict(pods.GroupResource(), pod.Name, fmt.Errorf("pod %s is being deleted, cannot be assigned to a host", pod.Name))
 			}
 			if pod.Spec.NodeName != "" {
-				return nil, apierrors.NewConflict(pods.groupResource(), pod.Name, fmt.Errorf("pod %s is already assigned to node %q", pod.Name, pod.Spec.NodeName))
+				return nil, apierrors.NewConflict(pods.GroupResource(), pod.Name, fmt.Errorf("pod %s is already assigned to node %q", pod.Name, pod.Spec.NodeName))
 			}
 			pod.Spec.NodeName = binding.Target.Name
 			for k, v := range binding.Annotations {
@@ -93,7 +96,7 @@ func (s *Server) bindPod(r *http.Request, namespace string, binding *corev1.Bind
 // bindingPreconditions checks the binding's uid and resourceVersion, when
 // set, against the pod's, with the message upstream's storage layer gives
 // (its key is ours).
-func bindingPreconditions(pods *resource, namespace string, binding *corev1.Binding, pod *corev1.Pod) error {
+func bindingPreconditions(pods *registry.Resource, namespace string, binding *corev1.Binding, pod *corev1.Pod) error {
 	var msg string
 	switch {
 	case binding.UID != "" && binding.UID != pod.UID:
@@ -103,8 +106,8 @@ func bindingPreconditions(pods *resource, namespace string, binding *corev1.Bind
 	default:
 		return nil
 	}
-	return apierrors.NewConflict(pods.groupResource(), pod.Name, fmt.Errorf(
-		"StorageError: invalid object, Code: 4, Key: %s, ResourceVersion: 0, AdditionalErrorMsg: %s", pods.key(namespace, pod.Name), msg))
+	return apierrors.NewConflict(pods.GroupResource(), pod.Name, fmt.Errorf(
+		"StorageError: invalid object, Code: 4, Key: %s, ResourceVersion: 0, AdditionalErrorMsg: %s", storageKey(pods, namespace, pod.Name), msg))
 }
 
 func setPodCondition(pod *corev1.Pod, c corev1.PodCondition) {

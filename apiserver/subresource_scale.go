@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/tinykube/tinykube/apiserver/registry/fieldvalidation"
 )
 
 var scaleGVK = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
@@ -71,7 +73,7 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, t requestTar
 		return err
 	}
 	if r.Method == http.MethodGet {
-		obj, err := s.getObject(r, t.res, t.namespace, t.name)
+		obj, err := s.getStored(r.Context(), t.res, t.namespace, t.name)
 		if err != nil {
 			return err
 		}
@@ -132,7 +134,7 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, t requestTar
 				return nil, apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", wanted.Name, t.name))
 			}
 			if wanted.Spec.Replicas < 0 {
-				return nil, apierrors.NewInvalid(scaleGVK.GroupKind(), t.name, fieldErrors("spec.replicas", wanted.Spec.Replicas, "must be greater than or equal to 0"))
+				return nil, apierrors.NewInvalid(scaleGVK.GroupKind(), t.name, fieldvalidation.Invalid("spec.replicas", wanted.Spec.Replicas, "must be greater than or equal to 0"))
 			}
 			before := current.DeepCopyObject()
 			setReplicas(current, wanted.Spec.Replicas)

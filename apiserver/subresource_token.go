@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/tinykube/tinykube/apiserver/admission"
 	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/pki"
 )
@@ -29,11 +30,6 @@ const (
 	minTokenExpirationSeconds = 600
 	// maxTokenExpirationSeconds is the longest (2^32 seconds).
 	maxTokenExpirationSeconds = 1 << 32
-	// kubeletTokenExpirationSeconds is what the ServiceAccount admission
-	// puts into every kube-api-access volume (one hour and 7 seconds): a
-	// pod-bound request of exactly this lifetime is recognised as the
-	// kubelet's and extended.
-	kubeletTokenExpirationSeconds = 3607
 	// extendedTokenExpiration is how long such a token stays valid
 	// (upstream's ExpirationExtensionSeconds, one year), so clients that
 	// never reread the refreshed file keep working; its warnafter claim
@@ -71,7 +67,7 @@ func (s *Server) serveTokenRequest(w http.ResponseWriter, r *http.Request, t req
 	if err := s.restrictNodeTokenRequest(r, t, req); err != nil {
 		return err
 	}
-	saObj, err := s.getObject(r, t.res, t.namespace, t.name)
+	saObj, err := s.getStored(r.Context(), t.res, t.namespace, t.name)
 	if err != nil {
 		return err
 	}
@@ -110,7 +106,7 @@ func (s *Server) serveTokenRequest(w http.ResponseWriter, r *http.Request, t req
 			return err
 		}
 	}
-	if s.extendTokenExpiration() && claims.Pod != nil && *req.Spec.ExpirationSeconds == kubeletTokenExpirationSeconds &&
+	if s.extendTokenExpiration() && claims.Pod != nil && *req.Spec.ExpirationSeconds == admission.KubeletTokenExpirationSeconds &&
 		isSubset(req.Spec.Audiences, issuer.Audiences()) {
 		claims.WarnAfter = claims.Lifetime
 		claims.Lifetime = extendedTokenExpiration
@@ -161,7 +157,7 @@ func (s *Server) bindToken(r *http.Request, namespace string, sa *corev1.Service
 		return apierrors.NewBadRequest(fmt.Sprintf("cannot bind token to object of type %s", gvk.String()))
 	}
 	res, _ := s.resources.lookup(coreV1.WithResource(resource))
-	obj, err := s.getObject(r, res, objNamespace, ref.Name)
+	obj, err := s.getStored(r.Context(), res, objNamespace, ref.Name)
 	if err != nil {
 		return err
 	}
@@ -182,7 +178,7 @@ func (s *Server) bindToken(r *http.Request, namespace string, sa *corev1.Service
 		// node cannot be read still gets its token, as upstream.
 		if pod.Spec.NodeName != "" {
 			nodes, _ := s.resources.lookup(coreV1.WithResource("nodes"))
-			if node, err := s.getObject(r, nodes, "", pod.Spec.NodeName); err == nil {
+			if node, err := s.getStored(r.Context(), nodes, "", pod.Spec.NodeName); err == nil {
 				claims.Node = &authn.ObjectRef{Name: pod.Spec.NodeName, UID: string(accessor(node).GetUID())}
 			}
 		}
@@ -206,7 +202,7 @@ func (s *Server) restrictNodeTokenRequest(r *http.Request, t requestTarget, req 
 		return nil
 	}
 	forbidden := func(msg string) error {
-		return apierrors.NewForbidden(t.res.groupResource(), t.name, errors.New(msg))
+		return apierrors.NewForbidden(t.res.GroupResource(), t.name, errors.New(msg))
 	}
 	ref := req.Spec.BoundObjectRef
 	if ref == nil || ref.APIVersion != "v1" || ref.Kind != "Pod" || ref.Name == "" {
@@ -216,12 +212,12 @@ func (s *Server) restrictNodeTokenRequest(r *http.Request, t requestTarget, req 
 		return forbidden("node requested token with a pod binding without a uid")
 	}
 	pods, _ := s.resources.lookup(coreV1.WithResource("pods"))
-	obj, err := s.getObject(r, pods, t.namespace, ref.Name)
+	obj, err := s.getStored(r.Context(), pods, t.namespace, ref.Name)
 	if apierrors.IsNotFound(err) {
 		return err
 	}
 	if err != nil {
-		return apierrors.NewForbidden(t.res.groupResource(), t.name, err)
+		return apierrors.NewForbidden(t.res.GroupResource(), t.name, err)
 	}
 	pod := obj.(*corev1.Pod)
 	if ref.UID != pod.UID {

@@ -48,7 +48,7 @@ func (s *Server) serveSubresource(w http.ResponseWriter, r *http.Request, t requ
 	case "log", "exec", "attach", "portforward":
 		return s.servePodStream(w, r, t)
 	default:
-		return apierrors.NewServiceUnavailable(fmt.Sprintf("%s/%s is not served yet", t.res.gvr.Resource, t.subresource))
+		return apierrors.NewServiceUnavailable(fmt.Sprintf("%s/%s is not served yet", t.res.GVR.Resource, t.subresource))
 	}
 	return errMethodNotSupported(r)
 }
@@ -57,7 +57,7 @@ func (s *Server) serveSubresource(w http.ResponseWriter, r *http.Request, t requ
 // namespaces/<name>/finalize), which the namespace controller calls once
 // the namespace is empty.
 func (s *Server) serveFinalize(w http.ResponseWriter, r *http.Request, t requestTarget) error {
-	obj, err := s.readObject(w, r, t.res.gvk())
+	obj, err := s.readObject(w, r, t.res.GVK())
 	if err != nil {
 		return err
 	}

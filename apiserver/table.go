@@ -3,52 +3,14 @@ package apiserver
 import (
 	"encoding/json"
 	"net/http"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/duration"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
-
-// tableConvertor prints a resource as upstream's server-side printer does.
-type tableConvertor struct {
-	columns []metav1.TableColumnDefinition
-	// cells returns one row's cells, in column order, the first being the
-	// name. now is for ages.
-	cells func(obj runtime.Object, now time.Time) []any
-}
-
-// column is a shorthand for a column definition; priority 1 columns show
-// only with -o wide.
-func column(name, typ string, priority int32, description string) metav1.TableColumnDefinition {
-	format := ""
-	if name == "Name" {
-		format = "name"
-	}
-	return metav1.TableColumnDefinition{Name: name, Type: typ, Format: format, Priority: priority, Description: description}
-}
-
-var nameColumn = column("Name", "string", 0, "Name must be unique within a namespace.")
-var ageColumn = column("Age", "string", 0, "CreationTimestamp is a timestamp representing the server time when this object was created.")
-
-// defaultTable is upstream's fallback for resources without a printer.
-var defaultTable = &tableConvertor{
-	columns: []metav1.TableColumnDefinition{nameColumn, column("Created At", "date", 0, "CreationTimestamp is a timestamp representing the server time when this object was created.")},
-	cells: func(obj runtime.Object, _ time.Time) []any {
-		m := accessor(obj)
-		return []any{m.GetName(), m.GetCreationTimestamp().UTC().Format(time.RFC3339)}
-	},
-}
-
-// age prints how long ago t was, as kubectl does.
-func age(t metav1.Time, now time.Time) string {
-	if t.IsZero() {
-		return "<unknown>"
-	}
-	return duration.HumanDuration(now.Sub(t.Time))
-}
 
 // tableOptions reads includeObject and noHeaders from the query.
 func tableOptions(r *http.Request) (metav1.TableOptions, error) {
@@ -64,7 +26,7 @@ func tableOptions(r *http.Request) (metav1.TableOptions, error) {
 }
 
 // toTable answers as=Table for an object or a list.
-func (s *Server) toTable(r *http.Request, res *resource, obj runtime.Object) (*metav1.Table, error) {
+func (s *Server) toTable(r *http.Request, res *registry.Resource, obj runtime.Object) (*metav1.Table, error) {
 	opts, err := tableOptions(r)
 	if err != nil {
 		return nil, err
@@ -74,18 +36,18 @@ func (s *Server) toTable(r *http.Request, res *resource, obj runtime.Object) (*m
 
 // tableFor builds the Table of obj (an object or a list of res); include
 // says what each row carries in rows[].object.
-func (s *Server) tableFor(res *resource, obj runtime.Object, headers bool, include metav1.IncludeObjectPolicy) (*metav1.Table, error) {
-	tc := res.table
+func (s *Server) tableFor(res *registry.Resource, obj runtime.Object, headers bool, include metav1.IncludeObjectPolicy) (*metav1.Table, error) {
+	tc := res.Table
 	if tc == nil {
-		tc = defaultTable
+		tc = registry.DefaultTable
 	}
 	table := &metav1.Table{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "Table"}}
 	if headers {
-		table.ColumnDefinitions = tc.columns
+		table.ColumnDefinitions = tc.Columns
 	}
 	now := s.now()
 	addRow := func(item runtime.Object) error {
-		row := metav1.TableRow{Cells: tc.cells(item, now)}
+		row := metav1.TableRow{Cells: tc.Cells(item, now)}
 		var embedded runtime.Object
 		switch include {
 		case metav1.IncludeObject:

@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tinykube/tinykube/apiserver/registry"
 )
 
 // kubectlTableAccept is what kubectl get sends.
@@ -153,16 +155,16 @@ func TestSecretStringDataIsFoldedIntoData(t *testing.T) {
 func TestEveryTableHasOneCellPerColumn(t *testing.T) {
 	ts := newTestServer(t)
 	for gvr, res := range ts.api.resources.byGVR {
-		tc := res.table
+		tc := res.Table
 		if tc == nil {
-			tc = defaultTable
+			tc = registry.DefaultTable
 		}
 		obj, err := ts.api.newObject(res)
 		if err != nil {
 			t.Fatalf("%v: %v", gvr, err)
 		}
-		if cells := tc.cells(obj, time.Now()); len(cells) != len(tc.columns) {
-			t.Errorf("%v: %d cells for %d columns", gvr, len(cells), len(tc.columns))
+		if cells := tc.Cells(obj, time.Now()); len(cells) != len(tc.Columns) {
+			t.Errorf("%v: %d cells for %d columns", gvr, len(cells), len(tc.Columns))
 		}
 	}
 }

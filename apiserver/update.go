@@ -13,13 +13,14 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/tinykube/tinykube/apiserver/registry"
 	"github.com/tinykube/tinykube/storage"
 )
 
 // updateRequest is one read-modify-write of an object, shared by PUT,
 // PATCH and the status, scale and binding subresources.
 type updateRequest struct {
-	res       *resource
+	res       *registry.Resource
 	namespace string
 	name      string
 	// subresource is "" for the main resource, "status", or "binding" /
@@ -41,7 +42,7 @@ type updateRequest struct {
 // without one the write is retried on conflict against the fresh state.
 // It returns the stored object and whether it was created.
 func (s *Server) updateObject(ctx context.Context, u updateRequest) (runtime.Object, bool, error) {
-	key := u.res.key(u.namespace, u.name)
+	key := storageKey(u.res, u.namespace, u.name)
 	for {
 		kv, err := s.store.Get(ctx, key, 0)
 		if errors.Is(err, storage.ErrNotFound) && u.allowCreate && u.subresource == "" {
@@ -77,19 +78,17 @@ func (s *Server) updateObject(ctx context.Context, u updateRequest) (runtime.Obj
 			return nil, false, err
 		}
 		var errs field.ErrorList
-		if u.res.updateThrough != nil {
-			errs = u.res.updateThrough(u.subresource, desired, current)
+		if u.res.UpdateThrough != nil {
+			errs = u.res.UpdateThrough(u.subresource, desired, current)
 		}
 		if errs = append(errs, s.validateUpdate(u.res, desired, current)...); len(errs) > 0 {
-			return nil, false, apierrors.NewInvalid(u.res.gvk().GroupKind(), u.name, errs)
+			return nil, false, apierrors.NewInvalid(u.res.GVK().GroupKind(), u.name, errs)
 		}
-		if u.res.warnings != nil {
-			warn(ctx, u.res.warnings(desired, current))
+		if u.res.Warnings != nil {
+			warn(ctx, u.res.Warnings(desired, current))
 		}
-		if u.res.admit != nil {
-			if err := u.res.admit(ctx, desired, current, u.dryRun); err != nil {
-				return nil, false, err
-			}
+		if err := s.admit(ctx, u.res, u.subresource, desired, current, u.dryRun); err != nil {
+			return nil, false, err
 		}
 		if u.dryRun {
 			return desired, false, nil
@@ -112,8 +111,8 @@ func (s *Server) updateObject(ctx context.Context, u updateRequest) (runtime.Obj
 				return nil, false, fromStorage(err, u.res, u.name)
 			}
 			setResourceVersion(desired, deleted.ModRevision)
-			if u.res.released != nil {
-				u.res.released(ctx, desired)
+			if u.res.Released != nil {
+				u.res.Released(ctx, desired)
 			}
 			return desired, false, nil
 		}
@@ -132,13 +131,13 @@ func (s *Server) updateObject(ctx context.Context, u updateRequest) (runtime.Obj
 // prepareForUpdate carries over what a client may not change through this
 // endpoint: server-owned metadata always, status through the main resource
 // and spec (and a few resources' metadata) through /status.
-func (s *Server) prepareForUpdate(res *resource, subresource string, obj, old runtime.Object) error {
+func (s *Server) prepareForUpdate(res *registry.Resource, subresource string, obj, old runtime.Object) error {
 	m, om := accessor(obj), accessor(old)
 	if m.GetName() != om.GetName() {
 		return apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", m.GetName(), om.GetName()))
 	}
 	if uid := m.GetUID(); uid != "" && uid != om.GetUID() {
-		return apierrors.NewConflict(res.groupResource(), om.GetName(),
+		return apierrors.NewConflict(res.GroupResource(), om.GetName(),
 			fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", uid, om.GetUID()))
 	}
 	m.SetNamespace(om.GetNamespace())
@@ -159,16 +158,16 @@ func (s *Server) prepareForUpdate(res *resource, subresource string, obj, old ru
 		m.SetGeneration(om.GetGeneration())
 		resetStatusMetadata(res, m, om)
 	default:
-		if res.hasSubresource("status") {
+		if res.HasSubresource("status") {
 			copyField(obj, old, "Status")
 		}
 		m.SetGeneration(om.GetGeneration())
-		if res.generation && fieldChanged(obj, old, "Spec") {
+		if res.Generation && fieldChanged(obj, old, "Spec") {
 			m.SetGeneration(om.GetGeneration() + 1)
 		}
 	}
-	if res.prepareForUpdate != nil && subresource != "finalize" {
-		res.prepareForUpdate(obj, old)
+	if res.PrepareForUpdate != nil && subresource != "finalize" {
+		res.PrepareForUpdate(obj, old)
 	}
 	return nil
 }
@@ -184,8 +183,8 @@ var statusResetMetadata = map[schema.GroupResource][]string{
 
 // resetStatusMetadata carries over from stored what statusResetMetadata
 // names for res.
-func resetStatusMetadata(res *resource, m, stored metav1.Object) {
-	for _, name := range statusResetMetadata[res.groupResource()] {
+func resetStatusMetadata(res *registry.Resource, m, stored metav1.Object) {
+	for _, name := range statusResetMetadata[res.GroupResource()] {
 		switch name {
 		case "labels":
 			m.SetLabels(stored.GetLabels())
@@ -195,19 +194,19 @@ func resetStatusMetadata(res *resource, m, stored metav1.Object) {
 	}
 }
 
-func (s *Server) validateUpdate(res *resource, obj, old runtime.Object) field.ErrorList {
+func (s *Server) validateUpdate(res *registry.Resource, obj, old runtime.Object) field.ErrorList {
 	path := field.NewPath("metadata")
-	errs := apimachineryvalidation.ValidateObjectMetaAccessor(accessor(obj), res.namespaced, res.nameValidation, path)
+	errs := apimachineryvalidation.ValidateObjectMetaAccessor(accessor(obj), res.Namespaced, res.NameValidation, path)
 	errs = append(errs, apimachineryvalidation.ValidateObjectMetaAccessorUpdate(accessor(obj), accessor(old), path)...)
-	if res.validate != nil {
-		errs = append(errs, res.validate(obj, old)...)
+	if res.Validate != nil {
+		errs = append(errs, res.Validate(obj, old)...)
 	}
 	return errs
 }
 
 // shouldDeleteDuringUpdate: an object being deleted goes away once its last
 // finalizer is removed (for namespaces also spec.finalizers).
-func shouldDeleteDuringUpdate(res *resource, obj runtime.Object) bool {
+func shouldDeleteDuringUpdate(res *registry.Resource, obj runtime.Object) bool {
 	m := accessor(obj)
 	if m.GetDeletionTimestamp() == nil || len(m.GetFinalizers()) > 0 {
 		return false

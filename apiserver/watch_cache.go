@@ -7,6 +7,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/tinykube/tinykube/apiserver/registry"
 	"github.com/tinykube/tinykube/storage"
 )
 
@@ -31,7 +32,7 @@ type eventCache struct {
 // revision. deleted marks the last state of a deleted key, whose
 // resourceVersion is the deletion's revision.
 type eventCacheKey struct {
-	res     *resource
+	res     *registry.Resource
 	key     string
 	rev     int64
 	deleted bool
@@ -76,7 +77,7 @@ func (c *eventCache) entry(k eventCacheKey) *sharedObject {
 // sharedObject returns the object of kv, decoded once for all watches.
 // With deletedAt set, it is the last state of a key deleted at that
 // revision, carrying it as resourceVersion.
-func (s *Server) sharedObject(res *resource, kv storage.KeyValue, deletedAt int64) (*sharedObject, error) {
+func (s *Server) sharedObject(res *registry.Resource, kv storage.KeyValue, deletedAt int64) (*sharedObject, error) {
 	k := eventCacheKey{res: res, key: kv.Key, rev: kv.ModRevision}
 	if deletedAt != 0 {
 		k = eventCacheKey{res: res, key: kv.Key, rev: deletedAt, deleted: true}
