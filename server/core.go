@@ -66,6 +66,7 @@ func newCore(store storage.Interface, cfg coreConfig) (*core, error) {
 		DefaultUnreachableTolerationSeconds: &cfg.unreachableTolerationSeconds,
 
 		ServiceAccountTokens:    cfg.serviceAccounts,
+		Logger:                  cfg.logger,
 		ServiceAccountAdmission: cfg.serviceAccounts != nil,
 	})
 	if err != nil {
