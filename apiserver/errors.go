@@ -17,8 +17,13 @@ import (
 
 // writeError is the one place where an error becomes a metav1.Status on the
 // wire.
+// A server-side failure (5xx) is logged too, as upstream does: the client
+// sees the Status, the operator the cause.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status := statusFor(err)
+	if status.Code >= http.StatusInternalServerError || status.Code == 0 {
+		s.log.Error("request failed", "verb", r.Method, "path", r.URL.Path, "code", status.Code, "err", err)
+	}
 	writeStatus(w, status)
 }
 

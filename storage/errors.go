@@ -15,4 +15,7 @@ var (
 	ErrInvalidKey      = errors.New("storage: key must not be empty")
 	ErrWatcherTooSlow  = errors.New("storage: watcher fell too far behind and was dropped")
 	ErrClosed          = errors.New("storage: store is closed")
+	// ErrNoSpace: the data dir's file system is full; nothing of the
+	// failed write was stored, and reads go on.
+	ErrNoSpace = errors.New("storage: no space left on the data dir's file system")
 )

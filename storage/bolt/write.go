@@ -3,7 +3,9 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"syscall"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -145,8 +147,12 @@ func (s *Store) commit(batch []*writeOp) {
 		}
 		return meta.Put(metaRevision, revisionKey(w.rev))
 	})
-	if err != nil {
+	if errors.Is(err, syscall.ENOSPC) {
+		err = fmt.Errorf("%w: %w", storage.ErrNoSpace, err)
+	} else if err != nil {
 		err = fmt.Errorf("storage: commit failed: %w", err)
+	}
+	if err != nil {
 		for _, op := range batch {
 			op.result, op.err = storage.KeyValue{}, err
 		}
