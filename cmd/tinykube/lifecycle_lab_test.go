@@ -21,17 +21,7 @@ func TestServerLogIsOneFormat(t *testing.T) {
 	node := newLabServer(t, lan, "node1", labNodeIP)
 	node.start()
 	node.waitNodeReady()
-	node.kubectlOK(`apiVersion: v1
-kind: Pod
-metadata: {name: shell}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: shell
-    image: busybox
-    imagePullPolicy: Never
-    command: [sh, -c, "echo started; sleep 3600"]
-`, "apply", "-f", "-")
+	node.kubectlOK(shellPod, "apply", "-f", "-")
 	node.kubectlOK("", "wait", "--for=condition=Ready", "pod/shell", "--timeout=120s")
 	if out := node.kubectlOK("", "exec", "shell", "--", "echo", "hi"); out != "hi\n" {
 		t.Fatalf("exec: %q", out)

@@ -42,17 +42,7 @@ spec:
           periodSeconds: 1
           failureThreshold: 2
 ---
-apiVersion: v1
-kind: Pod
-metadata: {name: shell}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: shell
-    image: busybox
-    imagePullPolicy: Never
-    command: [sleep, "3600"]
----
+`+shellPod+`---
 apiVersion: v1
 kind: Pod
 metadata: {name: crasher}
@@ -62,6 +52,19 @@ spec:
     image: busybox
     imagePullPolicy: Never
     command: [sh, -c, "echo about to fail; exit 3"]
+`
+
+// shellPod is a pod whose one container sleeps, to exec into.
+const shellPod = `apiVersion: v1
+kind: Pod
+metadata: {name: shell}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: shell
+    image: busybox
+    imagePullPolicy: Never
+    command: [sleep, "3600"]
 `
 
 // TestPodsEndToEnd runs pods through the whole server (scheduler, kubelet,

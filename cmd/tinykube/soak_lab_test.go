@@ -349,19 +349,26 @@ func (w *soakWatcher) consume(wi watch.Interface) {
 		if !ok {
 			continue
 		}
-		rv, _ := strconv.ParseInt(cm.ResourceVersion, 10, 64)
-		if rv <= w.lastRV {
-			w.err = fmt.Errorf("event %s %s at resourceVersion %d after %d: out of order or repeated", ev.Type, cm.Name, rv, w.lastRV)
+		if w.err = w.apply(ev.Type, cm); w.err != nil {
 			return
 		}
-		w.lastRV, w.rv = rv, cm.ResourceVersion
-		w.events++
-		if ev.Type == watch.Deleted {
-			delete(w.state, cm.Name)
-		} else {
-			w.state[cm.Name] = cm.Data["v"]
-		}
 	}
+}
+
+// apply records one event, which must be newer than the last.
+func (w *soakWatcher) apply(typ watch.EventType, cm *corev1.ConfigMap) error {
+	rv, _ := strconv.ParseInt(cm.ResourceVersion, 10, 64)
+	if rv <= w.lastRV {
+		return fmt.Errorf("event %s %s at resourceVersion %d after %d: out of order or repeated", typ, cm.Name, rv, w.lastRV)
+	}
+	w.lastRV, w.rv = rv, cm.ResourceVersion
+	w.events++
+	if typ == watch.Deleted {
+		delete(w.state, cm.Name)
+	} else {
+		w.state[cm.Name] = cm.Data["v"]
+	}
+	return nil
 }
 
 // catchUp watches from where the watcher stopped to rv and compares its
@@ -391,16 +398,8 @@ func (w *soakWatcher) catchUp(onServer map[string]string, rv string) error {
 			if !ok {
 				continue
 			}
-			n, _ := strconv.ParseInt(cm.ResourceVersion, 10, 64)
-			if n <= w.lastRV {
-				return fmt.Errorf("event at %d after %d: out of order or repeated", n, w.lastRV)
-			}
-			w.lastRV, w.rv = n, cm.ResourceVersion
-			w.events++
-			if ev.Type == watch.Deleted {
-				delete(w.state, cm.Name)
-			} else {
-				w.state[cm.Name] = cm.Data["v"]
+			if err := w.apply(ev.Type, cm); err != nil {
+				return err
 			}
 			if w.lastRV >= target {
 				break
