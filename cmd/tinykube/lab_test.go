@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -337,6 +338,39 @@ func (s *labServer) cleanUp() {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+	// Pods outlive their server by design, each in a network namespace of
+	// its own: a test that ends with the server stopped leaves them
+	// running. Their root file systems are under the node's data dir.
+	killProcessesUsing(s.dataDir)
+}
+
+// killProcessesUsing SIGKILLs every process with a mount under dir (a
+// node's containers and their shims) and waits, for a few seconds, until
+// they are gone.
+func killProcessesUsing(dir string) {
+	needle := []byte(" " + dir + "/")
+	find := func() []int {
+		var pids []int
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == os.Getpid() {
+				continue
+			}
+			mounts, err := os.ReadFile(filepath.Join("/proc", e.Name(), "mountinfo"))
+			if err == nil && bytes.Contains(mounts, needle) || bytes.Contains(mounts, []byte("upperdir="+dir+"/")) {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	_ = wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 5*time.Second, true, func(context.Context) (bool, error) {
+		pids := find()
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		return len(pids) == 0, nil
+	})
 }
 
 func (s *labServer) clientsetOrErr() (kubernetes.Interface, error) {

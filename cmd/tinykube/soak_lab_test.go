@@ -120,6 +120,13 @@ loop:
 	cancel()
 	wg.Wait()
 
+	// A last write marks the end: a watcher that has seen it has seen
+	// every ConfigMap event.
+	marker, err := newClient().CoreV1().ConfigMaps(soakNamespace).Create(context.Background(),
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "zz-end"}, Data: map[string]string{"v": "end"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Every acknowledged write is there.
 	final, err := newClient().CoreV1().ConfigMaps(soakNamespace).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
@@ -137,7 +144,7 @@ loop:
 	// order. Watchers stopped at different moments catch up first.
 	var events, relists int64
 	for i, w := range watchers {
-		if err := w.catchUp(onServer, final.ResourceVersion); err != nil {
+		if err := w.catchUp(onServer, marker.ResourceVersion); err != nil {
 			t.Errorf("watcher %d: %v", i, err)
 		}
 		events += w.events
@@ -371,8 +378,9 @@ func (w *soakWatcher) apply(typ watch.EventType, cm *corev1.ConfigMap) error {
 	return nil
 }
 
-// catchUp watches from where the watcher stopped to rv and compares its
-// view with the server's.
+// catchUp watches from where the watcher stopped until it has seen the
+// ConfigMap event at rv, the last, and compares its view with the
+// server's.
 func (w *soakWatcher) catchUp(onServer map[string]string, rv string) error {
 	if w.err != nil {
 		return w.err
