@@ -42,7 +42,7 @@ spec:
           periodSeconds: 1
           failureThreshold: 2
 ---
-`+shellPod+`---
+` + shellPod + `---
 apiVersion: v1
 kind: Pod
 metadata: {name: crasher}
