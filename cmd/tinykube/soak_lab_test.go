@@ -222,6 +222,8 @@ func soakClient(ctx context.Context, cs kubernetes.Interface, id int, tr *soakTr
 			name := fmt.Sprintf("c%02d-%06d", id, n)
 			_, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{"v": value}}, metav1.CreateOptions{})
 			if ctx.Err() != nil {
+				// Cut short at the end: it may or may not have been stored.
+				tr.set(name, value, false)
 				return
 			}
 			tr.set(name, value, err == nil)
@@ -238,6 +240,8 @@ func soakClient(ctx context.Context, cs kubernetes.Interface, id int, tr *soakTr
 			cm.Data["v"] = value
 			_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
 			if ctx.Err() != nil {
+				// Cut short at the end: it may or may not have been stored.
+				tr.set(name, value, false)
 				return
 			}
 			tr.set(name, value, err == nil)
@@ -249,6 +253,7 @@ func soakClient(ctx context.Context, cs kubernetes.Interface, id int, tr *soakTr
 			name := live[i]
 			err := cms.Delete(ctx, name, metav1.DeleteOptions{})
 			if ctx.Err() != nil {
+				tr.set(name, "", false)
 				return
 			}
 			ok := err == nil || apierrors.IsNotFound(err)
