@@ -162,3 +162,11 @@ func startComponents(ctx context.Context, g *lifecycle.Group, cfg componentsConf
 			return sched.Run(ctx)
 		}})
 }
+
+// signingFile is the CA file in dir, or "" without a dir.
+func signingFile(dir string, file func(string) string) string {
+	if dir == "" {
+		return ""
+	}
+	return file(dir)
+}

@@ -141,11 +141,3 @@ func ensureJoinSecret(ctx context.Context, core http.Handler, token, previous st
 	_, err = secrets.Update(ctx, want, metav1.UpdateOptions{})
 	return err
 }
-
-// signingFile is the CA file in dir, or "" without a dir.
-func signingFile(dir string, file func(string) string) string {
-	if dir == "" {
-		return ""
-	}
-	return file(dir)
-}
