@@ -67,6 +67,15 @@ type Config struct {
 	// no serviceaccount controller can create pods in new namespaces.
 	ServiceAccountAdmission bool
 
+	// MaxRequestsInFlight and MaxMutatingRequestsInFlight are upstream's
+	// --max-requests-inflight and --max-mutating-requests-inflight: how
+	// many read-only and mutating requests may be served at once before
+	// the next gets 429 (see inflight.go for what is not counted and the
+	// per-user share). 0 takes upstream's defaults, 400 and 200; a
+	// negative value means no limit.
+	MaxRequestsInFlight         int
+	MaxMutatingRequestsInFlight int
+
 	// Now is the clock for timestamps; time.Now when nil.
 	Now func() time.Time
 
@@ -104,6 +113,7 @@ type Server struct {
 	serviceIPs    *ipAllocator
 	nodePorts     *portAllocator
 	authz         *authorization
+	inFlight      *inFlight
 }
 
 // New validates cfg, fills in defaults and returns a Server.
@@ -145,6 +155,8 @@ func New(cfg Config) (*Server, error) {
 		fieldManagers:         newFieldManagers(scheme),
 		watchesDone:           make(chan struct{}),
 		eventCache:            newEventCache(),
+		inFlight: newInFlight(inFlightLimit(cfg.MaxRequestsInFlight, defaultMaxRequestsInFlight),
+			inFlightLimit(cfg.MaxMutatingRequestsInFlight, defaultMaxMutatingRequestsInFlight)),
 	}
 	ips, err := newIPAllocator(cfg.ServiceCIDR)
 	if err != nil {
@@ -174,6 +186,7 @@ func (s *Server) CloseWatches() {
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(recoverAsStatus)
+	r.Use(s.inFlight.limit)
 	r.Use(s.withAuthorization)
 	r.Get("/version", s.serveVersion)
 	for _, p := range []string{"/healthz", "/livez", "/readyz"} {
