@@ -97,8 +97,17 @@ type Server struct {
 	// watchBookmarkInterval is how often a watch that asked for bookmarks
 	// gets one while nothing else happens.
 	watchBookmarkInterval time.Duration
-	// eventCache shares decoded watch objects between watch streams.
-	eventCache    *eventCache
+	// eventCache shares decoded watch objects between watch streams,
+	// snapshots their initial states.
+	eventCache *eventCache
+	snapshots  *snapshots
+	// A watch whose client falls more than watchQueueEvents or
+	// watchQueueBytes behind is ended, after watchSlowGrace to finish the
+	// write it is in.
+	watchQueueEvents, watchQueueBytes int
+	watchSlowGrace                    time.Duration
+	// watchInit holds a token per watch sending its initial state.
+	watchInit     chan struct{}
 	fieldManagers *fieldManagers
 	// watchesDone is closed by CloseWatches to end every running watch.
 	watchesDone      chan struct{}
@@ -155,6 +164,11 @@ func New(cfg Config) (*Server, error) {
 		fieldManagers:         newFieldManagers(scheme),
 		watchesDone:           make(chan struct{}),
 		eventCache:            newEventCache(),
+		snapshots:             newSnapshots(),
+		watchQueueEvents:      watchQueueEvents,
+		watchQueueBytes:       watchQueueBytes,
+		watchSlowGrace:        watchSlowGrace,
+		watchInit:             make(chan struct{}, watchInitConcurrency),
 		inFlight: newInFlight(inFlightLimit(cfg.MaxRequestsInFlight, defaultMaxRequestsInFlight),
 			inFlightLimit(cfg.MaxMutatingRequestsInFlight, defaultMaxMutatingRequestsInFlight)),
 	}
