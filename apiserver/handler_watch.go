@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/apiserver/registry"
 	"github.com/tinykube/tinykube/storage"
 )
@@ -79,18 +80,25 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, t requestTar
 	finishInit := func() {}
 	defer func() { finishInit() }()
 	if sendInitial {
-		select {
-		case s.watchInit <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		case <-s.watchesDone:
-			return apierrors.NewServiceUnavailable("the server is shutting down")
+		// The system's own components do not wait for a turn.
+		user, ok := authn.UserFrom(r.Context())
+		takeTurn := !ok || !isSystem(user)
+		if takeTurn {
+			select {
+			case s.watchInit <- struct{}{}:
+			case <-ctx.Done():
+				return nil
+			case <-s.watchesDone:
+				return apierrors.NewServiceUnavailable("the server is shutting down")
+			}
 		}
 		finishInit = sync.OnceFunc(func() {
 			if snap != nil {
 				s.releaseSnapshot(snap)
 			}
-			<-s.watchInit
+			if takeTurn {
+				<-s.watchInit
+			}
 		})
 		// "0" asks for any state, "" for the latest.
 		anyRev := q.opts.ResourceVersion == "0"

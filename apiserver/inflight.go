@@ -37,7 +37,7 @@ const userAPIServer = "system:apiserver"
 // answered 429 at once. On top of that each user may hold at most half of
 // a pool, a simple form of API Priority and Fairness: one busy client
 // cannot take every seat from the others. Long-running requests and the
-// system's own components are not counted (see exemptFromLimits).
+// system's own components are not counted (see isSystem).
 type inFlight struct {
 	readOnly, mutating *seatPool
 }
@@ -98,7 +98,7 @@ func inFlightLimit(v, def int) int {
 func (l *inFlight) limit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, ok := authn.UserFrom(r.Context())
-		if !ok || exemptFromLimits(user) {
+		if !ok || isSystem(user) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -124,13 +124,13 @@ func (l *inFlight) limit(next http.Handler) http.Handler {
 	})
 }
 
-// exemptFromLimits says whose requests are never limited: members of
+// isSystem says whose requests are never limited: members of
 // system:masters (upstream's exempt priority level), and the system's own
 // components, so that no user can starve them: kubelets (system:nodes),
 // the controller manager, the scheduler and the server's loopback client.
 // Requests that did not go through an authenticator (the library used
-// without one, in-process calls) are not limited either.
-func exemptFromLimits(u authn.User) bool {
+// without one, in-process calls) are not limited by the filter either.
+func isSystem(u authn.User) bool {
 	switch u.Name {
 	case userControllers, userScheduler, userAPIServer:
 		return true

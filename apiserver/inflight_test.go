@@ -66,54 +66,66 @@ func send(t *testing.T, s *apiservertest.Server, token, method, path string, bod
 	return resp, string(b)
 }
 
-// holdCreate starts a create as token whose body is still being sent, so
-// the request stays in flight until the returned function finishes it.
-func holdCreate(t *testing.T, s *apiservertest.Server, token string) (finish func()) {
-	t.Helper()
-	pr, pw := io.Pipe()
-	done := make(chan int, 1)
-	go func() {
-		req, _ := http.NewRequest(http.MethodPost, s.Config.Host+configMapsPath, pr)
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			done <- 0
-			return
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
-	_, _ = pw.Write([]byte(`{"apiVersion":"v1","kind":"ConfigMap",`))
-	return func() {
-		_, _ = fmt.Fprintf(pw, `"metadata":{"generateName":"held-%s-"}}`, token)
-		pw.Close()
-		if code := <-done; code != http.StatusCreated {
-			t.Errorf("the held create of %s ended with %d", token, code)
-		}
-	}
-}
-
 // createAs creates a ConfigMap as token and returns the response.
 func createAs(t *testing.T, s *apiservertest.Server, token string) (*http.Response, string) {
 	return send(t, s, token, http.MethodPost, configMapsPath,
 		strings.NewReader(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"generateName":"probe-"}}`))
 }
 
-// waitTooMany waits until token's next create is refused with 429.
-func waitTooMany(t *testing.T, s *apiservertest.Server, token string) {
+// hold starts a create as token whose body is still being sent, so that it
+// stays in flight until the returned function finishes it. It returns once
+// probe's creates are refused with 429, that is once the held create has
+// its seat; a held create that was itself refused (a probe had the seat
+// at that moment) is tried again.
+func hold(t *testing.T, s *apiservertest.Server, token, probe string) (finish func()) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, _ := createAs(t, s, token)
-		if resp.StatusCode == http.StatusTooManyRequests {
-			return
+		pr, pw := io.Pipe()
+		done := make(chan int, 1)
+		go func() {
+			req, _ := http.NewRequest(http.MethodPost, s.Config.Host+configMapsPath, pr)
+			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set("Content-Type", "application/json")
+			// The body goes only once the handler reads it: a create
+			// refused at once gets its answer without the client
+			// blocking on a body that is not there yet.
+			req.Header.Set("Expect", "100-continue")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- 0
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+		finish = func() {
+			_, _ = fmt.Fprintf(pw, `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"generateName":"held-%s-"}}`, token)
+			pw.Close()
+			if code := <-done; code != http.StatusCreated {
+				t.Errorf("the held create of %s ended with %d", token, code)
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s's creates still answered %d", token, resp.StatusCode)
+		for refused := false; !refused; {
+			select {
+			case code := <-done:
+				if code != http.StatusTooManyRequests {
+					t.Fatalf("the held create of %s ended with %d", token, code)
+				}
+				refused = true
+				continue
+			default:
+			}
+			if resp, _ := createAs(t, s, probe); resp.StatusCode == http.StatusTooManyRequests {
+				return finish
+			}
+			if time.Now().After(deadline) {
+				resp, body := createAs(t, s, probe)
+				t.Fatalf("the create of %s was never held; the last probe: %d %s", token, resp.StatusCode, body)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -134,16 +146,14 @@ func checkTooManyRequests(t *testing.T, who string, resp *http.Response, body st
 func TestRequestsBeyondTheInFlightLimitGetTooManyRequests(t *testing.T) {
 	s := inFlightServer(t, 1, 2)
 
-	// Alice may hold half the mutating seats: her second create waits in
-	// nobody's queue, it is refused.
-	finishAlice := holdCreate(t, s, "alice")
-	waitTooMany(t, s, "alice")
+	// Alice may hold half the mutating seats: her second create is
+	// refused at once.
+	finishAlice := hold(t, s, "alice", "alice")
 	resp, body := createAs(t, s, "alice")
 	checkTooManyRequests(t, "alice's second create", resp, body)
 
 	// Bob takes the other seat; now carol, who holds nothing, is refused.
-	finishBob := holdCreate(t, s, "bob")
-	waitTooMany(t, s, "carol")
+	finishBob := hold(t, s, "bob", "carol")
 	resp, body = createAs(t, s, "carol")
 	checkTooManyRequests(t, "carol with every seat taken", resp, body)
 
