@@ -1,14 +1,12 @@
 package apiserver
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 
+	"github.com/tinykube/tinykube/apiserver/authn"
 	"github.com/tinykube/tinykube/apiserver/registry"
 	"github.com/tinykube/tinykube/storage"
 )
@@ -29,13 +28,21 @@ const minWatchTimeout = 30 * time.Minute
 const initialEventsEndAnnotation = "k8s.io/initial-events-end"
 
 // serveWatch streams changes to a collection as WatchEvents (JSON lines or
-// length-prefixed protobuf, see watchStream), flushed one by one.
+// length-prefixed protobuf, see watchStream), flushed as they go.
 //
 // Where it starts: with resourceVersion unset or "0" it first sends an
 // ADDED event for every current object; with sendInitialEvents=true
 // (watch-list) it does the same and then a BOOKMARK annotated
 // k8s.io/initial-events-end; with resourceVersion N it sends what happened
 // after N, or a 410 ERROR event if N has been compacted away.
+//
+// Memory: the initial state is a snapshot shared by the watches that
+// start at the same revision (watch_snapshot.go), every object is decoded
+// and encoded once for all watches (watch_cache.go), and the events a
+// client has not read yet wait in a bounded queue (watch_queue.go): one
+// goroutine reads the store and queues, the handler's writes to the
+// client. A client that falls too far behind is ended; everything stops
+// when the request's context ends.
 func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, t requestTarget) error {
 	q, err := s.parseListQuery(r, t.res, true)
 	if err != nil {
@@ -61,20 +68,46 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, t requestTar
 	sendInitial := watchList || (q.opts.SendInitialEvents == nil && rv == 0)
 	prefix := storagePrefix(t.res, t.namespace)
 
-	var initial []storage.KeyValue
 	startRev := rv
-	switch {
-	case sendInitial:
-		initial, startRev, err = s.listAll(ctx, prefix)
-		if err != nil {
-			return fromStorage(err, t.res, "")
-		}
-		if rv > startRev {
-			return errTooLargeResourceVersion(rv, startRev)
-		}
-	case rv == 0:
+	if rv == 0 || sendInitial {
 		if startRev, err = s.store.Revision(ctx); err != nil {
 			return apierrors.NewInternalError(err)
+		}
+	}
+	var snap *snapshot
+	// finishInit ends the sending of the initial state: it gives back the
+	// snapshot and the turn.
+	finishInit := func() {}
+	defer func() { finishInit() }()
+	if sendInitial {
+		// The system's own components do not wait for a turn.
+		user, ok := authn.UserFrom(r.Context())
+		takeTurn := !ok || !isSystem(user)
+		if takeTurn {
+			select {
+			case s.watchInit <- struct{}{}:
+			case <-ctx.Done():
+				return nil
+			case <-s.watchesDone:
+				return apierrors.NewServiceUnavailable("the server is shutting down")
+			}
+		}
+		finishInit = sync.OnceFunc(func() {
+			if snap != nil {
+				s.releaseSnapshot(snap)
+			}
+			if takeTurn {
+				<-s.watchInit
+			}
+		})
+		// "0" asks for any state, "" for the latest.
+		anyRev := q.opts.ResourceVersion == "0"
+		if snap, err = s.acquireSnapshot(ctx, t.res, prefix, startRev, anyRev); err != nil {
+			return fromStorage(err, t.res, "")
+		}
+		startRev = snap.key.rev
+		if rv > startRev {
+			return errTooLargeResourceVersion(rv, startRev)
 		}
 	}
 
@@ -83,7 +116,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, t requestTar
 		current, _ := s.store.Revision(ctx)
 		return errTooLargeResourceVersion(startRev, current)
 	}
-	stream := &watchStream{s: s, w: w, res: t.res, q: q, format: format, tableOpts: tableOpts}
+	stream := newWatchStream(s, w, t.res, format, tableOpts)
 	stream.start()
 	if errors.Is(err, storage.ErrCompacted) {
 		stream.writeError(apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", startRev, s.store.CompactedRevision())))
@@ -93,16 +126,36 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, t requestTar
 		stream.writeError(apierrors.NewInternalError(err))
 		return nil
 	}
-	defer watcher.Stop()
 
-	for _, kv := range initial {
-		obj, err := s.fromKV(t.res, kv)
-		if err != nil {
-			continue
+	queue := newWatchQueue(startRev, s.watchQueueEvents, s.watchQueueBytes, func() {
+		_ = stream.rc.SetWriteDeadline(time.Now().Add(s.watchSlowGrace))
+	})
+	pumpDone := make(chan struct{})
+	go func() {
+		defer close(pumpDone)
+		s.pumpWatch(ctx, t.res, q, watcher, queue)
+	}()
+	defer func() {
+		cancel()
+		watcher.Stop()
+		<-pumpDone
+	}()
+
+	if snap != nil {
+		for _, obj := range snap.objs {
+			if !s.matches(q, t.res, obj.obj) {
+				continue
+			}
+			if !queue.unlessOverflowed(func() { _ = stream.rc.SetWriteDeadline(time.Now().Add(watchInitWriteTimeout)) }) {
+				break
+			}
+			stream.send(watch.Added, obj)
+			if stream.err != nil || ctx.Err() != nil {
+				return nil
+			}
 		}
-		if s.matches(q, t.res, obj) {
-			stream.write(watch.Added, obj)
-		}
+		queue.unlessOverflowed(func() { _ = stream.rc.SetWriteDeadline(time.Time{}) })
+		finishInit()
 	}
 	lastRev := startRev
 	if watchList {
@@ -112,15 +165,37 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, t requestTar
 
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	var bookmarks <-chan time.Time
-	bookmarkPending := false
-	if q.opts.AllowWatchBookmarks {
-		ticker := time.NewTicker(s.watchBookmarkInterval)
-		defer ticker.Stop()
-		bookmarks = ticker.C
-	}
 	for {
+		items, rev, closed, tooSlow := queue.take()
+		for _, it := range items {
+			switch {
+			case it.err != nil:
+				stream.writeError(it.err)
+			case it.typ == watch.Bookmark:
+				stream.writeBookmark(it.bookmarkRev, false)
+			default:
+				stream.send(it.typ, it.obj)
+			}
+		}
+		if len(items) > 0 {
+			stream.flush()
+		}
+		if stream.err != nil {
+			return nil
+		}
+		lastRev = rev
+		if tooSlow {
+			// The overflow gave the client a grace period to finish its
+			// current write; it did, so the watch ends cleanly.
+			_ = stream.rc.SetWriteDeadline(time.Time{})
+			s.log.Debug("watch ended: the client does not keep up", "uri", r.RequestURI)
+			return nil
+		}
+		if closed {
+			return nil
+		}
 		select {
+		case <-queue.notify:
 		case <-ctx.Done():
 			return nil
 		case <-s.watchesDone:
@@ -131,33 +206,65 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, t requestTar
 				stream.flush()
 			}
 			return nil
+		}
+	}
+}
+
+// pumpWatch reads the store's events for one watch, translates them and
+// queues them, until the watch ends or the queue overflows.
+func (s *Server) pumpWatch(ctx context.Context, res *registry.Resource, q listQuery, watcher storage.Watcher, queue *watchQueue) {
+	defer queue.close()
+	var bookmarks <-chan time.Time
+	bookmarkPending := false
+	if q.opts.AllowWatchBookmarks {
+		ticker := time.NewTicker(s.watchBookmarkInterval)
+		defer ticker.Stop()
+		bookmarks = ticker.C
+	}
+	lastRev := queue.rev
+	for {
+		var it watchItem
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.watchesDone:
+			return
 		case <-bookmarks:
 			// The bookmark goes out when the store's progress event
 			// arrives, so it carries the store's revision, not only the
 			// last event of this (possibly quiet) watch.
 			watcher.RequestProgress()
 			bookmarkPending = true
+			continue
 		case ev, ok := <-watcher.Events():
 			if !ok {
 				if errors.Is(watcher.Err(), storage.ErrCompacted) {
-					stream.writeError(apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", lastRev, s.store.CompactedRevision())))
+					queue.push(watchItem{err: apierrors.NewResourceExpired(fmt.Sprintf("too old resource version: %d (%d)", lastRev, s.store.CompactedRevision()))}, 0)
 				}
-				return nil
+				return
 			}
+			lastRev = max(lastRev, ev.Revision())
 			if ev.Type == storage.Progress {
-				lastRev = max(lastRev, ev.Revision())
-				if bookmarkPending {
-					bookmarkPending = false
-					stream.writeBookmark(lastRev, false)
-					stream.flush()
+				if !bookmarkPending {
+					queue.advance(lastRev)
+					continue
 				}
-				continue
+				bookmarkPending = false
+				it = watchItem{typ: watch.Bookmark, bookmarkRev: lastRev}
+			} else {
+				typ, obj := s.translateEvent(res, q, ev)
+				if obj == nil {
+					queue.advance(lastRev)
+					continue
+				}
+				it = watchItem{typ: typ, obj: obj, size: len(ev.KV.Value)}
+				if ev.PrevKV != nil {
+					it.size += len(ev.PrevKV.Value)
+				}
 			}
-			lastRev = ev.Revision()
-			if typ, obj := s.translateEvent(t.res, q, ev); obj != nil {
-				stream.writeShared(typ, obj)
-				stream.flush()
-			}
+		}
+		if !queue.push(it, lastRev) {
+			return
 		}
 	}
 }
@@ -231,20 +338,28 @@ func (s *Server) translateEvent(res *registry.Resource, q listQuery, ev storage.
 
 // watchStream writes WatchEvents in the negotiated form: newline-delimited
 // JSON, or, when the client prefers protobuf and the kind has it, upstream's
-// protobuf stream: each event a metav1.WatchEvent in protobuf, prefixed by
-// its length as 4 big-endian bytes, whose object is the protobuf encoding
-// of the object (magic prefix and runtime.Unknown envelope).
+// protobuf stream (see encodeFrame). Objects sent as they are, or as
+// PartialObjectMetadata, go out in frames shared by every watch; Tables
+// are made per stream.
 type watchStream struct {
 	s         *Server
 	w         http.ResponseWriter
+	rc        *http.ResponseController
 	res       *registry.Resource
-	q         listQuery
 	format    responseFormat
 	tableOpts metav1.TableOptions
 	// protobuf is set by start when the stream is in protobuf.
 	protobuf bool
+	encoding watchEncoding
 	// sentColumns: a Table watch sends column definitions only once.
 	sentColumns bool
+	// err is the first failed write (the client went away or was too
+	// slow); nothing more is written after it.
+	err error
+}
+
+func newWatchStream(s *Server, w http.ResponseWriter, res *registry.Resource, format responseFormat, tableOpts metav1.TableOptions) *watchStream {
+	return &watchStream{s: s, w: w, rc: http.NewResponseController(w), res: res, format: format, tableOpts: tableOpts}
 }
 
 // mediaProtobufWatch is the Content-Type of a protobuf watch stream.
@@ -257,8 +372,12 @@ func (ws *watchStream) start() {
 			_, ws.protobuf = obj.(protobufMarshaler)
 		}
 	}
-	if ws.protobuf {
+	switch {
+	case ws.protobuf:
 		contentType = mediaProtobufWatch
+		ws.encoding = encodingProtobuf
+	case isPartialMetadata(ws.format.as):
+		ws.encoding = encodingPartialJSON
 	}
 	ws.w.Header().Set("Content-Type", contentType)
 	ws.w.Header().Set("Cache-Control", "no-cache, private")
@@ -266,23 +385,47 @@ func (ws *watchStream) start() {
 	ws.flush()
 }
 
-func (ws *watchStream) flush() {
-	_ = http.NewResponseController(ws.w).Flush()
+func isPartialMetadata(as string) bool {
+	return as == "PartialObjectMetadata" || as == "PartialObjectMetadataList"
 }
 
-func (ws *watchStream) write(typ watch.EventType, obj runtime.Object) {
-	switch ws.format.as {
-	case "Table":
-		table, err := ws.s.tableFor(ws.res, obj, !ws.sentColumns, ws.tableOpts.IncludeObject)
+func (ws *watchStream) flush() {
+	if ws.err == nil {
+		ws.err = ws.rc.Flush()
+	}
+}
+
+func (ws *watchStream) writeFrame(frame []byte) {
+	if ws.err == nil {
+		_, ws.err = ws.w.Write(frame)
+	}
+}
+
+// send writes an event whose object is shared by all watches.
+func (ws *watchStream) send(typ watch.EventType, obj *sharedObject) {
+	if ws.format.as == "Table" {
+		table, err := ws.s.tableFor(ws.res, obj.obj, !ws.sentColumns, ws.tableOpts.IncludeObject)
 		if err != nil {
 			return
 		}
 		ws.sentColumns = true
-		obj = table
-	case "PartialObjectMetadata", "PartialObjectMetadataList":
-		obj = partialObject(obj)
+		ws.writeObject(typ, table)
+		return
 	}
-	ws.writeRaw(typ, obj)
+	frame, err := obj.frame(ws.s, typ, ws.encoding)
+	if err != nil {
+		return
+	}
+	ws.writeFrame(frame)
+}
+
+// writeObject encodes an event of this stream alone and writes it.
+func (ws *watchStream) writeObject(typ watch.EventType, obj runtime.Object) {
+	frame, err := ws.s.encodeFrame(typ, obj, ws.protobuf)
+	if err != nil {
+		return
+	}
+	ws.writeFrame(frame)
 }
 
 // writeBookmark sends a BOOKMARK: an object of the watched kind carrying
@@ -297,66 +440,17 @@ func (ws *watchStream) writeBookmark(rev int64, initialEventsEnd bool) {
 	if initialEventsEnd {
 		m.SetAnnotations(map[string]string{initialEventsEndAnnotation: "true"})
 	}
-	if ws.format.as == "PartialObjectMetadata" || ws.format.as == "PartialObjectMetadataList" {
-		ws.writeRaw(watch.Bookmark, partialObject(obj))
+	if isPartialMetadata(ws.format.as) {
+		ws.writeObject(watch.Bookmark, partialObject(obj))
 		return
 	}
-	ws.writeRaw(watch.Bookmark, obj)
-}
-
-// writeShared writes an event whose object is shared by all watches,
-// reusing its encoding when the stream sends objects as they are.
-func (ws *watchStream) writeShared(typ watch.EventType, obj *sharedObject) {
-	if ws.format.as != "" {
-		ws.write(typ, obj.obj)
-		return
-	}
-	raw, err := obj.encoded(ws.s, ws.protobuf)
-	if err != nil {
-		return
-	}
-	ws.writeEncoded(typ, raw)
-}
-
-func (ws *watchStream) writeRaw(typ watch.EventType, obj runtime.Object) {
-	var raw []byte
-	var err error
-	if ws.protobuf {
-		info, _ := runtime.SerializerInfoForMediaType(ws.s.codecs.SupportedMediaTypes(), mediaProtobuf)
-		var buf bytes.Buffer
-		err = info.Serializer.Encode(obj, &buf)
-		raw = buf.Bytes()
-	} else {
-		raw, err = json.Marshal(obj)
-	}
-	if err != nil {
-		return
-	}
-	ws.writeEncoded(typ, raw)
-}
-
-// writeEncoded writes one WatchEvent around an encoded object: a JSON line,
-// or a protobuf WatchEvent prefixed by its length.
-func (ws *watchStream) writeEncoded(typ watch.EventType, raw []byte) {
-	event := metav1.WatchEvent{Type: string(typ), Object: runtime.RawExtension{Raw: raw}}
-	if !ws.protobuf {
-		line, _ := json.Marshal(event)
-		_, _ = ws.w.Write(append(line, '\n'))
-		return
-	}
-	frame := make([]byte, 4+event.Size())
-	n, err := event.MarshalToSizedBuffer(frame[4:])
-	if err != nil {
-		return
-	}
-	binary.BigEndian.PutUint32(frame, uint32(n))
-	_, _ = ws.w.Write(frame[:4+n])
+	ws.writeObject(watch.Bookmark, obj)
 }
 
 // writeError sends an ERROR event carrying a Status and ends the stream.
 func (ws *watchStream) writeError(err error) {
 	status := statusFor(err)
 	status.TypeMeta = metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}
-	ws.writeRaw(watch.Error, &status)
+	ws.writeObject(watch.Error, &status)
 	ws.flush()
 }

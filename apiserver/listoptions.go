@@ -31,6 +31,10 @@ func (s *Server) parseListQuery(r *http.Request, res *registry.Resource, watch b
 		return q, apierrors.NewBadRequest(err.Error())
 	}
 	q.opts.Watch = watch
+	if q.opts.Limit < 0 {
+		// Upstream pages only with a positive limit; any other is no limit.
+		q.opts.Limit = 0
+	}
 	var errs field.ErrorList
 	match := q.opts.ResourceVersionMatch
 	if watch {

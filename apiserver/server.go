@@ -67,6 +67,15 @@ type Config struct {
 	// no serviceaccount controller can create pods in new namespaces.
 	ServiceAccountAdmission bool
 
+	// MaxRequestsInFlight and MaxMutatingRequestsInFlight are upstream's
+	// --max-requests-inflight and --max-mutating-requests-inflight: how
+	// many read-only and mutating requests may be served at once before
+	// the next gets 429 (see inflight.go for what is not counted and the
+	// per-user share). 0 takes upstream's defaults, 400 and 200; a
+	// negative value means no limit.
+	MaxRequestsInFlight         int
+	MaxMutatingRequestsInFlight int
+
 	// Now is the clock for timestamps; time.Now when nil.
 	Now func() time.Time
 
@@ -88,8 +97,17 @@ type Server struct {
 	// watchBookmarkInterval is how often a watch that asked for bookmarks
 	// gets one while nothing else happens.
 	watchBookmarkInterval time.Duration
-	// eventCache shares decoded watch objects between watch streams.
-	eventCache    *eventCache
+	// eventCache shares decoded watch objects between watch streams,
+	// snapshots their initial states.
+	eventCache *eventCache
+	snapshots  *snapshots
+	// A watch whose client falls more than watchQueueEvents or
+	// watchQueueBytes behind is ended, after watchSlowGrace to finish the
+	// write it is in.
+	watchQueueEvents, watchQueueBytes int
+	watchSlowGrace                    time.Duration
+	// watchInit holds a token per watch sending its initial state.
+	watchInit     chan struct{}
 	fieldManagers *fieldManagers
 	// watchesDone is closed by CloseWatches to end every running watch.
 	watchesDone      chan struct{}
@@ -104,6 +122,7 @@ type Server struct {
 	serviceIPs    *ipAllocator
 	nodePorts     *portAllocator
 	authz         *authorization
+	inFlight      *inFlight
 }
 
 // New validates cfg, fills in defaults and returns a Server.
@@ -145,6 +164,13 @@ func New(cfg Config) (*Server, error) {
 		fieldManagers:         newFieldManagers(scheme),
 		watchesDone:           make(chan struct{}),
 		eventCache:            newEventCache(),
+		snapshots:             newSnapshots(),
+		watchQueueEvents:      watchQueueEvents,
+		watchQueueBytes:       watchQueueBytes,
+		watchSlowGrace:        watchSlowGrace,
+		watchInit:             make(chan struct{}, watchInitConcurrency),
+		inFlight: newInFlight(inFlightLimit(cfg.MaxRequestsInFlight, defaultMaxRequestsInFlight),
+			inFlightLimit(cfg.MaxMutatingRequestsInFlight, defaultMaxMutatingRequestsInFlight)),
 	}
 	ips, err := newIPAllocator(cfg.ServiceCIDR)
 	if err != nil {
@@ -174,6 +200,7 @@ func (s *Server) CloseWatches() {
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(recoverAsStatus)
+	r.Use(s.inFlight.limit)
 	r.Use(s.withAuthorization)
 	r.Get("/version", s.serveVersion)
 	for _, p := range []string{"/healthz", "/livez", "/readyz"} {

@@ -30,6 +30,24 @@ func TestEventCacheSharesEntriesAndEvictsTheOldest(t *testing.T) {
 	}
 }
 
+func TestEventCacheEvictsTheOldestBeyondItsBytes(t *testing.T) {
+	c := newEventCache()
+	big := c.entry(eventCacheKey{key: "/big", rev: 1})
+	c.charge(big, eventCacheBytes/2)
+	next := c.entry(eventCacheKey{key: "/next", rev: 2})
+	c.charge(next, eventCacheBytes/2)
+	if c.entry(eventCacheKey{key: "/big", rev: 1}) != big {
+		t.Fatal("evicted while within its bytes")
+	}
+	c.charge(next, 1)
+	if c.entry(eventCacheKey{key: "/big", rev: 1}) == big {
+		t.Fatal("the oldest entry was kept beyond the cache's bytes")
+	}
+	if c.bytes > eventCacheBytes {
+		t.Fatalf("%d bytes cached, want at most %d", c.bytes, eventCacheBytes)
+	}
+}
+
 func TestWatchersShareDecodedObjectsButFilterEachOnTheirOwn(t *testing.T) {
 	ts := newTestServer(t)
 	cms := ts.client.CoreV1().ConfigMaps("default")

@@ -36,7 +36,9 @@ type coreConfig struct {
 	// tolerations new pods get.
 	notReadyTolerationSeconds    int64
 	unreachableTolerationSeconds int64
-	logger                       *slog.Logger
+	// requests served at once; 0 means no limit.
+	maxInFlight, maxMutatingInFlight int
+	logger                           *slog.Logger
 	// serviceAccounts issues service account tokens (TokenRequest). With
 	// it, pods get upstream's ServiceAccount admission and their
 	// kube-api-access volume; without it there would be no token to put
@@ -65,6 +67,9 @@ func newCore(store storage.Interface, cfg coreConfig) (*core, error) {
 		DefaultNotReadyTolerationSeconds:    &cfg.notReadyTolerationSeconds,
 		DefaultUnreachableTolerationSeconds: &cfg.unreachableTolerationSeconds,
 
+		MaxRequestsInFlight:         noLimitIfZero(cfg.maxInFlight),
+		MaxMutatingRequestsInFlight: noLimitIfZero(cfg.maxMutatingInFlight),
+
 		ServiceAccountTokens:    cfg.serviceAccounts,
 		Logger:                  cfg.logger,
 		ServiceAccountAdmission: cfg.serviceAccounts != nil,
@@ -77,4 +82,13 @@ func newCore(store storage.Interface, cfg coreConfig) (*core, error) {
 		bootstrap:    api.Bootstrap,
 		closeWatches: api.CloseWatches,
 	}, nil
+}
+
+// noLimitIfZero turns upstream's "0 disables the limit" into
+// apiserver.Config's "negative means no limit" (its 0 is the default).
+func noLimitIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

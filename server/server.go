@@ -40,6 +40,10 @@ type Config struct {
 	NodeMonitorGracePeriod       time.Duration
 	NotReadyTolerationSeconds    int64
 	UnreachableTolerationSeconds int64
+	// Requests served at once (--max-requests-inflight,
+	// --max-mutating-requests-inflight); 0 means no limit, as upstream.
+	MaxRequestsInFlight         int
+	MaxMutatingRequestsInFlight int
 	// Node is the settings of this host's node; nil runs no node
 	// (--disable-agent). Its ClusterDNS also sets the DNS Service's IP.
 	Node *agent.Settings
@@ -119,6 +123,8 @@ func Run(ctx context.Context, cfg Config) error {
 		notReadyTolerationSeconds:    cfg.NotReadyTolerationSeconds,
 		unreachableTolerationSeconds: cfg.UnreachableTolerationSeconds,
 		serviceAccounts:              sec.serviceAccounts,
+		maxInFlight:                  cfg.MaxRequestsInFlight,
+		maxMutatingInFlight:          cfg.MaxMutatingRequestsInFlight,
 	})
 	if err != nil {
 		return err

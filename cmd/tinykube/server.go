@@ -35,6 +35,8 @@ type serverOptions struct {
 	disableAgent     bool
 	token            string
 	disable          []string
+	maxInFlight      int
+	maxMutating      int
 	nodeLifecycle    nodeLifecycleFlags
 	node             nodeFlags
 	log              logOptions
@@ -186,6 +188,8 @@ func newServerCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.BoolVar(&o.disableAgent, "disable-agent", false, "run no kubelet or proxy on this host (control plane only)")
 	f.StringVar(&o.token, "token", "", "join token agents present: a bootstrap token <id>.<secret>, or a full K10 token of this cluster (default: the one in DATA_DIR/server/token, else a new one)")
 	f.StringSliceVar(&o.disable, "disable", nil, "packaged components not to run: servicelb")
+	f.IntVar(&o.maxInFlight, "max-requests-inflight", 400, "read-only requests served at once before the next gets 429 (0: no limit)")
+	f.IntVar(&o.maxMutating, "max-mutating-requests-inflight", 200, "mutating requests served at once before the next gets 429 (0: no limit)")
 	addNodeFlags(f, &o.node)
 	f.DurationVar(&o.nodeLifecycle.monitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "how long a node may go without renewing its lease before it is marked unreachable")
 	f.Int64Var(&o.nodeLifecycle.notReadyTolerationSeconds, "default-not-ready-toleration-seconds", 300, "tolerationSeconds of the default toleration for node.kubernetes.io/not-ready:NoExecute")
@@ -198,6 +202,11 @@ func (o *serverOptions) parse() (*server.Config, error) {
 		NodeMonitorGracePeriod:       o.nodeLifecycle.monitorGracePeriod,
 		NotReadyTolerationSeconds:    o.nodeLifecycle.notReadyTolerationSeconds,
 		UnreachableTolerationSeconds: o.nodeLifecycle.unreachableTolerationSeconds,
+		MaxRequestsInFlight:          o.maxInFlight,
+		MaxMutatingRequestsInFlight:  o.maxMutating,
+	}
+	if o.maxInFlight < 0 || o.maxMutating < 0 {
+		return nil, errors.New("--max-requests-inflight and --max-mutating-requests-inflight must not be negative")
 	}
 	for _, d := range o.disable {
 		switch strings.TrimSpace(d) {

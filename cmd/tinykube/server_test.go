@@ -504,6 +504,7 @@ func TestServerRejectsBadFlags(t *testing.T) {
 		"overlapping CIDRs":         {"--service-cidr", "10.42.0.0/16"},
 		"bad node port range":       {"--service-node-port-range", "32767-30000"},
 		"bad bind address":          {"--bind-address", "localhost"},
+		"negative in-flight limit":  {"--max-requests-inflight", "-1"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := append([]string{"server", "--data-dir", t.TempDir(), "--write-kubeconfig", "", "--https-listen-port", "0", "--bind-address", "127.0.0.1"}, args...)
