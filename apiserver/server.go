@@ -104,6 +104,9 @@ type Server struct {
 	serviceIPs    *ipAllocator
 	nodePorts     *portAllocator
 	authz         *authorization
+	// routed, when set (by tests), sees every resource request's target
+	// just before it is served.
+	routed func(*http.Request, requestTarget)
 }
 
 // New validates cfg, fills in defaults and returns a Server.
@@ -174,6 +177,7 @@ func (s *Server) CloseWatches() {
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(recoverAsStatus)
+	r.Use(s.withCanonicalPath)
 	r.Use(s.withAuthorization)
 	r.Get("/version", s.serveVersion)
 	for _, p := range []string{"/healthz", "/livez", "/readyz"} {
