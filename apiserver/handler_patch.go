@@ -71,7 +71,7 @@ func (s *Server) servePatchOn(w http.ResponseWriter, r *http.Request, t requestT
 			if err != nil {
 				return nil, err
 			}
-			return s.trackUpdate(t.res, subresource, current, obj, manager), nil
+			return s.trackUpdate(t.res, subresource, current, obj, manager)
 		},
 	})
 	if err != nil {
