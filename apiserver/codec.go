@@ -35,6 +35,9 @@ func readBody(r *http.Request) ([]byte, error) {
 		return nil, errBodyTooLarge()
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBodyBytes+1))
+	if isBodyReadTimeout(err) {
+		return nil, errRequestTimeout()
+	}
 	if err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("reading request body: %v", err))
 	}

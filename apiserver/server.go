@@ -67,6 +67,11 @@ type Config struct {
 	// no serviceaccount controller can create pods in new namespaces.
 	ServiceAccountAdmission bool
 
+	// RequestTimeout is upstream's --request-timeout: how long a request
+	// that is not long-running (watches and pod streams are) may take,
+	// reading its body included, before it is answered 504; 60 s when 0.
+	RequestTimeout time.Duration
+
 	// Now is the clock for timestamps; time.Now when nil.
 	Now func() time.Time
 
@@ -127,6 +132,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SecurePort == 0 {
 		cfg.SecurePort = 6443
 	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = defaultRequestTimeout
+	}
+	if cfg.RequestTimeout < 0 {
+		return nil, fmt.Errorf("apiserver: invalid request timeout %v", cfg.RequestTimeout)
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -178,6 +189,7 @@ func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(recoverAsStatus)
 	r.Use(s.withCanonicalPath)
+	r.Use(s.withRequestTimeout)
 	r.Use(s.withAuthorization)
 	r.Get("/version", s.serveVersion)
 	for _, p := range []string{"/healthz", "/livez", "/readyz"} {
