@@ -213,8 +213,10 @@ func errPatchInvalid(shown string, err error) error {
 }
 
 // strategicMergePatchError is upstream's interpretStrategicMergePatchError:
-// a malformed patch is a 400, one that cannot apply a 422, anything else
-// an internal error.
+// a malformed patch is a 400, one that cannot apply a 422. Upstream
+// answers anything else with a 500, though every such error is about the
+// patch (a key the type does not have, "$setElementOrder/" with no list
+// name): a 400 here, since bad input is never a server error.
 func strategicMergePatchError(err error) error {
 	switch err {
 	case mergepatch.ErrBadJSONDoc, mergepatch.ErrBadPatchFormatForPrimitiveList, mergepatch.ErrBadPatchFormatForRetainKeys,
@@ -223,7 +225,7 @@ func strategicMergePatchError(err error) error {
 	case mergepatch.ErrNoListOfLists, mergepatch.ErrPatchContentNotMatchRetainKeys:
 		return apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "", schema.GroupResource{}, "", err.Error(), 0, false)
 	}
-	return apierrors.NewInternalError(err)
+	return apierrors.NewBadRequest(err.Error())
 }
 
 // patchJSON applies a JSON, merge or strategic merge patch to the JSON of
