@@ -18,12 +18,41 @@ import (
 	"github.com/tinykube/tinykube/apiserver/authz"
 )
 
-// recordingAuthorizer allows everything and remembers what it was asked.
-type recordingAuthorizer struct{ asked *[]authz.Attributes }
+// servingRecorder records, per request, what a server authorized and
+// what it served.
+type servingRecorder struct {
+	asked  []authz.Attributes
+	routed []requestTarget
+}
 
-func (r recordingAuthorizer) Authorize(_ context.Context, a authz.Attributes) (authz.Decision, string, error) {
-	*r.asked = append(*r.asked, a)
+// recordServing makes s allow everything and record it in the returned
+// recorder.
+func recordServing(s *Server) *servingRecorder {
+	rec := &servingRecorder{}
+	s.authz.chain = rec
+	s.routed = func(_ *http.Request, t requestTarget) { rec.routed = append(rec.routed, t) }
+	return rec
+}
+
+// Authorize allows everything and remembers what it was asked.
+func (rec *servingRecorder) Authorize(_ context.Context, a authz.Attributes) (authz.Decision, string, error) {
+	rec.asked = append(rec.asked, a)
 	return authz.Allow, "", nil
+}
+
+// reset forgets the last request.
+func (rec *servingRecorder) reset() { rec.asked, rec.routed = nil, nil }
+
+// check fails unless the last request was either not served, or served
+// after one authorization that names exactly what was served.
+func (rec *servingRecorder) check(r *http.Request) error {
+	switch {
+	case len(rec.routed) == 0:
+		return nil
+	case len(rec.routed) > 1 || len(rec.asked) != 1:
+		return fmt.Errorf("served %d times after %d authorizations", len(rec.routed), len(rec.asked))
+	}
+	return attributesName(rec.asked[0], r, rec.routed[0])
 }
 
 // routePaths are the canonical paths of every route the server serves:
@@ -129,10 +158,7 @@ func attributesName(a authz.Attributes, r *http.Request, t requestTarget) error 
 
 func TestEveryRouteAuthorizesWhatItServes(t *testing.T) {
 	ts := newTestServer(t)
-	var asked []authz.Attributes
-	ts.api.authz.chain = recordingAuthorizer{&asked}
-	var routed []requestTarget
-	ts.api.routed = func(_ *http.Request, t requestTarget) { routed = append(routed, t) }
+	rec := recordServing(ts.api)
 	handler := ts.api.Handler()
 	user := authn.User{Name: "tester"}
 	methods := []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
@@ -145,7 +171,7 @@ func TestEveryRouteAuthorizesWhatItServes(t *testing.T) {
 		variants := append([]pathVariant{{canonical, false}}, pathVariants(canonical)...)
 		for _, v := range variants {
 			for _, method := range methods {
-				asked, routed = nil, nil
+				rec.reset()
 				r := httptest.NewRequest(method, "http://tinykube"+v.path, strings.NewReader("{}"))
 				r.Header.Set("Content-Type", "application/merge-patch+json")
 				if method != http.MethodPatch {
@@ -156,23 +182,19 @@ func TestEveryRouteAuthorizesWhatItServes(t *testing.T) {
 				handler.ServeHTTP(w, r)
 				what := method + " " + v.path
 				if v.refused {
-					if len(asked) != 0 || len(routed) != 0 || (w.Code != http.StatusNotFound && w.Code != http.StatusBadRequest) {
-						t.Errorf("%s: want 404 or 400 before authorization, got %d (authorized %d, served %d)", what, w.Code, len(asked), len(routed))
+					if len(rec.asked) != 0 || len(rec.routed) != 0 || (w.Code != http.StatusNotFound && w.Code != http.StatusBadRequest) {
+						t.Errorf("%s: want 404 or 400 before authorization, got %d (authorized %d, served %d)", what, w.Code, len(rec.asked), len(rec.routed))
 					}
 					continue
 				}
-				if len(routed) != 1 {
+				if len(rec.routed) == 0 {
 					if method != http.MethodGet && method != http.MethodPost && w.Code == http.StatusNotFound {
 						continue // e.g. PUT on a collection: not served
 					}
 					t.Errorf("%s: not served (%d)", what, w.Code)
 					continue
 				}
-				if len(asked) != 1 {
-					t.Errorf("%s: served without one authorization (%d)", what, len(asked))
-					continue
-				}
-				if err := attributesName(asked[0], r, routed[0]); err != nil {
+				if err := rec.check(r); err != nil {
 					t.Errorf("%s: %v", what, err)
 				}
 				checked++
