@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -65,7 +66,15 @@ func (s *Server) withRequestTimeout(next http.Handler) http.Handler {
 		done := make(chan any, 1)
 		r = r.Clone(ctx)
 		go func() {
-			defer func() { done <- recover() }()
+			defer func() {
+				v := recover()
+				if v != nil && v != http.ErrAbortHandler {
+					// The stack is this goroutine's: log it before the
+					// panic moves to the request's goroutine.
+					s.log.Error("handler panicked", "method", r.Method, "uri", r.RequestURI, "panic", v, "stack", string(debug.Stack()))
+				}
+				done <- v
+			}()
 			next.ServeHTTP(tw, r)
 		}()
 		select {
