@@ -23,6 +23,10 @@ type requestPath struct {
 	group, version  string
 	// watchPrefix marks the deprecated /watch/ prefix before the resource.
 	watchPrefix bool
+	// scoped marks the namespaces/<namespace>/ prefix before the
+	// resource; a namespace's own path (namespaces/<name>[/status]) sets
+	// namespace but not scoped.
+	scoped      bool
 	namespace   string
 	resource    string
 	name        string
@@ -78,7 +82,7 @@ func parsePath(u *url.URL) (requestPath, error) {
 	if rest[0] == "namespaces" && len(rest) > 1 {
 		p.namespace = rest[1]
 		if len(rest) > 2 && !namespaceSubresources[rest[2]] {
-			rest = rest[2:]
+			p.scoped, rest = true, rest[2:]
 		}
 	}
 	if len(rest) > 3 {

@@ -202,6 +202,27 @@ func TestEveryRouteAuthorizesWhatItServes(t *testing.T) {
 		}
 	}
 	t.Logf("%d routes, %d served requests checked", len(paths), checked)
+
+	// A cluster-scoped resource is served under no namespace: its paths
+	// there would be authorized in the namespace.
+	for _, res := range ts.api.resources.byGVR {
+		if res.Namespaced || res.CreateOnly != nil {
+			continue
+		}
+		prefix := "/apis/" + res.GVR.GroupVersion().String()
+		if res.GVR.Group == "" {
+			prefix = "/api/" + res.GVR.Version
+		}
+		for _, path := range []string{prefix + "/namespaces/ns1/" + res.GVR.Resource, prefix + "/namespaces/ns1/" + res.GVR.Resource + "/ns1"} {
+			rec.reset()
+			r := httptest.NewRequest(http.MethodGet, "http://tinykube"+path, nil)
+			w := httptest.NewRecorder()
+			handler.ServeHTTP(w, r.WithContext(authn.WithUser(r.Context(), user)))
+			if len(rec.routed) != 0 || w.Code != http.StatusNotFound {
+				t.Errorf("GET %s: got %d, served %+v", path, w.Code, rec.routed)
+			}
+		}
+	}
 }
 
 // TestEmptySegmentDoesNotBypassRBAC is issue 13's finding 2: with get and

@@ -33,14 +33,14 @@ func (s *Server) resolveTarget(p requestPath) (requestTarget, bool) {
 	}
 	t := requestTarget{res: res, name: p.name, subresource: p.subresource}
 	switch {
-	case res.Namespaced && p.namespace == "" && p.name != "":
+	case res.Namespaced && !p.scoped && p.name != "":
 		// Only list and watch across namespaces are served here.
 		return requestTarget{}, false
 	case res.Namespaced:
 		t.namespace = p.namespace
-	case p.namespace != "" && !(res.GVR.Group == "" && res.GVR.Resource == "namespaces"):
-		// A cluster-scoped resource under a namespace; a namespace's own
-		// path names it as both its namespace and its name.
+	case p.scoped:
+		// A cluster-scoped resource under a namespace. (A namespace's own
+		// path names it as both its namespace and its name, unscoped.)
 		return requestTarget{}, false
 	}
 	return t, true
