@@ -53,16 +53,24 @@ func TestObjectOverTheStoreLimitIsRefusedBeforeWork(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			start := time.Now()
-			got := ts.do(tt.method, tt.path, tt.contentType, tt.body)
-			took := time.Since(start)
-			status := got.status(t)
-			if got.code != http.StatusRequestEntityTooLarge || status.Reason != metav1.StatusReasonRequestEntityTooLarge ||
-				status.Message != "Request entity too large: limit is 1.5 MiB per object" {
-				t.Fatalf("got %d %s", got.code, got.body)
+			// The fastest of up to three tries: a loaded machine only
+			// adds time.
+			var fastest time.Duration
+			for try := 0; try < 3 && (try == 0 || fastest > tt.within); try++ {
+				start := time.Now()
+				got := ts.do(tt.method, tt.path, tt.contentType, tt.body)
+				took := time.Since(start)
+				status := got.status(t)
+				if got.code != http.StatusRequestEntityTooLarge || status.Reason != metav1.StatusReasonRequestEntityTooLarge ||
+					status.Message != "Request entity too large: limit is 1.5 MiB per object" {
+					t.Fatalf("got %d %s", got.code, got.body)
+				}
+				if try == 0 || took < fastest {
+					fastest = took
+				}
 			}
-			if took > tt.within {
-				t.Errorf("refused after %v, want < %v", took, tt.within)
+			if fastest > tt.within {
+				t.Errorf("refused after %v at best, want < %v", fastest, tt.within)
 			}
 		})
 	}
