@@ -96,7 +96,16 @@ func (s *Server) withAuthorization(next http.Handler) http.Handler {
 		}
 		dropImpersonationHeaders(r.Header)
 		r = r.WithContext(authn.WithUser(r.Context(), user))
-		a := requestAttributes(r, user)
+		p, ok := pathFrom(r.Context())
+		if !ok {
+			// Only reachable when withCanonicalPath is not in front.
+			var err error
+			if p, err = parsePath(r.URL); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		a := requestAttributes(r, p, user)
 		judged := a
 		d, reason, err := s.authz.authorize(r.Context(), judged)
 		if d == authz.Allow && isPodStreamWebSocket(r, a) {
@@ -142,27 +151,16 @@ func forbidden(a authz.Attributes, reason string) error {
 	return apierrors.NewForbidden(schema.GroupResource{Group: a.APIGroup, Resource: a.Resource}, a.Name, errors.New(msg))
 }
 
-// namespaceSubresources are the subresources of a namespace, which
-// /api/v1/namespaces/<name>/<subresource> names (any other word there is
-// a namespaced resource).
-var namespaceSubresources = map[string]bool{"status": true, "finalize": true}
-
-// requestAttributes reads a request's attributes from its URL and
-// method alone, as upstream's RequestInfoFactory does, so that paths the
-// server does not serve are judged the same way as those it does.
-func requestAttributes(r *http.Request, user authn.User) authz.Attributes {
+// requestAttributes reads a request's attributes from its method, its
+// parsed path and its query: the same requestPath the handlers serve.
+func requestAttributes(r *http.Request, p requestPath, user authn.User) authz.Attributes {
 	a := authz.Attributes{User: user, Path: r.URL.Path, Verb: strings.ToLower(r.Method)}
-	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	var rest []string
-	switch {
-	case len(parts) >= 3 && parts[0] == "api":
-		a.APIVersion, rest = parts[1], parts[2:]
-	case len(parts) >= 4 && parts[0] == "apis":
-		a.APIGroup, a.APIVersion, rest = parts[1], parts[2], parts[3:]
-	default:
+	if !p.resourceRequest {
 		return a
 	}
 	a.ResourceRequest = true
+	a.APIGroup, a.APIVersion = p.group, p.version
+	a.Namespace, a.Resource, a.Name, a.Subresource = p.namespace, p.resource, p.name, p.subresource
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		a.Verb = "get"
@@ -175,25 +173,8 @@ func requestAttributes(r *http.Request, user authn.User) authz.Attributes {
 	case http.MethodDelete:
 		a.Verb = "delete"
 	}
-	if rest[0] == "watch" && len(rest) > 1 {
-		// The deprecated /watch/ path prefix.
-		a.Verb, rest = "watch", rest[1:]
-	}
-	if rest[0] == "namespaces" && len(rest) > 1 {
-		a.Namespace = rest[1]
-		if len(rest) > 2 && !namespaceSubresources[rest[2]] {
-			rest = rest[2:]
-		}
-	}
-	switch {
-	case len(rest) >= 3:
-		a.Subresource = rest[2]
-		fallthrough
-	case len(rest) == 2:
-		a.Name = rest[1]
-		fallthrough
-	default:
-		a.Resource = rest[0]
+	if p.watchPrefix {
+		a.Verb = "watch"
 	}
 	if a.Name == "" && a.Verb == "get" {
 		a.Verb = "list"

@@ -472,7 +472,11 @@ func TestRequestAttributesFromURL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		r := httptest.NewRequest(tt.method, tt.url, nil)
-		got := requestAttributes(r, authn.User{})
+		p, err := parsePath(r.URL)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.url, err)
+		}
+		got := requestAttributes(r, p, authn.User{})
 		got.FieldSelector = nil
 		tt.want.Path = r.URL.Path
 		if !reflect.DeepEqual(got, tt.want) {

@@ -27,16 +27,30 @@ const (
 	mediaProtobuf = "application/vnd.kubernetes.protobuf"
 )
 
-// readBody reads the whole request body, refusing more than 3 MiB.
+// readBody reads the whole request body, refusing more than 3 MiB with
+// upstream's 413 before decoding anything: at once when Content-Length
+// announces more, else as soon as the 3 MiB + 1st byte arrives.
 func readBody(r *http.Request) ([]byte, error) {
+	if r.ContentLength > maxRequestBodyBytes {
+		return nil, errBodyTooLarge()
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBodyBytes+1))
+	if isBodyReadTimeout(err) {
+		return nil, errRequestTimeout()
+	}
 	if err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("reading request body: %v", err))
 	}
 	if len(body) > maxRequestBodyBytes {
-		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", maxRequestBodyBytes))
+		return nil, errBodyTooLarge()
 	}
 	return body, nil
+}
+
+// errBodyTooLarge is upstream's 413 for a body over the limit:
+// "Request entity too large: limit is 3145728".
+func errBodyTooLarge() error {
+	return apierrors.NewRequestEntityTooLargeError(fmt.Sprintf("limit is %d", maxRequestBodyBytes))
 }
 
 // errUnsupportedMediaType is upstream's negotiation error: a Status

@@ -70,6 +70,12 @@ func errNotFoundPath(r *http.Request) error {
 	}}
 }
 
+// errObjectTooLarge is the 413 of an object over the store's limit for
+// one value.
+func errObjectTooLarge() error {
+	return apierrors.NewRequestEntityTooLargeError("limit is 1.5 MiB per object")
+}
+
 func errMethodNotSupported(r *http.Request) error {
 	return apierrors.NewMethodNotSupported(schema.GroupResource{}, r.Method)
 }
@@ -92,7 +98,7 @@ func fromStorage(err error, res *registry.Resource, name string) error {
 	case errors.Is(err, storage.ErrFutureRevision):
 		return apierrors.NewTimeoutError("Too large resource version", 1)
 	case errors.Is(err, storage.ErrValueTooLarge):
-		return apierrors.NewRequestEntityTooLargeError("limit is 1.5 MiB per object")
+		return errObjectTooLarge()
 	case errors.Is(err, storage.ErrInvalidContinue):
 		return apierrors.NewBadRequest("continue key is not valid: " + err.Error())
 	}

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tinykube/tinykube/apiserver/registry"
+	"github.com/tinykube/tinykube/storage"
 )
 
 // fieldManagers builds, on first use, one apimachinery FieldManager per
@@ -87,18 +89,48 @@ func managerName(r *http.Request, fieldManager string) string {
 }
 
 // trackUpdate records in newObj's managedFields that manager set what
-// differs from live (nil on create).
-func (s *Server) trackUpdate(res *registry.Resource, subresource string, live, newObj runtime.Object, manager string) runtime.Object {
+// differs from live (nil on create). Computing field sets costs time in
+// proportion to the object's fields, so an object too large to be stored
+// is refused first (413).
+func (s *Server) trackUpdate(res *registry.Resource, subresource string, live, newObj runtime.Object, manager string) (runtime.Object, error) {
+	if err := checkObjectSize(newObj); err != nil {
+		return nil, err
+	}
 	fm, err := s.fieldManagers.forResource(res, subresource)
 	if err != nil {
-		return newObj
+		return newObj, nil
 	}
 	if live == nil {
 		if live, err = s.newObject(res); err != nil {
-			return newObj
+			return newObj, nil
 		}
 	}
-	return fm.UpdateNoErrors(live, newObj, manager)
+	return fm.UpdateNoErrors(live, newObj, manager), nil
+}
+
+// checkObjectSize refuses, with the store's own 413, an object whose
+// JSON is over the store's limit for one value (storage.MaxValueSize):
+// it could never be written, and everything done with it before the
+// write (managed fields, admission, validation) would be wasted. The
+// stored form is this JSON without the resourceVersion, and managed
+// fields only add to it.
+func checkObjectSize(obj any) error {
+	var n countingWriter
+	if err := json.NewEncoder(&n).Encode(obj); err != nil {
+		return apierrors.NewBadRequest(err.Error())
+	}
+	if n > storage.MaxValueSize+1 { // +1: Encode's newline
+		return errObjectTooLarge()
+	}
+	return nil
+}
+
+// countingWriter counts the bytes written to it.
+type countingWriter int
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	*c += countingWriter(len(p))
+	return len(p), nil
 }
 
 // serverSideApply merges an apply-patch+yaml body into live (nil when the
@@ -119,6 +151,9 @@ func (s *Server) serverSideApply(t requestTarget, subresource string, live runti
 	}
 	if t.res.Namespaced && applied.GetNamespace() != "" && applied.GetNamespace() != t.namespace {
 		return nil, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request")
+	}
+	if err := checkObjectSize(applied.Object); err != nil {
+		return nil, err
 	}
 	fm, err := s.fieldManagers.forResource(t.res, subresource)
 	if err != nil {

@@ -50,7 +50,9 @@ func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request, t requestTa
 		// Upstream's storage refuses this with a plain error, hence 500.
 		return apierrors.NewInternalError(errors.New("resourceVersion should not be set on objects to be created"))
 	}
-	obj = s.trackUpdate(t.res, "", nil, obj, managerName(r, opts.FieldManager))
+	if obj, err = s.trackUpdate(t.res, "", nil, obj, managerName(r, opts.FieldManager)); err != nil {
+		return err
+	}
 	created, err := s.createObject(r.Context(), t.res, t.namespace, obj, dryRun)
 	if err != nil {
 		return err

@@ -62,7 +62,9 @@ func (s *Server) listObjects(ctx context.Context, res *registry.Resource, namesp
 		return nil, err
 	}
 	prefix := storagePrefix(res, namespace)
-	limit := q.opts.Limit
+	// A negative limit is no limit, as upstream's storage reads it (the
+	// store refuses one).
+	limit := max(q.opts.Limit, 0)
 	var items []runtime.Object
 	var listRev int64
 	var cont string

@@ -35,7 +35,7 @@ func (s *Server) serveReplace(w http.ResponseWriter, r *http.Request, t requestT
 		res: t.res, namespace: t.namespace, name: t.name, subresource: subresource, dryRun: dryRun,
 		allowCreate: subresource == "" && t.res.AllowCreateOnUpdate,
 		mutate: func(current runtime.Object) (runtime.Object, error) {
-			return s.trackUpdate(t.res, subresource, current, obj.DeepCopyObject(), managerName(r, opts.FieldManager)), nil
+			return s.trackUpdate(t.res, subresource, current, obj.DeepCopyObject(), managerName(r, opts.FieldManager))
 		},
 	})
 	if err != nil {

@@ -30,16 +30,22 @@ type testServer struct {
 	client kubernetes.Interface
 }
 
-func newTestServer(t testing.TB) *testServer {
+// newTestServer starts a test server; configure, when given, tunes its
+// Config.
+func newTestServer(t testing.TB, configure ...func(*Config)) *testServer {
 	t.Helper()
 	store, err := bolt.Open(filepath.Join(t.TempDir(), "tinykube.db"), bolt.Options{})
 	if err != nil {
 		t.Fatalf("opening store: %v", err)
 	}
-	api, err := New(Config{
+	cfg := Config{
 		Storage:          store,
 		AdvertiseAddress: netip.MustParseAddr("127.0.0.1"),
-	})
+	}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	api, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

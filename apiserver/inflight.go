@@ -102,8 +102,9 @@ func (l *inFlight) limit(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		a := requestAttributes(r, user)
-		if isLongRunning(a) || isProbe(a) {
+		p, _ := pathFrom(r.Context())
+		a := requestAttributes(r, p, user)
+		if isLongRunning(r, p) || isProbe(a) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -136,23 +137,6 @@ func isSystem(u authn.User) bool {
 		return true
 	}
 	return slices.Contains(u.Groups, privilegedGroup) || slices.Contains(u.Groups, authz.NodesGroup)
-}
-
-// isLongRunning is upstream's long-running check: watches, proxy, and the
-// attach, exec, log, portforward and proxy subresources.
-func isLongRunning(a authz.Attributes) bool {
-	if !a.ResourceRequest {
-		return false
-	}
-	switch a.Verb {
-	case "watch", "proxy":
-		return true
-	}
-	switch a.Subresource {
-	case "attach", "exec", "log", "portforward", "proxy":
-		return true
-	}
-	return false
 }
 
 // isProbe: health checks are exempt, as upstream's probes flow schema

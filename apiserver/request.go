@@ -3,7 +3,6 @@ package apiserver
 import (
 	"net/http"
 	"slices"
-	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -19,74 +18,53 @@ type requestTarget struct {
 	subresource string
 }
 
-// parseResourcePath resolves the path segments after /api/v1 or
-// /apis/<group>/<version>. Because "namespaces" is both a resource and the
-// scope prefix, /api/v1/namespaces/x/status is the status of namespace x,
-// while /api/v1/namespaces/x/pods lists pods in x.
-func (s *Server) parseResourcePath(gv schema.GroupVersion, rest string) (requestTarget, bool) {
-	rest = strings.Trim(rest, "/")
-	if rest == "" {
+// resolveTarget finds the served resource a resource request's path
+// names; ok is false when no route serves it. Because "namespaces" is
+// both a resource and the scope prefix, /api/v1/namespaces/x/status is
+// the status of namespace x, while /api/v1/namespaces/x/pods lists pods
+// in x (parsePath decides which, for authorization as well).
+func (s *Server) resolveTarget(p requestPath) (requestTarget, bool) {
+	if !p.resourceRequest || p.watchPrefix {
 		return requestTarget{}, false
 	}
-	segs := strings.Split(rest, "/")
-	lookup := func(name string) (*registry.Resource, bool) {
-		return s.resources.lookup(gv.WithResource(name))
-	}
-	if segs[0] == "namespaces" && len(segs) >= 3 {
-		if nsRes, ok := lookup("namespaces"); ok && len(segs) == 3 && nsRes.HasSubresource(segs[2]) {
-			return requestTarget{res: nsRes, name: segs[1], subresource: segs[2]}, true
-		}
-		res, ok := lookup(segs[2])
-		if !ok || !res.Namespaced || len(segs) > 5 {
-			return requestTarget{}, false
-		}
-		t := requestTarget{res: res, namespace: segs[1]}
-		if len(segs) >= 4 {
-			t.name = segs[3]
-		}
-		if len(segs) == 5 {
-			t.subresource = segs[4]
-			if !res.HasSubresource(t.subresource) {
-				return requestTarget{}, false
-			}
-		}
-		return t, true
-	}
-	res, ok := lookup(segs[0])
-	if !ok || len(segs) > 3 {
+	res, ok := s.resources.lookup(schema.GroupVersionResource{Group: p.group, Version: p.version, Resource: p.resource})
+	if !ok || (p.subresource != "" && !res.HasSubresource(p.subresource)) {
 		return requestTarget{}, false
 	}
-	t := requestTarget{res: res}
-	if len(segs) >= 2 {
-		if res.Namespaced {
-			// Only list and watch across namespaces are served here.
-			return requestTarget{}, false
-		}
-		t.name = segs[1]
-	}
-	if len(segs) == 3 {
-		t.subresource = segs[2]
-		if !res.HasSubresource(t.subresource) {
-			return requestTarget{}, false
-		}
+	t := requestTarget{res: res, name: p.name, subresource: p.subresource}
+	switch {
+	case res.Namespaced && !p.scoped && p.name != "":
+		// Only list and watch across namespaces are served here.
+		return requestTarget{}, false
+	case res.Namespaced:
+		t.namespace = p.namespace
+	case p.scoped:
+		// A cluster-scoped resource under a namespace. (A namespace's own
+		// path names it as both its namespace and its name, unscoped.)
+		return requestTarget{}, false
 	}
 	return t, true
 }
 
 // serveResourceRequest returns the handler for /api/{version}/... (group ""
-// when groupParam is empty) and /apis/{group}/{version}/...
+// when groupParam is empty) and /apis/{group}/{version}/...; it serves
+// what withCanonicalPath parsed, which is what was authorized.
 func (s *Server) serveResourceRequest(groupParam string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		gv := schema.GroupVersion{Version: chi.URLParam(r, "version")}
 		if groupParam != "" {
 			gv.Group = chi.URLParam(r, "group")
 		}
-		rest := chi.URLParam(r, "*")
 		if !s.resources.servesGroupVersion(gv) {
 			s.writeError(w, r, errNotFoundPath(r))
 			return
 		}
-		if strings.Trim(rest, "/") == "" {
+		p, ok := pathFrom(r.Context())
+		if !ok {
+			s.writeError(w, r, errNotFoundPath(r))
+			return
+		}
+		if !p.resourceRequest {
 			if r.Method != http.MethodGet {
 				s.writeError(w, r, errMethodNotSupported(r))
 				return
@@ -94,10 +72,13 @@ func (s *Server) serveResourceRequest(groupParam string) http.HandlerFunc {
 			s.serveResourceList(w, r, gv)
 			return
 		}
-		target, ok := s.parseResourcePath(gv, rest)
+		target, ok := s.resolveTarget(p)
 		if !ok {
 			s.writeError(w, r, errNotFoundPath(r))
 			return
+		}
+		if s.routed != nil {
+			s.routed(r, target)
 		}
 		s.dispatch(w, r, target)
 	}

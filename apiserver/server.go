@@ -75,6 +75,10 @@ type Config struct {
 	// negative value means no limit.
 	MaxRequestsInFlight         int
 	MaxMutatingRequestsInFlight int
+	// RequestTimeout is upstream's --request-timeout: how long a request
+	// that is not long-running (watches and pod streams are) may take,
+	// reading its body included, before it is answered 504; 60 s when 0.
+	RequestTimeout time.Duration
 
 	// Now is the clock for timestamps; time.Now when nil.
 	Now func() time.Time
@@ -123,6 +127,9 @@ type Server struct {
 	nodePorts     *portAllocator
 	authz         *authorization
 	inFlight      *inFlight
+	// routed, when set (by tests), sees every resource request's target
+	// just before it is served.
+	routed func(*http.Request, requestTarget)
 }
 
 // New validates cfg, fills in defaults and returns a Server.
@@ -142,6 +149,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.SecurePort == 0 {
 		cfg.SecurePort = 6443
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = defaultRequestTimeout
+	}
+	if cfg.RequestTimeout < 0 {
+		return nil, fmt.Errorf("apiserver: invalid request timeout %v", cfg.RequestTimeout)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -200,7 +213,9 @@ func (s *Server) CloseWatches() {
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(recoverAsStatus)
+	r.Use(s.withCanonicalPath)
 	r.Use(s.inFlight.limit)
+	r.Use(s.withRequestTimeout)
 	r.Use(s.withAuthorization)
 	r.Get("/version", s.serveVersion)
 	for _, p := range []string{"/healthz", "/livez", "/readyz"} {

@@ -139,7 +139,7 @@ func (s *Server) serveScale(w http.ResponseWriter, r *http.Request, t requestTar
 			before := current.DeepCopyObject()
 			setReplicas(current, wanted.Spec.Replicas)
 			accessor(current).SetResourceVersion(wanted.ResourceVersion)
-			return s.trackUpdate(t.res, "", before, current, managerName(r, opts.FieldManager)), nil
+			return s.trackUpdate(t.res, "", before, current, managerName(r, opts.FieldManager))
 		},
 	})
 	if err != nil {

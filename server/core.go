@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"time"
 
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 
@@ -29,6 +30,7 @@ func OpenStore(path string) (*bolt.Store, error) {
 type coreConfig struct {
 	serviceCIDR      netip.Prefix
 	nodePortRange    utilnet.PortRange
+	requestTimeout   time.Duration
 	advertiseAddress netip.Addr
 	securePort       int
 	kubeletTransport http.RoundTripper
@@ -62,6 +64,7 @@ func newCore(store storage.Interface, cfg coreConfig) (*core, error) {
 		NodePortRange:    apiserver.PortRange{Base: cfg.nodePortRange.Base, Size: cfg.nodePortRange.Size},
 		AdvertiseAddress: cfg.advertiseAddress,
 		SecurePort:       cfg.securePort,
+		RequestTimeout:   cfg.requestTimeout,
 		KubeletTransport: cfg.kubeletTransport,
 
 		DefaultNotReadyTolerationSeconds:    &cfg.notReadyTolerationSeconds,

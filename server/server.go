@@ -29,6 +29,8 @@ type Config struct {
 	ServiceCIDR   netip.Prefix      // --service-cidr
 	ClusterCIDR   netip.Prefix      // --cluster-cidr
 	NodePortRange utilnet.PortRange // --service-node-port-range
+	// RequestTimeout is kube-apiserver's --request-timeout (60 s when 0).
+	RequestTimeout time.Duration
 	// Token is the join token agents present (--token): a bootstrap token
 	// or a full K10 token of this cluster; "" keeps the one in
 	// DATA_DIR/server/token, or makes one.
@@ -115,6 +117,7 @@ func Run(ctx context.Context, cfg Config) error {
 	core, err := newCore(store, coreConfig{
 		serviceCIDR:      cfg.ServiceCIDR,
 		nodePortRange:    cfg.NodePortRange,
+		requestTimeout:   cfg.RequestTimeout,
 		advertiseAddress: cfg.Advertise,
 		securePort:       port,
 		kubeletTransport: kubeletTransport(bundle),

@@ -32,6 +32,7 @@ type serverOptions struct {
 	serviceCIDR      string
 	clusterCIDR      string
 	nodePortRange    string
+	requestTimeout   time.Duration
 	disableAgent     bool
 	token            string
 	disable          []string
@@ -185,6 +186,7 @@ func newServerCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.StringVar(&o.serviceCIDR, "service-cidr", "10.43.0.0/16", "range of Service ClusterIPs")
 	f.StringVar(&o.clusterCIDR, "cluster-cidr", "10.42.0.0/16", "range of pod IPs")
 	f.StringVar(&o.nodePortRange, "service-node-port-range", "30000-32767", "range of NodePorts")
+	f.DurationVar(&o.requestTimeout, "request-timeout", 60*time.Second, "how long an API request that is not a watch or a pod stream may take, reading its body included, before it is answered 504")
 	f.BoolVar(&o.disableAgent, "disable-agent", false, "run no kubelet or proxy on this host (control plane only)")
 	f.StringVar(&o.token, "token", "", "join token agents present: a bootstrap token <id>.<secret>, or a full K10 token of this cluster (default: the one in DATA_DIR/server/token, else a new one)")
 	f.StringSliceVar(&o.disable, "disable", nil, "packaged components not to run: servicelb")
@@ -199,6 +201,7 @@ func newServerCommand(stdout, stderr io.Writer) *cobra.Command {
 
 func (o *serverOptions) parse() (*server.Config, error) {
 	c := &server.Config{DataDir: o.dataDir, Port: o.port, Kubeconfig: o.writeKubeconfig, Token: o.token, ServiceLB: true,
+		RequestTimeout:               o.requestTimeout,
 		NodeMonitorGracePeriod:       o.nodeLifecycle.monitorGracePeriod,
 		NotReadyTolerationSeconds:    o.nodeLifecycle.notReadyTolerationSeconds,
 		UnreachableTolerationSeconds: o.nodeLifecycle.unreachableTolerationSeconds,
@@ -215,6 +218,9 @@ func (o *serverOptions) parse() (*server.Config, error) {
 		default:
 			return nil, fmt.Errorf("--disable %q: tinykube packages only servicelb", d)
 		}
+	}
+	if o.requestTimeout <= 0 {
+		return nil, errors.New("--request-timeout must be positive")
 	}
 	if nl := o.nodeLifecycle; nl.monitorGracePeriod <= 0 || nl.notReadyTolerationSeconds < 0 || nl.unreachableTolerationSeconds < 0 {
 		return nil, errors.New("--node-monitor-grace-period must be positive and the default toleration seconds not negative")

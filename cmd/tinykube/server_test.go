@@ -500,11 +500,12 @@ func checkBootstrapped(t *testing.T, cs kubernetes.Interface, p *serverProcess) 
 
 func TestServerRejectsBadFlags(t *testing.T) {
 	for name, args := range map[string][]string{
-		"service CIDR not a prefix": {"--service-cidr", "10.43.0.0"},
-		"overlapping CIDRs":         {"--service-cidr", "10.42.0.0/16"},
-		"bad node port range":       {"--service-node-port-range", "32767-30000"},
-		"bad bind address":          {"--bind-address", "localhost"},
-		"negative in-flight limit":  {"--max-requests-inflight", "-1"},
+		"service CIDR not a prefix":    {"--service-cidr", "10.43.0.0"},
+		"overlapping CIDRs":            {"--service-cidr", "10.42.0.0/16"},
+		"bad node port range":          {"--service-node-port-range", "32767-30000"},
+		"bad bind address":             {"--bind-address", "localhost"},
+		"request timeout not positive": {"--request-timeout", "0s"},
+		"negative in-flight limit":     {"--max-requests-inflight", "-1"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := append([]string{"server", "--data-dir", t.TempDir(), "--write-kubeconfig", "", "--https-listen-port", "0", "--bind-address", "127.0.0.1"}, args...)
