@@ -75,6 +75,9 @@ type Config struct {
 	// negative value means no limit.
 	MaxRequestsInFlight         int
 	MaxMutatingRequestsInFlight int
+	// Profiling serves Go's profiles under /debug/pprof/ to those allowed
+	// to get them (upstream's --profiling, which is on by default).
+	Profiling bool
 	// RequestTimeout is upstream's --request-timeout: how long a request
 	// that is not long-running (watches and pod streams are) may take,
 	// reading its body included, before it is answered 504; 60 s when 0.
@@ -218,6 +221,9 @@ func (s *Server) Handler() http.Handler {
 	r.Use(s.withRequestTimeout)
 	r.Use(s.withAuthorization)
 	r.Get("/version", s.serveVersion)
+	if s.cfg.Profiling {
+		routeProfiling(r)
+	}
 	for _, p := range []string{"/healthz", "/livez", "/readyz"} {
 		r.Get(p, s.serveHealth)
 		r.Get(p+"/*", s.serveHealth)

@@ -31,6 +31,7 @@ type coreConfig struct {
 	serviceCIDR      netip.Prefix
 	nodePortRange    utilnet.PortRange
 	requestTimeout   time.Duration
+	profiling        bool
 	advertiseAddress netip.Addr
 	securePort       int
 	kubeletTransport http.RoundTripper
@@ -65,6 +66,7 @@ func newCore(store storage.Interface, cfg coreConfig) (*core, error) {
 		AdvertiseAddress: cfg.advertiseAddress,
 		SecurePort:       cfg.securePort,
 		RequestTimeout:   cfg.requestTimeout,
+		Profiling:        cfg.profiling,
 		KubeletTransport: cfg.kubeletTransport,
 
 		DefaultNotReadyTolerationSeconds:    &cfg.notReadyTolerationSeconds,

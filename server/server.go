@@ -31,6 +31,8 @@ type Config struct {
 	NodePortRange utilnet.PortRange // --service-node-port-range
 	// RequestTimeout is kube-apiserver's --request-timeout (60 s when 0).
 	RequestTimeout time.Duration
+	// Profiling serves /debug/pprof/ to cluster admins (--profiling).
+	Profiling bool
 	// Token is the join token agents present (--token): a bootstrap token
 	// or a full K10 token of this cluster; "" keeps the one in
 	// DATA_DIR/server/token, or makes one.
@@ -118,6 +120,7 @@ func Run(ctx context.Context, cfg Config) error {
 		serviceCIDR:      cfg.ServiceCIDR,
 		nodePortRange:    cfg.NodePortRange,
 		requestTimeout:   cfg.RequestTimeout,
+		profiling:        cfg.Profiling,
 		advertiseAddress: cfg.Advertise,
 		securePort:       port,
 		kubeletTransport: kubeletTransport(bundle),

@@ -33,6 +33,7 @@ type serverOptions struct {
 	clusterCIDR      string
 	nodePortRange    string
 	requestTimeout   time.Duration
+	profiling        bool
 	disableAgent     bool
 	token            string
 	disable          []string
@@ -186,6 +187,7 @@ func newServerCommand(stdout, stderr io.Writer) *cobra.Command {
 	f.StringVar(&o.serviceCIDR, "service-cidr", "10.43.0.0/16", "range of Service ClusterIPs")
 	f.StringVar(&o.clusterCIDR, "cluster-cidr", "10.42.0.0/16", "range of pod IPs")
 	f.StringVar(&o.nodePortRange, "service-node-port-range", "30000-32767", "range of NodePorts")
+	f.BoolVar(&o.profiling, "profiling", true, "serve Go's profiles under /debug/pprof/ to those allowed to read them (cluster admins)")
 	f.DurationVar(&o.requestTimeout, "request-timeout", 60*time.Second, "how long an API request that is not a watch or a pod stream may take, reading its body included, before it is answered 504")
 	f.BoolVar(&o.disableAgent, "disable-agent", false, "run no kubelet or proxy on this host (control plane only)")
 	f.StringVar(&o.token, "token", "", "join token agents present: a bootstrap token <id>.<secret>, or a full K10 token of this cluster (default: the one in DATA_DIR/server/token, else a new one)")
@@ -202,6 +204,7 @@ func newServerCommand(stdout, stderr io.Writer) *cobra.Command {
 func (o *serverOptions) parse() (*server.Config, error) {
 	c := &server.Config{DataDir: o.dataDir, Port: o.port, Kubeconfig: o.writeKubeconfig, Token: o.token, ServiceLB: true,
 		RequestTimeout:               o.requestTimeout,
+		Profiling:                    o.profiling,
 		NodeMonitorGracePeriod:       o.nodeLifecycle.monitorGracePeriod,
 		NotReadyTolerationSeconds:    o.nodeLifecycle.notReadyTolerationSeconds,
 		UnreachableTolerationSeconds: o.nodeLifecycle.unreachableTolerationSeconds,
