@@ -158,4 +158,8 @@ func TestHeadlineNodePort(t *testing.T) {
 			t.Fatalf("tinykube service url: exit %d, %q (want %q); stderr %s", code, out, want, errOut)
 		}
 	})
+	// Last, as it stops the server.
+	t.Run("the server's log is one format from start to shutdown", func(t *testing.T) {
+		checkLogAfterShutdown(t, node.in(t))
+	})
 }
