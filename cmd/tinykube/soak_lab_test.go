@@ -63,6 +63,7 @@ spec:
         imagePullPolicy: Never
 `, "apply", "-f", "-")
 
+	idleGoroutines := serverGoroutines(t, node.clientset())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var counts soakCounts
@@ -116,9 +117,16 @@ loop:
 		}
 	}
 	rssEnd := rssKiB(pid())
-	goroutinesEnd := serverGoroutines(t, newClient())
 	cancel()
 	wg.Wait()
+	// With the clients gone, the server's goroutines go back to idle.
+	idle, _ := strconv.Atoi(idleGoroutines)
+	var goroutinesEnd string
+	node.waitUntil("goroutines back to the idle count", time.Minute, func(context.Context) (bool, error) {
+		goroutinesEnd = serverGoroutines(t, newClient())
+		n, err := strconv.Atoi(goroutinesEnd)
+		return err == nil && n <= idle+idle/10, nil
+	})
 
 	// A last write marks the end: a watcher that has seen it has seen
 	// every ConfigMap event.
@@ -155,8 +163,8 @@ loop:
 		counts.creates.Load(), counts.updates.Load(), counts.deletes.Load(), checked, len(track.uncertain), counts.lists.Load(), counts.churned.Load())
 	t.Logf("200 watchers: %d events checked in order, %d relists after 410, %d re-watches after the server went away; every view equals the server's",
 		events, relists, counts.rewatches.Load())
-	t.Logf("server restarts: %d (one SIGKILL); RSS after the first minute %d MiB, at the end %d MiB; goroutines at the end %s",
-		restarts, rssFirstMinute/1024, rssEnd/1024, goroutinesEnd)
+	t.Logf("server restarts: %d (one SIGKILL); RSS after the first minute %d MiB, at the end %d MiB; goroutines idle before the load %s, after it %s",
+		restarts, rssFirstMinute/1024, rssEnd/1024, idleGoroutines, goroutinesEnd)
 	if rssFirstMinute > 0 && float64(rssEnd) > 1.2*float64(rssFirstMinute) {
 		t.Errorf("RSS grew from %d to %d KiB, more than 20%%", rssFirstMinute, rssEnd)
 	}
@@ -203,6 +211,10 @@ func (tr *soakTracker) check(onServer map[string]string) (int, []string) {
 	return n, lost
 }
 
+// soakKeysPerClient bounds each client's live ConfigMaps, so the data set
+// stays the same size and memory can be compared over the run.
+const soakKeysPerClient = 100
+
 // soakClient writes its own keys, so its writes never conflict with
 // another client's and their outcome is known from the answers.
 func soakClient(ctx context.Context, cs kubernetes.Interface, id int, tr *soakTracker, counts *soakCounts) {
@@ -217,7 +229,11 @@ func soakClient(ctx context.Context, cs kubernetes.Interface, id int, tr *soakTr
 		case <-pace.C:
 		}
 		value := strconv.Itoa(rand.Int())
-		switch op := rand.IntN(10); {
+		op := rand.IntN(10)
+		if len(live) >= soakKeysPerClient && op < 4 {
+			op = 7 // a steady state: at most soakKeysPerClient live keys each
+		}
+		switch {
 		case op < 4 || len(live) == 0:
 			name := fmt.Sprintf("c%02d-%06d", id, n)
 			_, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{"v": value}}, metav1.CreateOptions{})
