@@ -102,13 +102,14 @@ loop:
 		select {
 		case <-firstMinute.C:
 			rssFirstMinute = rssKiB(pid())
+			t.Logf("after the first minute: RSS %d MiB (%s)", rssFirstMinute/1024, rssParts(pid()))
 		case <-nextRestart.C:
 			restarts++
 			sig := syscall.SIGTERM
 			if restarts == 2 {
 				sig = syscall.SIGKILL
 			}
-			t.Logf("%s: restart %d with %v", time.Since(start).Truncate(time.Second), restarts, sig)
+			t.Logf("%s: restart %d with %v; RSS before it %d MiB (%s)", time.Since(start).Truncate(time.Second), restarts, sig, rssKiB(pid())/1024, rssParts(pid()))
 			node.stop(sig)
 			node.start()
 			nextRestart.Reset(restartEvery)
@@ -117,6 +118,7 @@ loop:
 		}
 	}
 	rssEnd := rssKiB(pid())
+	t.Logf("at the end: RSS %d MiB (%s)", rssEnd/1024, rssParts(pid()))
 	cancel()
 	wg.Wait()
 	// With the clients gone, the server's goroutines go back to idle.
@@ -451,13 +453,22 @@ func (w *soakWatcher) catchUp(onServer map[string]string, rv string) error {
 }
 
 // rssKiB is the VmRSS of pid.
-func rssKiB(pid int) int64 {
+func rssKiB(pid int) int64 { return procStatusKiB(pid, "VmRSS") }
+
+// rssParts is the anonymous and file-backed parts of pid's RSS (the store's
+// mapped file and the binary's pages are file-backed), for the log.
+func rssParts(pid int) string {
+	return fmt.Sprintf("anon %d MiB, file %d MiB", procStatusKiB(pid, "RssAnon")/1024, procStatusKiB(pid, "RssFile")/1024)
+}
+
+// procStatusKiB is a kB field of /proc/PID/status.
+func procStatusKiB(pid int, field string) int64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
 			return n
 		}
